@@ -1,0 +1,248 @@
+//! aarch64 NEON kernels (Cortex-A53/A55/A72/A76, Orin's A78AE).
+//!
+//! NEON is baseline on the aarch64 targets this module is compiled for
+//! (`target_feature = "neon"`), so its [`Neon`] token is free and the
+//! intrinsics need no `#[target_feature]`.
+
+use core::arch::aarch64::*;
+
+use crate::Act;
+use crate::conv::ConvGeom;
+use crate::gemm::{MicroKernel, TileEpi};
+use crate::reference::{dw_pixel, input_row};
+
+/// Proof that NEON exists: compiled in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Neon(());
+
+impl Neon {
+    /// The token (NEON is a compile-time feature of this build).
+    pub(crate) const fn new() -> Neon {
+        Neon(())
+    }
+}
+
+/// 8×8: 16 accumulators, 8 registers of `A` (4 consecutive `k` of each row,
+/// one `LD1` when `cs == 1`, used lane by lane with `FMLA (by element)`), 2 for
+/// the `B` row: 26 of 32 registers. Per 4 `k` steps: 64 FMAs against 16 loads,
+/// which keeps the FMA pipes of an A72 (2×128-bit) or A76 busy.
+impl MicroKernel for Neon {
+    const MR: usize = 8;
+    const NR: usize = 8;
+    const NC: usize = 128;
+
+    unsafe fn tile(
+        self,
+        kc: usize,
+        a: *const f32,
+        rs: usize,
+        cs: usize,
+        mr: usize,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        epi: &TileEpi,
+    ) {
+        // SAFETY: the pointer contract is the caller's.
+        unsafe { neon_sgemm_f32_8x8(kc, a, rs, cs, mr, b, c, rsc, epi) }
+    }
+}
+
+/// The 8×8 micro-kernel ([`MicroKernel::tile`]).
+///
+/// # Safety
+/// The [`MicroKernel::tile`] contract holds.
+#[allow(clippy::too_many_arguments)]
+unsafe fn neon_sgemm_f32_8x8(
+    kc: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    mr: usize,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    epi: &TileEpi,
+) {
+    let mut rows = [a; 8];
+    for (i, r) in rows.iter_mut().enumerate() {
+        *r = a.wrapping_add(i.min(mr - 1) * rs);
+    }
+    let mut acc = [vdupq_n_f32(0.0); 16];
+    let mut p = 0;
+    if cs == 1 {
+        while p + 4 <= kc {
+            let mut av = [vdupq_n_f32(0.0); 8];
+            for (v, r) in av.iter_mut().zip(rows) {
+                // SAFETY: row < mr, columns p..p+4 <= kc (cs == 1): readable.
+                *v = unsafe { vld1q_f32(r.add(p)) };
+            }
+            macro_rules! step {
+                ($l:literal) => {{
+                    let bp = b.wrapping_add((p + $l) * 8);
+                    // SAFETY: step p + l < kc of the panel: 8 elements.
+                    let (b0, b1) = unsafe { (vld1q_f32(bp), vld1q_f32(bp.add(4))) };
+                    for i in 0..8 {
+                        acc[2 * i] = vfmaq_laneq_f32::<$l>(acc[2 * i], b0, av[i]);
+                        acc[2 * i + 1] = vfmaq_laneq_f32::<$l>(acc[2 * i + 1], b1, av[i]);
+                    }
+                }};
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+            p += 4;
+        }
+    }
+    while p < kc {
+        let bp = b.wrapping_add(p * 8);
+        // SAFETY: step p < kc of the panel: 8 elements.
+        let (b0, b1) = unsafe { (vld1q_f32(bp), vld1q_f32(bp.add(4))) };
+        for i in 0..8 {
+            // SAFETY: row min(i, mr-1) < mr, column p < kc: readable.
+            let ai = unsafe { *rows[i].add(p * cs) };
+            acc[2 * i] = vfmaq_n_f32(acc[2 * i], b0, ai);
+            acc[2 * i + 1] = vfmaq_n_f32(acc[2 * i + 1], b1, ai);
+        }
+        p += 1;
+    }
+    for i in 0..8 {
+        let bias = vdupq_n_f32(epi.bias[i]);
+        let mut v0 = vaddq_f32(acc[2 * i], bias);
+        let mut v1 = vaddq_f32(acc[2 * i + 1], bias);
+        let cp = c.wrapping_add(i * rsc);
+        if epi.load_c {
+            // SAFETY: row i < MR, columns 0..8 of the tile are readable.
+            unsafe {
+                v0 = vaddq_f32(v0, vld1q_f32(cp));
+                v1 = vaddq_f32(v1, vld1q_f32(cp.add(4)));
+            }
+        }
+        if let Some(act) = epi.act {
+            v0 = act_q(act, v0);
+            v1 = act_q(act, v1);
+        }
+        // SAFETY: row i < MR, columns 0..8 of the tile are writable.
+        unsafe {
+            vst1q_f32(cp, v0);
+            vst1q_f32(cp.add(4), v1);
+        }
+    }
+}
+
+/// The activation on 4 lanes: Relu/Relu6 as [`Act::apply`] up to the sign of
+/// zero (FMAX keeps NaN), Silu with [`exp_q`] (within 4 ulp of the scalar one),
+/// Gelu lane by lane through the scalar function.
+#[inline]
+fn act_q(act: Act, v: float32x4_t) -> float32x4_t {
+    match act {
+        Act::None => v,
+        Act::Relu => vmaxq_f32(v, vdupq_n_f32(0.0)),
+        Act::Relu6 => vminq_f32(vmaxq_f32(v, vdupq_n_f32(0.0)), vdupq_n_f32(6.0)),
+        Act::Silu => {
+            let e = exp_q(vnegq_f32(v));
+            vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0), e))
+        }
+        Act::Gelu => {
+            let mut lanes = [0.0f32; 4];
+            // SAFETY: `lanes` holds 4 elements.
+            unsafe { vst1q_f32(lanes.as_mut_ptr(), v) };
+            for x in &mut lanes {
+                *x = act.apply(*x);
+            }
+            // SAFETY: as above.
+            unsafe { vld1q_f32(lanes.as_ptr()) }
+        }
+    }
+}
+
+/// `e^x` on 4 lanes (Cephes `expf`, as `x86::exp_ps`); `x` clamped to `[-87, 88]`.
+#[inline]
+fn exp_q(x: float32x4_t) -> float32x4_t {
+    let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0)), vdupq_n_f32(88.0));
+    let n = vrndnq_f32(vmulq_n_f32(x, core::f32::consts::LOG2_E));
+    let r = vfmsq_f32(x, n, vdupq_n_f32(0.693_359_4));
+    let r = vfmsq_f32(r, n, vdupq_n_f32(-2.121_944_4e-4));
+    let mut y = vdupq_n_f32(1.987_569_1e-4);
+    for coef in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        y = vfmaq_f32(vdupq_n_f32(coef), y, r);
+    }
+    let y = vfmaq_f32(r, y, vmulq_f32(r, r));
+    let y = vaddq_f32(y, vdupq_n_f32(1.0));
+    let e = vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127));
+    vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32::<23>(e)))
+}
+
+/// Depthwise convolution (`groups == cin == cout`), slices already checked:
+/// 4 output columns per vector (stride 2 via `LD2`, which reads one element
+/// past the last even one); border columns and other strides use the scalar
+/// reference pixel; vector blocks never read past the row.
+pub(crate) fn neon_dwconv_f32(
+    _t: Neon,
+    g: &ConvGeom,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    act: Act,
+    out: &mut [f32],
+) {
+    const B: usize = 4;
+    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
+    let (oh, ow, kk) = (g.out_h(), g.out_w(), k * k);
+    let span = B * s;
+    // Vector blocks start at ox in x_lo..=x_hi: ox*s >= pad and
+    // ox*s + (k-1) - pad + span - 1 <= w - 1.
+    let x_lo = pad.div_ceil(s);
+    let x_hi = (w + pad + 1)
+        .checked_sub(k + span)
+        .map(|top| (top / s).min(ow.saturating_sub(B)))
+        .filter(|&x_hi| s <= 2 && ow >= B && x_hi >= x_lo);
+    for c in 0..g.cin {
+        let plane = &input[c * h * w..(c + 1) * h * w];
+        let taps = &weight[c * kk..(c + 1) * kk];
+        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
+        let bv = vdupq_n_f32(bias[c]);
+        for oy in 0..oh {
+            let orow = &mut o[oy * ow..(oy + 1) * ow];
+            let scalar = |ox: usize, orow: &mut [f32]| {
+                orow[ox] = act.apply(dw_pixel(plane, taps, h, w, k, s, oy, ox) + bias[c]);
+            };
+            let Some(x_hi) = x_hi else {
+                (0..ow).for_each(|ox| scalar(ox, orow));
+                continue;
+            };
+            (0..x_lo).for_each(|ox| scalar(ox, orow));
+            (x_hi + B..ow).for_each(|ox| scalar(ox, orow));
+            let mut ox = x_lo;
+            loop {
+                let mut acc = vdupq_n_f32(0.0);
+                for ky in 0..k {
+                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
+                        continue;
+                    };
+                    let row = &plane[iy * w..(iy + 1) * w];
+                    for kx in 0..k {
+                        let x = &row[ox * s + kx - pad..][..span];
+                        let xv = if s == 1 {
+                            // SAFETY: `x` holds span = 4 elements.
+                            unsafe { vld1q_f32(x.as_ptr()) }
+                        } else {
+                            // SAFETY: `x` holds span = 8 elements.
+                            unsafe { vld2q_f32(x.as_ptr()) }.0
+                        };
+                        acc = vfmaq_n_f32(acc, xv, taps[ky * k + kx]);
+                    }
+                }
+                let r = act_q(act, vaddq_f32(acc, bv));
+                let dst = &mut orow[ox..ox + B];
+                // SAFETY: `dst` holds 4 elements.
+                unsafe { vst1q_f32(dst.as_mut_ptr(), r) };
+                if ox == x_hi {
+                    break;
+                }
+                ox = (ox + B).min(x_hi);
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Microkernels of the edgedetr engine.
+//!
+//! Kernels know nothing of graphs: they take slices, sizes and parameters, never
+//! allocate, never log and never look up CPU features. Every operation has a
+//! scalar reference that is its specification; SIMD paths are chosen once, by
+//! [`dispatch::Kernels`], from a capability set.
+//!
+//! ```
+//! use edgedetr_kernels::{Act, Caps, ConvGeom, Kernels};
+//!
+//! let k = Kernels::for_caps(Caps::compile_time());
+//! let g = ConvGeom { cin: 2, h: 4, w: 4, cout: 3, k: 3, stride: 1, groups: 1 };
+//! let input = [1.0f32; 2 * 4 * 4];
+//! let weight = [0.5f32; 3 * 2 * 3 * 3];
+//! let bias = [0.0f32; 3];
+//! let mut out = [0.0f32; 3 * 4 * 4];
+//! let mut scratch = [0.0f32; 4096];
+//! assert!(scratch.len() >= g.scratch_len());
+//! k.conv2d_f32(&g, &input, &weight, &bias, Act::Relu, &mut out, &mut scratch);
+//! assert_eq!(out[5], 9.0); // an interior pixel: 2 channels x 9 taps x 0.5
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod act;
+pub mod caps;
+pub mod conv;
+pub mod dispatch;
+pub mod gemm;
+pub mod ops;
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod aarch64;
+mod reference;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+pub use act::Act;
+pub use caps::Caps;
+pub use conv::ConvGeom;
+pub use dispatch::Kernels;
+pub use gemm::{Epilogue, MatRef, sgemm_scratch_len};

@@ -1,0 +1,95 @@
+//! Normalisations: layer norm over the channels of each token, softmax.
+
+/// Layer normalisation of each token of a channel-major `[C, T]` matrix over its
+/// C channels (biased variance, SPEC.md §2):
+/// `out[c, t] = (x[c, t] − μ_t) / sqrt(σ²_t + eps) · gamma[c] + beta[c]`, where
+/// `x = a + b` when a residual `b` is given (the f32 sum is formed first, as torch
+/// does). Moments are accumulated in f64.
+#[allow(clippy::too_many_arguments)] // a kernel signature: slices, sizes, parameters
+pub fn layer_norm_channels(
+    a: &[f32],
+    residual: Option<&[f32]>,
+    c: usize,
+    t: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    out: &mut [f32],
+) {
+    assert!(a.len() == c * t && out.len() == c * t && gamma.len() == c && beta.len() == c);
+    if let Some(r) = residual {
+        assert!(r.len() == c * t);
+    }
+    let x = |ch: usize, tok: usize| -> f32 {
+        let i = ch * t + tok;
+        match residual {
+            Some(r) => a[i] + r[i],
+            None => a[i],
+        }
+    };
+    for tok in 0..t {
+        let mut sum = 0f64;
+        for ch in 0..c {
+            sum += x(ch, tok) as f64;
+        }
+        let mean = sum / c as f64;
+        let mut var = 0f64;
+        for ch in 0..c {
+            let d = x(ch, tok) as f64 - mean;
+            var += d * d;
+        }
+        var /= c as f64;
+        let rstd = 1.0 / libm::sqrt(var + eps as f64);
+        for ch in 0..c {
+            let n = ((x(ch, tok) as f64 - mean) * rstd) as f32;
+            out[ch * t + tok] = n * gamma[ch] + beta[ch];
+        }
+    }
+}
+
+/// Softmax of one row in place: `exp(x − max) / Σ exp(x − max)`.
+pub fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_norm_of_known_tokens() {
+        // C = 4, T = 2; token 0 = [1,2,3,4], token 1 = [2,2,2,2].
+        let a = [1.0, 2.0, 2.0, 2.0, 3.0, 2.0, 4.0, 2.0];
+        let mut out = [0.0; 8];
+        layer_norm_channels(&a, None, 4, 2, &[1.0; 4], &[0.5; 4], 0.0, &mut out);
+        let s = 1.0 / 1.25f32.sqrt();
+        let want = [-1.5 * s + 0.5, 0.5, -0.5 * s + 0.5, 0.5, 0.5 * s + 0.5, 0.5, 1.5 * s + 0.5, 0.5];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-6, "{o} vs {w}");
+        }
+        let mut with_res = [0.0; 8];
+        layer_norm_channels(&[0.0; 8], Some(&a), 4, 2, &[1.0; 4], &[0.5; 4], 0.0, &mut with_res);
+        assert_eq!(out, with_res);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut r = [1.0, 2.0, 3.0, -1e30];
+        softmax_in_place(&mut r);
+        let e = [(-2f32).exp(), (-1f32).exp(), 1.0];
+        let s: f32 = e.iter().sum();
+        for i in 0..3 {
+            assert!((r[i] - e[i] / s).abs() < 1e-7);
+        }
+        assert_eq!(r[3], 0.0);
+    }
+}

@@ -1,0 +1,292 @@
+//! x86_64 AVX2 + FMA3 kernels (Haswell and later, Zen and later).
+//!
+//! Every `#[target_feature]` function here is reachable only through an
+//! [`Avx2Fma`] token, which [`Avx2Fma::new`] hands out after `cpuid` and
+//! `xgetbv` confirm the CPU executes AVX2 and FMA and the OS saves YMM state.
+
+use core::arch::x86_64::*;
+
+use crate::Act;
+use crate::conv::ConvGeom;
+use crate::gemm::{MicroKernel, TileEpi};
+use crate::reference::{dw_pixel, input_row};
+
+/// Proof that the CPU runs AVX2 and FMA3 (and the OS saves YMM registers).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Avx2Fma(());
+
+impl Avx2Fma {
+    /// The token, if the CPU has the features.
+    pub(crate) fn new() -> Option<Avx2Fma> {
+        cpu_has_avx2_fma().then_some(Avx2Fma(()))
+    }
+}
+
+/// `cpuid` leaf 1 (FMA, OSXSAVE, AVX), `xgetbv` (XMM+YMM state enabled) and
+/// leaf 7 (AVX2): what `is_x86_feature_detected!` checks, without `std`.
+fn cpu_has_avx2_fma() -> bool {
+    const FMA: u32 = 1 << 12;
+    const OSXSAVE: u32 = 1 << 27;
+    const AVX: u32 = 1 << 28;
+    const AVX2: u32 = 1 << 5;
+    // SAFETY: `cpuid` exists on every x86_64 CPU (the intrinsic is a safe
+    // function on newer toolchains, hence the `allow`).
+    #[allow(unused_unsafe)]
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    if max_leaf < 7 {
+        return false;
+    }
+    // SAFETY: as above.
+    #[allow(unused_unsafe)]
+    let ecx = unsafe { __cpuid(1) }.ecx;
+    if ecx & (FMA | OSXSAVE | AVX) != FMA | OSXSAVE | AVX {
+        return false;
+    }
+    // SAFETY: OSXSAVE set means the OS enabled XSAVE, so XGETBV executes.
+    let xcr0 = unsafe { _xgetbv(0) };
+    if xcr0 & 0b110 != 0b110 {
+        return false;
+    }
+    // SAFETY: as for leaf 0; leaf 7 exists (max_leaf >= 7).
+    #[allow(unused_unsafe)]
+    let ebx = unsafe { __cpuid_count(7, 0) }.ebx;
+    ebx & AVX2 != 0
+}
+
+/// 6×16: 12 YMM accumulators, 2 for the `B` row and 1 broadcast of `A` (15 of
+/// 16 registers). Each `k` step issues 12 FMAs against 2 loads and 6
+/// broadcasts, so the two FMA ports of Haswell/Zen stay the bottleneck.
+impl MicroKernel for Avx2Fma {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    const NC: usize = 128;
+
+    unsafe fn tile(
+        self,
+        kc: usize,
+        a: *const f32,
+        rs: usize,
+        cs: usize,
+        mr: usize,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        epi: &TileEpi,
+    ) {
+        // SAFETY: `self` proves AVX2 and FMA; the pointer contract is the caller's.
+        unsafe { avx2_fma_sgemm_f32_6x16(kc, a, rs, cs, mr, b, c, rsc, epi) }
+    }
+}
+
+/// The 6×16 micro-kernel ([`MicroKernel::tile`]).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and the [`MicroKernel::tile`] contract holds.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_fma_sgemm_f32_6x16(
+    kc: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    mr: usize,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    epi: &TileEpi,
+) {
+    let mut rows = [a; 6];
+    for (i, r) in rows.iter_mut().enumerate() {
+        *r = a.wrapping_add(i.min(mr - 1) * rs);
+    }
+    let mut acc = [_mm256_setzero_ps(); 12];
+    let mut bp = b;
+    let mut off = 0;
+    for _ in 0..kc {
+        // SAFETY: step p < kc of the panel: elements p*16..p*16+16 of `b`.
+        let (b0, b1) = unsafe { (_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))) };
+        for i in 0..6 {
+            // SAFETY: row min(i, mr-1) < mr, column p < kc: readable.
+            let ai = _mm256_set1_ps(unsafe { *rows[i].add(off) });
+            acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
+            acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
+        }
+        bp = bp.wrapping_add(16);
+        off += cs;
+    }
+    for i in 0..6 {
+        let bias = _mm256_set1_ps(epi.bias[i]);
+        let mut v0 = _mm256_add_ps(acc[2 * i], bias);
+        let mut v1 = _mm256_add_ps(acc[2 * i + 1], bias);
+        let cp = c.wrapping_add(i * rsc);
+        if epi.load_c {
+            // SAFETY: row i < MR, columns 0..16 of the tile are readable.
+            unsafe {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cp));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cp.add(8)));
+            }
+        }
+        if let Some(act) = epi.act {
+            v0 = act_ps(act, v0);
+            v1 = act_ps(act, v1);
+        }
+        // SAFETY: row i < MR, columns 0..16 of the tile are writable.
+        unsafe {
+            _mm256_storeu_ps(cp, v0);
+            _mm256_storeu_ps(cp.add(8), v1);
+        }
+    }
+}
+
+/// The activation on 8 lanes: Relu/Relu6 exactly as [`Act::apply`] (NaN
+/// stays NaN), Silu with [`exp_ps`] (within 4 ulp of the scalar one), Gelu lane
+/// by lane through the scalar function.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn act_ps(act: Act, v: __m256) -> __m256 {
+    match act {
+        Act::None => v,
+        // MAXPS/MINPS return their second operand when either is NaN.
+        Act::Relu => _mm256_max_ps(_mm256_setzero_ps(), v),
+        Act::Relu6 => _mm256_min_ps(
+            _mm256_set1_ps(6.0),
+            _mm256_max_ps(_mm256_setzero_ps(), v),
+        ),
+        Act::Silu => {
+            let e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), v));
+            _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0), e))
+        }
+        Act::Gelu => {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: `lanes` holds 8 elements.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+            for x in &mut lanes {
+                *x = act.apply(*x);
+            }
+            // SAFETY: as above.
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        }
+    }
+}
+
+/// `e^x` on 8 lanes (Cephes `expf`: `x = n·ln2 + r`, degree-6 polynomial for
+/// `e^r`, `2^n` built in the exponent bits); `x` is clamped to `[-87, 88]`,
+/// within 2 ulp there.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn exp_ps(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+        _mm256_set1_ps(88.0),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(core::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut y = _mm256_set1_ps(1.987_569_1e-4);
+    for coef in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(coef));
+    }
+    let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+    let y = _mm256_add_ps(y, _mm256_set1_ps(1.0));
+    let e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)))
+}
+
+/// Depthwise convolution (`groups == cin == cout`), slices already checked.
+pub(crate) fn avx2_fma_dwconv_f32(
+    _t: Avx2Fma,
+    g: &ConvGeom,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    act: Act,
+    out: &mut [f32],
+) {
+    // SAFETY: the token proves AVX2 and FMA.
+    unsafe { dwconv(g, input, weight, bias, act, out) }
+}
+
+/// Depthwise convolution, 8 output columns per vector: stride 1 loads them
+/// directly, stride 2 loads 15 inputs in two overlapping vectors and keeps the
+/// even ones. Border columns (and other strides) use the scalar reference
+/// pixel; vector blocks never read past the row.
+#[target_feature(enable = "avx2,fma")]
+fn dwconv(
+    g: &ConvGeom,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    act: Act,
+    out: &mut [f32],
+) {
+    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
+    let (oh, ow, kk) = (g.out_h(), g.out_w(), k * k);
+    let span = 7 * s + 1;
+    // Vector blocks start at ox in x_lo..=x_hi: ox*s >= pad (no left padding)
+    // and ox*s + (k-1) - pad + span - 1 <= w - 1 (no right padding or over-read).
+    let x_lo = pad.div_ceil(s);
+    let x_hi = (w + pad + 1)
+        .checked_sub(k + span)
+        .map(|top| (top / s).min(ow.saturating_sub(8)))
+        .filter(|&x_hi| s <= 2 && ow >= 8 && x_hi >= x_lo);
+    for c in 0..g.cin {
+        let plane = &input[c * h * w..(c + 1) * h * w];
+        let taps = &weight[c * kk..(c + 1) * kk];
+        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
+        let bv = _mm256_set1_ps(bias[c]);
+        for oy in 0..oh {
+            let orow = &mut o[oy * ow..(oy + 1) * ow];
+            let scalar = |ox: usize, orow: &mut [f32]| {
+                orow[ox] = act.apply(dw_pixel(plane, taps, h, w, k, s, oy, ox) + bias[c]);
+            };
+            let Some(x_hi) = x_hi else {
+                (0..ow).for_each(|ox| scalar(ox, orow));
+                continue;
+            };
+            (0..x_lo).for_each(|ox| scalar(ox, orow));
+            (x_hi + 8..ow).for_each(|ox| scalar(ox, orow));
+            // Blocks at x_lo, x_lo+8, ... and a last one at x_hi (overlapping
+            // the previous block, recomputing the same values).
+            let mut ox = x_lo;
+            loop {
+                let mut acc = _mm256_setzero_ps();
+                for ky in 0..k {
+                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
+                        continue;
+                    };
+                    let row = &plane[iy * w..(iy + 1) * w];
+                    for kx in 0..k {
+                        let wv = _mm256_set1_ps(taps[ky * k + kx]);
+                        let x = &row[ox * s + kx - pad..][..span];
+                        let xv = if s == 1 {
+                            // SAFETY: `x` holds span = 8 elements.
+                            unsafe { _mm256_loadu_ps(x.as_ptr()) }
+                        } else {
+                            // SAFETY: `x` holds span = 15 elements: 0..8 and 7..15.
+                            let (lo, hi) = unsafe {
+                                (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(x.as_ptr().add(7)))
+                            };
+                            // [x0 x2 x8 x10 | x4 x6 x12 x14] -> [x0 x2 x4 ... x14]
+                            let even = _mm256_shuffle_ps::<0b11_01_10_00>(lo, hi);
+                            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(
+                                _mm256_castps_pd(even),
+                            ))
+                        };
+                        acc = _mm256_fmadd_ps(wv, xv, acc);
+                    }
+                }
+                let r = act_ps(act, _mm256_add_ps(acc, bv));
+                let dst = &mut orow[ox..ox + 8];
+                // SAFETY: `dst` holds 8 elements.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), r) };
+                if ox == x_hi {
+                    break;
+                }
+                ox = (ox + 8).min(x_hi);
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Executes one validated op with the chosen kernels.
+
+use edgedetr_format::{BufferDesc, ModelFile, OpDesc};
+use edgedetr_kernels::Act;
+use edgedetr_kernels::dispatch::Kernels;
+use edgedetr_kernels::gemm::{Epilogue, MatRef};
+use edgedetr_kernels::ops;
+
+use crate::graph::{OpKind, chw, conv_geom};
+use crate::view::bytes_as_f32;
+
+fn tensor<'b>(file: &ModelFile<'b>, op: &OpDesc, slot: usize) -> &'b [f32] {
+    bytes_as_f32(file.tensor_bytes(op.tensors[slot]))
+}
+
+#[allow(clippy::too_many_arguments)] // the op's operands, unpacked once by the session
+pub(crate) fn run_op(
+    k: &Kernels,
+    file: &ModelFile<'_>,
+    op: &OpDesc,
+    ins: &[&[f32]],
+    out: &mut [f32],
+    out_desc: &BufferDesc,
+    scratch: &mut [f32],
+    act: Act,
+) {
+    let Some(kind) = OpKind::from_u16(op.kind) else {
+        return; // unreachable: the loader rejects unknown kinds
+    };
+    match kind {
+        OpKind::Conv2d => {
+            if let Some(g) = conv_geom(file, op) {
+                k.conv2d_f32(&g, ins[0], tensor(file, op, 0), tensor(file, op, 1), act, out, scratch);
+            }
+        }
+        OpKind::Upsample2x => {
+            if let Some((c, h, w)) = chw(&file.buffer(op.inputs[0])) {
+                ops::upsample_nearest2x(ins[0], c, h, w, out);
+            }
+        }
+        OpKind::WeightedSum => {
+            let mut coef = [0f32; 4];
+            for (c, p) in coef.iter_mut().zip(op.params) {
+                *c = f32::from_bits(p);
+            }
+            ops::weighted_sum(ins, &coef[..ins.len()], out);
+        }
+        OpKind::Add => ops::add_act(ins[0], ins[1], act, out),
+        OpKind::AddTensor => ops::add(ins[0], tensor(file, op, 0), out),
+        OpKind::Attention => {
+            let heads = op.params[0] as usize;
+            let (Some((c, qh, qw)), Some((_, kh, kw))) = (chw(&file.buffer(op.inputs[0])), chw(&file.buffer(op.inputs[1])))
+            else {
+                return;
+            };
+            let (t, tk) = (qh * qw, kh * kw);
+            attention(k, ins[0], ins[1], ins[2], c, t, tk, heads, out, scratch);
+        }
+        OpKind::LayerNorm => {
+            if let Some((c, h, w)) = chw(out_desc) {
+                let eps = f32::from_bits(op.params[0]);
+                ops::layer_norm_channels(
+                    ins[0],
+                    ins.get(1).copied(),
+                    c,
+                    h * w,
+                    tensor(file, op, 0),
+                    tensor(file, op, 1),
+                    eps,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+/// Multi-head attention core over channel-major token matrices, as torch's
+/// `MultiheadAttention` (SPEC.md §4.1): per head h, `softmax((Q_h·s)ᵀ K_h) ` with
+/// `s = sqrt(1/d)` applied to Q first, then `O_h = V_h · Aᵀ`.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    k: &Kernels,
+    q: &[f32],
+    key: &[f32],
+    v: &[f32],
+    c: usize,
+    t: usize,
+    tk: usize,
+    heads: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let d = c / heads;
+    let scale = libm::sqrt(1.0 / d as f64) as f32;
+    let (qs, rest) = scratch.split_at_mut(c * t);
+    let (scores, gemm_scratch) = rest.split_at_mut(t * tk);
+    for (o, &x) in qs.iter_mut().zip(q) {
+        *o = x * scale;
+    }
+    for h in 0..heads {
+        let qh = &qs[h * d * t..(h + 1) * d * t];
+        let kh = &key[h * d * tk..(h + 1) * d * tk];
+        let vh = &v[h * d * tk..(h + 1) * d * tk];
+        // scores[i, j] = Σ_p Q[p, i] K[p, j]
+        k.sgemm(
+            t,
+            tk,
+            d,
+            MatRef { data: qh, rs: 1, cs: t },
+            MatRef { data: kh, rs: tk, cs: 1 },
+            scores,
+            tk,
+            Epilogue {
+                bias: None,
+                accumulate: false,
+                act: Act::None,
+            },
+            gemm_scratch,
+        );
+        for row in scores.chunks_exact_mut(tk) {
+            ops::softmax_in_place(row);
+        }
+        // out[p, i] = Σ_j V[p, j] A[i, j]
+        k.sgemm(
+            d,
+            t,
+            tk,
+            MatRef { data: vh, rs: tk, cs: 1 },
+            MatRef { data: scores, rs: 1, cs: tk },
+            &mut out[h * d * t..(h + 1) * d * t],
+            t,
+            Epilogue {
+                bias: None,
+                accumulate: false,
+                act: Act::None,
+            },
+            gemm_scratch,
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! edgedetr: an RT-DETR inference engine for CPUs, from one flat model file,
+//! allocation-free per frame.
+//!
+//! A [`Model`] is a validated zero-copy view over model-file bytes (see
+//! `edgedetr_format` for the layout); a [`Session`] runs its static graph over
+//! an arena the caller provides ([`Model::arena_size`] bytes), so running a frame
+//! allocates nothing. The crate is `no_std`; the `std` feature adds run-time CPU
+//! detection and file helpers ([`std_io`]).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+
+pub mod error;
+mod exec;
+pub mod graph;
+pub mod model;
+pub mod session;
+#[cfg(feature = "std")]
+pub mod std_io;
+mod view;
+
+pub use edgedetr_format as format;
+pub use edgedetr_kernels as kernels;
+pub use error::Error;
+pub use graph::{OpKind, Stage};
+pub use model::Model;
+pub use session::Session;
+pub use view::Aligned64;

@@ -1,0 +1,98 @@
+//! The edgedetr quantizer: turns a trained RT-DETR checkpoint into one model
+//! file. It reads the checkpoint (`.safetensors` now), folds every BatchNorm
+//! into its convolution, fuses RepConv branches, builds the static graph in
+//! logical-layer order, plans the arena and writes the file.
+#![deny(missing_docs)]
+
+pub mod builder;
+pub mod error;
+pub mod fold;
+pub mod rtdetr;
+pub mod state_dict;
+
+use edgedetr_format::{Meta, PREPROCESS_RGB, PREPROCESS_SCALE_255, PREPROCESS_STRETCH};
+
+pub use error::QuantizeError;
+pub use state_dict::{StateDict, Tensor};
+
+/// Numeric precision of the model file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Every weight and activation in f32.
+    Fp32,
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Square input size (a multiple of 32).
+    pub imgsz: usize,
+    /// Precision.
+    pub precision: Precision,
+    /// Class names; `None` names them `class0`, `class1`, … (count from the
+    /// checkpoint's score head).
+    pub names: Option<Vec<String>>,
+    /// Free text recorded in the file (source checkpoint).
+    pub source: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            imgsz: 640,
+            precision: Precision::Fp32,
+            names: None,
+            source: String::new(),
+        }
+    }
+}
+
+/// Summary of a built model.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The model file bytes.
+    pub bytes: Vec<u8>,
+    /// Bytes of constant data.
+    pub weight_bytes: usize,
+}
+
+/// Number of classes of a checkpoint (rows of the decoder's encoder score head).
+pub fn class_count(sd: &StateDict) -> Result<usize, QuantizeError> {
+    Ok(sd.get("model.22.enc_score_head.weight")?.shape[0])
+}
+
+/// Builds the model file (layers 1–25: backbone, AIFI and neck) from a state dict.
+pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
+    let s = opts.imgsz;
+    if s == 0 || s % 32 != 0 || s > 8192 {
+        return Err(QuantizeError::Unsupported(format!("input size {s}: it must be a positive multiple of 32 up to 8192")));
+    }
+    let nc = match &opts.names {
+        Some(n) => n.len(),
+        None => class_count(sd)?,
+    };
+    if nc == 0 {
+        return Err(QuantizeError::Unsupported("a model needs at least one class".into()));
+    }
+    let names: Vec<String> = match &opts.names {
+        Some(n) => n.clone(),
+        None => (0..nc).map(|i| format!("class{i}")).collect(),
+    };
+    let mut g = builder::GraphBuilder::new();
+    let input = g.input("input", 3, s, s);
+    let bb = rtdetr::backbone(&mut g, sd, input)?;
+    let _ = rtdetr::neck(&mut g, sd, bb)?;
+    let meta = Meta {
+        input_size: s as u32,
+        in_channels: 3,
+        num_classes: nc as u32,
+        preprocess: PREPROCESS_RGB | PREPROCESS_SCALE_255 | PREPROCESS_STRETCH,
+        num_queries: 0,
+        input_buffer: input.id,
+        ..Meta::default()
+    };
+    let weight_bytes = g.tensor_bytes();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let bytes = g.finish(meta, &opts.source, &name_refs);
+    Ok(Built { bytes, weight_bytes })
+}

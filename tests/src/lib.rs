@@ -1,0 +1,153 @@
+//! Shared helpers of the integration tests: locating the reference fixtures,
+//! building models from them, and comparing tensors with SPEC.md §9's policy.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use edgedetr::std_io::{AlignedBytes, NpyArray, read_npy};
+use edgedetr_quantizer::{Options, StateDict};
+
+/// Environment variable naming the reference folder (default `../shared/reference`
+/// beside the workspace).
+pub const REFERENCE_ENV: &str = "EDGEDETR_REFERENCE";
+/// Set to `1` to skip the fixture-based tests explicitly (users without the
+/// reference). CI never sets it.
+pub const SKIP_ENV: &str = "EDGEDETR_SKIP_REFERENCE";
+
+/// Whether the user asked to skip fixture-based tests; prints why.
+pub fn skip_requested(test: &str) -> bool {
+    let skip = std::env::var(SKIP_ENV).is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("{test}: skipped because {SKIP_ENV}=1");
+    }
+    skip
+}
+
+/// The reference folder; panics with instructions when it is missing.
+pub fn reference_dir() -> PathBuf {
+    let dir = std::env::var_os(REFERENCE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
+    let probe = dir.join("fixtures/main/model.safetensors");
+    assert!(
+        probe.is_file(),
+        "reference fixtures not found at {} (looked for {}).\n\
+         Put the edgedetr reference folder (SPEC.md, fixtures/main with model.safetensors and golden/) at \
+         ../shared/reference beside the repository, or set {REFERENCE_ENV}=/path/to/reference. \
+         The fixtures are regenerated with `python make_reference.py --preset main` in reference/seed. \
+         To skip these tests deliberately, set {SKIP_ENV}=1.",
+        dir.display(),
+        probe.display()
+    );
+    dir
+}
+
+/// `fixtures/main` of the reference.
+pub fn fixture_dir() -> PathBuf {
+    reference_dir().join("fixtures/main")
+}
+
+/// Reads golden `name` of run `run` (e.g. `bus_640`, `layer19_p3`).
+pub fn golden(run: &str, name: &str) -> NpyArray {
+    let p = fixture_dir().join("golden").join(run).join(format!("{name}.npy"));
+    read_npy(&p).unwrap_or_else(|e| panic!("cannot read golden {}: {e}", p.display()))
+}
+
+/// The fixture's state dict (read once per test binary).
+pub fn state_dict() -> &'static StateDict {
+    static SD: OnceLock<StateDict> = OnceLock::new();
+    SD.get_or_init(|| {
+        let p = fixture_dir().join("model.safetensors");
+        StateDict::read_safetensors(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+    })
+}
+
+/// The fp32 model file for input size `imgsz`, built once per test binary.
+pub fn fp32_model(imgsz: usize) -> &'static AlignedBytes {
+    static CACHE: OnceLock<Mutex<Vec<(usize, &'static AlignedBytes)>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, m)) = c.iter().find(|(s, _)| *s == imgsz) {
+        return m;
+    }
+    let opts = Options {
+        imgsz,
+        source: "fixtures/main/model.safetensors".into(),
+        ..Options::default()
+    };
+    let built = edgedetr_quantizer::build(state_dict(), &opts).unwrap_or_else(|e| panic!("quantize failed: {e}"));
+    let m: &'static AlignedBytes = Box::leak(Box::new(AlignedBytes::from_slice(&built.bytes)));
+    c.push((imgsz, m));
+    m
+}
+
+/// Result of comparing a tensor with its golden.
+#[derive(Clone, Debug)]
+pub struct Diff {
+    /// Largest |engine − golden|.
+    pub max_abs: f32,
+    /// Largest |golden|.
+    pub max_ref: f32,
+    /// Elements outside `atol + rtol·|g|`.
+    pub violations: usize,
+    /// Non-finite entries that differ in finiteness.
+    pub nonfinite_mismatch: usize,
+    /// First violation `(index, engine, golden)`.
+    pub first: Option<(usize, f32, f32)>,
+}
+
+/// Compares element-wise with `|e − g| ≤ atol + rtol·|g|`; non-finite golden
+/// entries must be identical.
+pub fn compare(engine: &[f32], golden: &[f32], atol: f32, rtol: f32) -> Diff {
+    assert_eq!(engine.len(), golden.len(), "element counts differ");
+    let mut d = Diff {
+        max_abs: 0.0,
+        max_ref: 0.0,
+        violations: 0,
+        nonfinite_mismatch: 0,
+        first: None,
+    };
+    for (i, (&e, &g)) in engine.iter().zip(golden).enumerate() {
+        if !g.is_finite() || !e.is_finite() {
+            if e.to_bits() != g.to_bits() && !(e.is_nan() && g.is_nan()) {
+                d.nonfinite_mismatch += 1;
+                d.first.get_or_insert((i, e, g));
+            }
+            continue;
+        }
+        let err = (e - g).abs();
+        d.max_abs = d.max_abs.max(err);
+        d.max_ref = d.max_ref.max(g.abs());
+        if err > atol + rtol * g.abs() {
+            d.violations += 1;
+            d.first.get_or_insert((i, e, g));
+        }
+    }
+    d
+}
+
+/// Asserts that `engine` matches golden `name` of `run` within the bounds, and
+/// prints the measured error.
+pub fn assert_close(run: &str, name: &str, engine: &[f32], atol: f32, rtol: f32) -> Diff {
+    let g = golden(run, name);
+    let d = compare(engine, &g.data, atol, rtol);
+    eprintln!(
+        "{run}/{name}: max|e-g| = {:.3e} (max|g| = {:.3}), bound {atol:e} + {rtol:e}|g|, violations {}",
+        d.max_abs, d.max_ref, d.violations
+    );
+    assert!(
+        d.violations == 0 && d.nonfinite_mismatch == 0,
+        "{run}/{name}: {} elements outside |e-g| <= {atol} + {rtol}|g| and {} non-finite mismatches; first at {:?}; max|e-g| = {}",
+        d.violations,
+        d.nonfinite_mismatch,
+        d.first,
+        d.max_abs
+    );
+    d
+}
+
+/// Input size of a run name (`bus_320` → 320).
+pub fn run_size(run: &str) -> usize {
+    run.rsplit('_').next().and_then(|s| s.parse().ok()).unwrap_or(640)
+}
