@@ -1,15 +1,16 @@
 //! aarch64 NEON kernels (Cortex-A53/A55/A72/A76, Orin's A78AE).
 //!
 //! NEON is baseline on the aarch64 targets this module is compiled for
-//! (`target_feature = "neon"`), so its [`Neon`] token is free and the
-//! intrinsics need no `#[target_feature]`.
+//! (`target_feature = "neon"`), so its [`Neon`] token is free; the kernels
+//! still carry `#[target_feature(enable = "neon")]` (the intrinsics ask for it)
+//! and are reached through the token like every other path.
 
 use core::arch::aarch64::*;
 
 use crate::Act;
+use crate::blocked::{DwRow, MicroKernel, TileEpi, dw_vector_cols};
 use crate::conv::ConvGeom;
-use crate::gemm::{MicroKernel, TileEpi};
-use crate::reference::{dw_pixel, input_row};
+use crate::reference::input_row;
 
 /// Proof that NEON exists: compiled in.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,8 @@ impl MicroKernel for Neon {
         rsc: usize,
         epi: &TileEpi,
     ) {
-        // SAFETY: the pointer contract is the caller's.
+        // SAFETY: NEON is compiled in (`self` exists); the pointer contract
+        // is the caller's.
         unsafe { neon_sgemm_f32_8x8(kc, a, rs, cs, mr, b, c, rsc, epi) }
     }
 }
@@ -52,6 +54,7 @@ impl MicroKernel for Neon {
 ///
 /// # Safety
 /// The [`MicroKernel::tile`] contract holds.
+#[target_feature(enable = "neon")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn neon_sgemm_f32_8x8(
     kc: usize,
@@ -134,6 +137,7 @@ unsafe fn neon_sgemm_f32_8x8(
 /// The activation on 4 lanes: Relu/Relu6 as [`Act::apply`] up to the sign of
 /// zero (FMAX keeps NaN), Silu with [`exp_q`] (within 4 ulp of the scalar one),
 /// Gelu lane by lane through the scalar function.
+#[target_feature(enable = "neon")]
 #[inline]
 fn act_q(act: Act, v: float32x4_t) -> float32x4_t {
     match act {
@@ -158,6 +162,7 @@ fn act_q(act: Act, v: float32x4_t) -> float32x4_t {
 }
 
 /// `e^x` on 4 lanes (Cephes `expf`, as `x86::exp_ps`); `x` clamped to `[-87, 88]`.
+#[target_feature(enable = "neon")]
 #[inline]
 fn exp_q(x: float32x4_t) -> float32x4_t {
     let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0)), vdupq_n_f32(88.0));
@@ -165,7 +170,13 @@ fn exp_q(x: float32x4_t) -> float32x4_t {
     let r = vfmsq_f32(x, n, vdupq_n_f32(0.693_359_4));
     let r = vfmsq_f32(r, n, vdupq_n_f32(-2.121_944_4e-4));
     let mut y = vdupq_n_f32(1.987_569_1e-4);
-    for coef in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+    for coef in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ] {
         y = vfmaq_f32(vdupq_n_f32(coef), y, r);
     }
     let y = vfmaq_f32(r, y, vmulq_f32(r, r));
@@ -176,8 +187,9 @@ fn exp_q(x: float32x4_t) -> float32x4_t {
 
 /// Depthwise convolution (`groups == cin == cout`), slices already checked:
 /// 4 output columns per vector (stride 2 via `LD2`, which reads one element
-/// past the last even one); border columns and other strides use the scalar
-/// reference pixel; vector blocks never read past the row.
+/// past the last even one), four vectors at once so four FMA chains hide the
+/// latency; border columns and strides above 2 use the scalar reference pixel;
+/// vector blocks never read past the row.
 pub(crate) fn neon_dwconv_f32(
     _t: Neon,
     g: &ConvGeom,
@@ -187,62 +199,83 @@ pub(crate) fn neon_dwconv_f32(
     act: Act,
     out: &mut [f32],
 ) {
-    const B: usize = 4;
-    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
-    let (oh, ow, kk) = (g.out_h(), g.out_w(), k * k);
-    let span = B * s;
-    // Vector blocks start at ox in x_lo..=x_hi: ox*s >= pad and
-    // ox*s + (k-1) - pad + span - 1 <= w - 1.
-    let x_lo = pad.div_ceil(s);
-    let x_hi = (w + pad + 1)
-        .checked_sub(k + span)
-        .map(|top| (top / s).min(ow.saturating_sub(B)))
-        .filter(|&x_hi| s <= 2 && ow >= B && x_hi >= x_lo);
+    // SAFETY: NEON is compiled in (the token exists).
+    unsafe { dwconv(g, input, weight, bias, act, out) }
+}
+
+/// [`neon_dwconv_f32`].
+#[target_feature(enable = "neon")]
+fn dwconv(g: &ConvGeom, input: &[f32], weight: &[f32], bias: &[f32], act: Act, out: &mut [f32]) {
+    let (oh, ow, kk, hw) = (g.out_h(), g.out_w(), g.k * g.k, g.h * g.w);
+    let (x_lo, x_hi) = dw_vector_cols(g, 4, 4 * g.stride);
     for c in 0..g.cin {
-        let plane = &input[c * h * w..(c + 1) * h * w];
-        let taps = &weight[c * kk..(c + 1) * kk];
         let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        let bv = vdupq_n_f32(bias[c]);
-        for oy in 0..oh {
-            let orow = &mut o[oy * ow..(oy + 1) * ow];
-            let scalar = |ox: usize, orow: &mut [f32]| {
-                orow[ox] = act.apply(dw_pixel(plane, taps, h, w, k, s, oy, ox) + bias[c]);
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            let row = DwRow {
+                g,
+                plane: &input[c * hw..(c + 1) * hw],
+                taps: &weight[c * kk..(c + 1) * kk],
+                bias: bias[c],
+                act,
+                oy,
             };
             let Some(x_hi) = x_hi else {
-                (0..ow).for_each(|ox| scalar(ox, orow));
+                (0..ow).for_each(|ox| orow[ox] = row.pixel(ox));
                 continue;
             };
-            (0..x_lo).for_each(|ox| scalar(ox, orow));
-            (x_hi + B..ow).for_each(|ox| scalar(ox, orow));
+            (0..x_lo).for_each(|ox| orow[ox] = row.pixel(ox));
+            (x_hi + 4..ow).for_each(|ox| orow[ox] = row.pixel(ox));
             let mut ox = x_lo;
-            loop {
-                let mut acc = vdupq_n_f32(0.0);
-                for ky in 0..k {
-                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
-                        continue;
-                    };
-                    let row = &plane[iy * w..(iy + 1) * w];
-                    for kx in 0..k {
-                        let x = &row[ox * s + kx - pad..][..span];
-                        let xv = if s == 1 {
-                            // SAFETY: `x` holds span = 4 elements.
-                            unsafe { vld1q_f32(x.as_ptr()) }
-                        } else {
-                            // SAFETY: `x` holds span = 8 elements.
-                            unsafe { vld2q_f32(x.as_ptr()) }.0
-                        };
-                        acc = vfmaq_n_f32(acc, xv, taps[ky * k + kx]);
-                    }
-                }
-                let r = act_q(act, vaddq_f32(acc, bv));
-                let dst = &mut orow[ox..ox + B];
-                // SAFETY: `dst` holds 4 elements.
-                unsafe { vst1q_f32(dst.as_mut_ptr(), r) };
-                if ox == x_hi {
-                    break;
-                }
-                ox = (ox + B).min(x_hi);
+            while ox + 12 <= x_hi {
+                dw_blocks::<4>(&row, ox, orow);
+                ox += 16;
+            }
+            while ox < x_hi {
+                dw_blocks::<1>(&row, ox, orow);
+                ox += 4;
+            }
+            if ox < x_hi + 4 {
+                // Overlaps the previous block, recomputing the same values.
+                dw_blocks::<1>(&row, x_hi, orow);
             }
         }
+    }
+}
+
+/// `U` blocks of 4 depthwise outputs at columns `ox..ox + 4U` of one row
+/// (`ox + 4(U-1)` is a valid vector start, see [`dw_vector_cols`]).
+#[target_feature(enable = "neon")]
+#[inline]
+fn dw_blocks<const U: usize>(row: &DwRow<'_>, ox: usize, orow: &mut [f32]) {
+    let (h, w, k, s, pad) = (row.g.h, row.g.w, row.g.k, row.g.stride, row.g.pad());
+    let mut acc = [vdupq_n_f32(0.0); U];
+    for ky in 0..k {
+        let Some(iy) = input_row(h, s, pad, row.oy, ky) else {
+            continue;
+        };
+        let line = &row.plane[iy * w..(iy + 1) * w];
+        for kx in 0..k {
+            let wv = row.taps[ky * k + kx];
+            let x = &line[ox * s + kx - pad..][..4 * U * s];
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let xv = if s == 1 {
+                    let x = &x[4 * u..4 * u + 4];
+                    // SAFETY: `x` holds 4 elements.
+                    unsafe { vld1q_f32(x.as_ptr()) }
+                } else {
+                    let x = &x[8 * u..8 * u + 8];
+                    // SAFETY: `x` holds 8 elements.
+                    unsafe { vld2q_f32(x.as_ptr()) }.0
+                };
+                *acc = vfmaq_n_f32(*acc, xv, wv);
+            }
+        }
+    }
+    let bv = vdupq_n_f32(row.bias);
+    for (u, acc) in acc.iter().enumerate() {
+        let r = act_q(row.act, vaddq_f32(*acc, bv));
+        let dst = &mut orow[ox + 4 * u..ox + 4 * u + 4];
+        // SAFETY: `dst` holds 4 elements.
+        unsafe { vst1q_f32(dst.as_mut_ptr(), r) };
     }
 }

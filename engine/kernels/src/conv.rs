@@ -9,8 +9,8 @@
 
 use crate::Act;
 use crate::dispatch::{Kernels, Path};
-use crate::gemm::{Epilogue, MatRef, MicroKernel, PackB, sgemm_blocked, sgemm_scratch_len};
-use crate::reference::{self, input_row, valid_cols};
+use crate::gemm::sgemm_scratch_len;
+use crate::reference;
 
 /// Geometry of a 2-D convolution over a CHW tensor; padding is (k-1)/2 on every side (zero padding), dilation 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,9 @@ impl ConvGeom {
             && self.w.checked_add(self.k).is_some()
             && fits(self.cin, self.h, self.w).is_some()
             && fits(self.cout, self.out_h(), self.out_w()).is_some()
-            && fits(self.cout, self.cin, self.k).and_then(|x| x.checked_mul(self.k)).is_some()
+            && fits(self.cout, self.cin, self.k)
+                .and_then(|x| x.checked_mul(self.k))
+                .is_some()
     }
 
     /// `groups != 1` (then `groups == cin == cout` when supported).
@@ -118,11 +120,20 @@ impl Kernels {
     ) {
         assert!(g.is_supported(), "conv2d_f32: unsupported geometry {g:?}");
         let out_len = g.cout * g.out_h() * g.out_w();
-        assert!(input.len() >= g.cin * g.h * g.w, "conv2d_f32: input too short");
-        assert!(weight.len() >= g.weight_len(), "conv2d_f32: weight too short");
+        assert!(
+            input.len() >= g.cin * g.h * g.w,
+            "conv2d_f32: input too short"
+        );
+        assert!(
+            weight.len() >= g.weight_len(),
+            "conv2d_f32: weight too short"
+        );
         assert!(bias.len() >= g.cout, "conv2d_f32: bias too short");
         assert!(out.len() >= out_len, "conv2d_f32: out too short");
-        assert!(scratch.len() >= g.scratch_len(), "conv2d_f32: scratch too short");
+        assert!(
+            scratch.len() >= g.scratch_len(),
+            "conv2d_f32: scratch too short"
+        );
         let (input, weight) = (&input[..g.cin * g.h * g.w], &weight[..g.weight_len()]);
         let (bias, out) = (&bias[..g.cout], &mut out[..out_len]);
         match self.path {
@@ -132,7 +143,7 @@ impl Kernels {
                 if g.is_depthwise() {
                     crate::x86::avx2_fma_dwconv_f32(t, g, input, weight, bias, act, out);
                 } else {
-                    dense(t, g, input, weight, bias, act, out, scratch);
+                    crate::blocked::conv_dense(t, g, input, weight, bias, act, out, scratch);
                 }
             }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
@@ -140,112 +151,7 @@ impl Kernels {
                 if g.is_depthwise() {
                     crate::aarch64::neon_dwconv_f32(t, g, input, weight, bias, act, out);
                 } else {
-                    dense(t, g, input, weight, bias, act, out, scratch);
-                }
-            }
-        }
-    }
-}
-
-/// A dense convolution as GEMM on a SIMD path (slices already checked).
-#[allow(clippy::too_many_arguments)]
-#[allow(dead_code)] // unused on targets without a SIMD path
-pub(crate) fn dense<U: MicroKernel>(
-    uk: U,
-    g: &ConvGeom,
-    input: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    act: Act,
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
-    let (m, n, k) = (g.cout, g.out_h() * g.out_w(), g.cin * g.k * g.k);
-    let a = MatRef {
-        data: weight,
-        rs: k,
-        cs: 1,
-    };
-    let epi = Epilogue {
-        bias: Some(bias),
-        accumulate: false,
-        act,
-    };
-    if g.k == 1 && g.stride == 1 {
-        let b = MatRef {
-            data: input,
-            rs: g.h * g.w,
-            cs: 1,
-        };
-        sgemm_blocked(uk, m, n, k, a, &b, out, n, epi, scratch);
-    } else {
-        sgemm_blocked(uk, m, n, k, a, &Im2col { g, input }, out, n, epi, scratch);
-    }
-}
-
-/// The im2col matrix of a dense convolution, `[cin·k·k, out_h·out_w]`: row
-/// `p = (ci·k + ky)·k + kx`, column `q = oy·out_w + ox` holds
-/// `input[ci, oy·s + ky - pad, ox·s + kx - pad]`, or 0 in the padding.
-pub(crate) struct Im2col<'a> {
-    /// The geometry (dense).
-    pub g: &'a ConvGeom,
-    /// The CHW input.
-    pub input: &'a [f32],
-}
-
-impl PackB for Im2col<'_> {
-    fn pack(&self, nr: usize, p0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
-        let g = self.g;
-        let (h, w, k, s, pad, ow) = (g.h, g.w, g.k, g.stride, g.pad(), g.out_w());
-        let (kk, hw) = (k * k, h * w);
-        for (q, panel) in dst[..nc.div_ceil(nr) * kc * nr]
-            .chunks_exact_mut(kc * nr)
-            .enumerate()
-        {
-            let jq = j0 + q * nr;
-            let width = nr.min(j0 + nc - jq);
-            // Split the panel's columns into runs of one output row each; for
-            // every run and tap the valid input span is computed once and then
-            // copied for every input channel of the block.
-            let mut col = 0;
-            while col < width {
-                let (oy, ox0) = ((jq + col) / ow, (jq + col) % ow);
-                let len = (ow - ox0).min(width - col);
-                for tap in 0..kk {
-                    // Rows p = ci*kk + tap with p0 <= p < p0 + kc.
-                    let ci_lo = p0.saturating_sub(tap).div_ceil(kk);
-                    let ci_hi = (p0 + kc).saturating_sub(tap).div_ceil(kk);
-                    if ci_lo >= ci_hi {
-                        continue;
-                    }
-                    let (ky, kx) = (tap / k, tap % k);
-                    let iy = input_row(h, s, pad, oy, ky);
-                    let (lo, hi) = valid_cols(w, s, pad, kx, ox0, ox0 + len);
-                    for ci in ci_lo..ci_hi {
-                        let p = ci * kk + tap - p0;
-                        let run = &mut panel[p * nr + col..p * nr + col + len];
-                        let Some(iy) = iy.filter(|_| lo < hi) else {
-                            run.fill(0.0);
-                            continue;
-                        };
-                        let (zl, zh) = (lo - ox0, hi - ox0);
-                        run[..zl].fill(0.0);
-                        run[zh..].fill(0.0);
-                        let first = ci * hw + iy * w + lo * s + kx - pad;
-                        if s == 1 {
-                            run[zl..zh].copy_from_slice(&self.input[first..first + (zh - zl)]);
-                        } else {
-                            for (t, v) in run[zl..zh].iter_mut().enumerate() {
-                                *v = self.input[first + t * s];
-                            }
-                        }
-                    }
-                }
-                col += len;
-            }
-            if width < nr {
-                for row in panel.chunks_exact_mut(nr) {
-                    row[width..].fill(0.0);
+                    crate::blocked::conv_dense(t, g, input, weight, bias, act, out, scratch);
                 }
             }
         }

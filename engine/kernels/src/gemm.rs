@@ -39,13 +39,7 @@ pub(crate) const KC: usize = 256;
 pub(crate) const NC_MAX: usize = 128;
 
 /// Extra scratch elements so the packed panels can start on a 64-byte line.
-const ALIGN_SLACK: usize = 16;
-
-/// Largest `MR` of any micro-kernel.
-pub(crate) const MAX_MR: usize = 8;
-
-/// Largest `MR × NR` of any micro-kernel (the stack tile for edges).
-pub(crate) const MAX_TILE: usize = 128;
+pub(crate) const ALIGN_SLACK: usize = 16;
 
 /// A strided read-only matrix: element (i, j) at data[i*rs + j*cs].
 #[derive(Clone, Copy, Debug)]
@@ -66,13 +60,15 @@ impl MatRef<'_> {
     }
 
     /// Panics unless every element of the `rows × cols` view lies in `data`.
-    fn check(&self, rows: usize, cols: usize, what: &str) {
+    pub(crate) fn check(&self, rows: usize, cols: usize, what: &str) {
         if rows == 0 || cols == 0 {
             return;
         }
-        let last = (rows - 1)
-            .checked_mul(self.rs)
-            .and_then(|r| (cols - 1).checked_mul(self.cs).and_then(|c| r.checked_add(c)));
+        let last = (rows - 1).checked_mul(self.rs).and_then(|r| {
+            (cols - 1)
+                .checked_mul(self.cs)
+                .and_then(|c| r.checked_add(c))
+        });
         assert!(
             matches!(last, Some(l) if l < self.data.len()),
             "sgemm: {what} ({rows}x{cols}, rs {}, cs {}) does not fit its {} elements",
@@ -98,11 +94,15 @@ pub struct Epilogue<'a> {
 ///
 /// The same for every path, so a plan sized once works with any [`Kernels`].
 pub fn sgemm_scratch_len(k: usize) -> usize {
-    KC.min(k) * NC_MAX + ALIGN_SLACK
+    if k == 0 {
+        0
+    } else {
+        KC.min(k) * NC_MAX + ALIGN_SLACK
+    }
 }
 
 impl Kernels {
-    /// C[i*rsc + j] = act( sum_p A(i,p)*B(p,j) + bias[i] + (if accumulate { C_old[i*rsc+j] } else 0) ), i<m, j<n, p<k.
+    /// `C[i*rsc + j] = act( sum_p A(i,p)*B(p,j) + bias[i] + (if accumulate { C_old[i*rsc+j] } else 0) )`, i<m, j<n, p<k.
     ///
     /// `c` must hold the `m×n` view (`rsc >= n` when `m > 1`), `bias` at least
     /// `m` elements and `scratch` at least [`sgemm_scratch_len`]`(k)`. Elements
@@ -132,9 +132,11 @@ impl Kernels {
         match self.path {
             Path::Scalar => crate::reference::sgemm(m, n, k, a, b, c, rsc, epi),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2Fma(t) => sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch),
+            Path::Avx2Fma(t) => {
+                crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch)
+            }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Path::Neon(t) => sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch),
+            Path::Neon(t) => crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch),
         }
     }
 }
@@ -154,6 +156,12 @@ fn check_sgemm(
 ) {
     a.check(m, k, "A");
     b.check(k, n, "B");
+    check_c(m, n, c, rsc);
+    check_epi_scratch(m, k, epi, scratch);
+}
+
+/// Panics unless the `m×n` view of `C` with row stride `rsc` fits in `c`.
+pub(crate) fn check_c(m: usize, n: usize, c: &[f32], rsc: usize) {
     if m > 0 && n > 0 {
         assert!(m == 1 || rsc >= n, "sgemm: rsc {rsc} < n {n}");
         let last = (m - 1).checked_mul(rsc).and_then(|r| r.checked_add(n - 1));
@@ -163,6 +171,10 @@ fn check_sgemm(
             c.len()
         );
     }
+}
+
+/// Panics unless the bias has `m` elements and the scratch is large enough.
+pub(crate) fn check_epi_scratch(m: usize, k: usize, epi: Epilogue<'_>, scratch: &[f32]) {
     if let Some(bias) = epi.bias {
         assert!(bias.len() >= m, "sgemm: bias has {} < m = {m}", bias.len());
     }
@@ -187,194 +199,5 @@ fn epilogue_only(m: usize, n: usize, c: &mut [f32], rsc: usize, epi: Epilogue<'_
             }
             *v = epi.act.apply(x);
         }
-    }
-}
-
-/// What a micro-kernel does with its tile after the dot products.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TileEpi {
-    /// Added to row `i` of the tile (zeros when there is no bias, or for a
-    /// `KC` block after the first).
-    pub bias: [f32; MAX_MR],
-    /// Add the value found in `C` (a residual, or the partial sum of earlier
-    /// `KC` blocks).
-    pub load_c: bool,
-    /// The activation, on the last `KC` block only.
-    pub act: Option<Act>,
-}
-
-/// A register-blocked `MR×NR` fp32 micro-kernel of one SIMD path.
-///
-/// Implemented by the path's capability token, so holding the value proves
-/// the instructions exist.
-pub(crate) trait MicroKernel: Copy {
-    /// Rows of a tile (≤ [`MAX_MR`]).
-    const MR: usize;
-    /// Columns of a tile (`MR·NR ≤ MAX_TILE`).
-    const NR: usize;
-    /// Columns of `B` packed per block: a multiple of `NR`, ≤ [`NC_MAX`].
-    const NC: usize;
-
-    /// Computes `C[i][j] = epi(Σ_p A(min(i, mr-1), p)·B[p][j], C[i][j])` for
-    /// `i < MR, j < NR, p < kc`, with `A(i, p) = *a.add(i*rs + p*cs)`,
-    /// `B[p][j] = *b.add(p*NR + j)` and `C[i][j] = *c.add(i*rsc + j)`.
-    ///
-    /// # Safety
-    /// `1 ≤ mr ≤ MR`, `kc ≥ 1`; `a.add(i*rs + p*cs)` is readable for
-    /// `i < mr, p < kc`; `b` is readable for `kc·NR` elements; `c.add(i*rsc + j)`
-    /// is readable and writable for `i < MR, j < NR`, and no other reference
-    /// to those elements is live.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
-        self,
-        kc: usize,
-        a: *const f32,
-        rs: usize,
-        cs: usize,
-        mr: usize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        epi: &TileEpi,
-    );
-}
-
-/// A source of `B` that can be packed into `[kc][nr]` panels.
-pub(crate) trait PackB {
-    /// Packs rows `p0..p0+kc` and columns `j0..j0+nc` of `B` into
-    /// `nc.div_ceil(nr)` panels: panel `q` holds `B(p0+p, j0+q*nr+jj)` at
-    /// `dst[q*kc*nr + p*nr + jj]`, zero for columns at or past `j0+nc`.
-    fn pack(&self, nr: usize, p0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]);
-}
-
-impl PackB for MatRef<'_> {
-    fn pack(&self, nr: usize, p0: usize, kc: usize, j0: usize, nc: usize, dst: &mut [f32]) {
-        for (q, panel) in dst[..nc.div_ceil(nr) * kc * nr]
-            .chunks_exact_mut(kc * nr)
-            .enumerate()
-        {
-            let jq = j0 + q * nr;
-            let width = nr.min(j0 + nc - jq);
-            for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-                let base = (p0 + p) * self.rs + jq * self.cs;
-                if self.cs == 1 {
-                    row[..width].copy_from_slice(&self.data[base..base + width]);
-                } else {
-                    for (jj, v) in row[..width].iter_mut().enumerate() {
-                        *v = self.data[base + jj * self.cs];
-                    }
-                }
-                row[width..].fill(0.0);
-            }
-        }
-    }
-}
-
-/// The part of `scratch` that starts on a 64-byte boundary.
-fn aligned(scratch: &mut [f32]) -> &mut [f32] {
-    let skip = scratch.as_ptr().align_offset(64).min(ALIGN_SLACK);
-    &mut scratch[skip..]
-}
-
-/// The blocked GEMM driver shared by the SIMD paths. Arguments are checked.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
-    uk: U,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: &B,
-    c: &mut [f32],
-    rsc: usize,
-    epi: Epilogue<'_>,
-    scratch: &mut [f32],
-) {
-    debug_assert!(U::MR <= MAX_MR && U::MR * U::NR <= MAX_TILE);
-    debug_assert!(U::NC % U::NR == 0 && U::NC <= NC_MAX);
-    debug_assert!(m > 0 && n > 0 && k > 0);
-    let buf = aligned(scratch);
-    let mut j0 = 0;
-    while j0 < n {
-        let nc = U::NC.min(n - j0);
-        let panels = nc.div_ceil(U::NR);
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = KC.min(k - p0);
-            let packed = &mut buf[..panels * kc * U::NR];
-            b.pack(U::NR, p0, kc, j0, nc, packed);
-            let first = p0 == 0;
-            let mut te = TileEpi {
-                bias: [0.0; MAX_MR],
-                load_c: !first || epi.accumulate,
-                act: (p0 + kc == k).then_some(epi.act),
-            };
-            let mut i0 = 0;
-            while i0 < m {
-                let mr = U::MR.min(m - i0);
-                if let (true, Some(bias)) = (first, epi.bias) {
-                    for (r, t) in te.bias[..U::MR].iter_mut().enumerate() {
-                        *t = bias[i0 + r.min(mr - 1)];
-                    }
-                }
-                // In bounds: i0 < m and p0 < k, checked against `a.data` by `check_sgemm`.
-                let a_tile = a.data[i0 * a.rs + p0 * a.cs..].as_ptr();
-                for (q, panel) in packed.chunks_exact(kc * U::NR).enumerate() {
-                    let jq = j0 + q * U::NR;
-                    let nr = U::NR.min(n - jq);
-                    if mr == U::MR && nr == U::NR {
-                        let c_tile = c[i0 * rsc + jq..].as_mut_ptr();
-                        // SAFETY: rows i0..i0+mr of A and columns p0..p0+kc exist
-                        // (check_sgemm bounds (m-1)*rs + (k-1)*cs); `panel` has
-                        // kc*NR elements; the full tile lies in C since
-                        // (i0+MR-1)*rsc + jq+NR-1 <= (m-1)*rsc + n-1 < c.len(),
-                        // and `c` is borrowed mutably here only through `c_tile`.
-                        unsafe {
-                            uk.tile(
-                                kc,
-                                a_tile,
-                                a.rs,
-                                a.cs,
-                                mr,
-                                panel.as_ptr(),
-                                c_tile,
-                                rsc,
-                                &te,
-                            )
-                        };
-                    } else {
-                        let mut tmp = [0.0f32; MAX_TILE];
-                        if te.load_c {
-                            for r in 0..mr {
-                                let src = &c[(i0 + r) * rsc + jq..][..nr];
-                                tmp[r * U::NR..r * U::NR + nr].copy_from_slice(src);
-                            }
-                        }
-                        // SAFETY: A and the panel as above; `tmp` holds
-                        // MR*NR <= MAX_TILE elements at row stride NR.
-                        unsafe {
-                            uk.tile(
-                                kc,
-                                a_tile,
-                                a.rs,
-                                a.cs,
-                                mr,
-                                panel.as_ptr(),
-                                tmp.as_mut_ptr(),
-                                U::NR,
-                                &te,
-                            )
-                        };
-                        for r in 0..mr {
-                            c[(i0 + r) * rsc + jq..][..nr]
-                                .copy_from_slice(&tmp[r * U::NR..r * U::NR + nr]);
-                        }
-                    }
-                }
-                i0 += U::MR;
-            }
-            p0 += kc;
-        }
-        j0 += nc;
     }
 }

@@ -34,6 +34,14 @@ pub mod ops;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    )),
+    allow(dead_code)
+)]
+mod blocked;
 mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;

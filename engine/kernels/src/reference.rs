@@ -82,7 +82,13 @@ pub(crate) fn valid_cols(
 
 /// Input row of output row `oy` and kernel row `ky`, if it is not padding.
 #[inline]
-pub(crate) fn input_row(h: usize, stride: usize, pad: usize, oy: usize, ky: usize) -> Option<usize> {
+pub(crate) fn input_row(
+    h: usize,
+    stride: usize,
+    pad: usize,
+    oy: usize,
+    ky: usize,
+) -> Option<usize> {
     (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h)
 }
 

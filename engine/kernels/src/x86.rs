@@ -7,9 +7,9 @@
 use core::arch::x86_64::*;
 
 use crate::Act;
+use crate::blocked::{DwRow, MicroKernel, TileEpi, dw_vector_cols};
 use crate::conv::ConvGeom;
-use crate::gemm::{MicroKernel, TileEpi};
-use crate::reference::{dw_pixel, input_row};
+use crate::reference::input_row;
 
 /// Proof that the CPU runs AVX2 and FMA3 (and the OS saves YMM registers).
 #[derive(Clone, Copy, Debug)]
@@ -148,10 +148,7 @@ fn act_ps(act: Act, v: __m256) -> __m256 {
         Act::None => v,
         // MAXPS/MINPS return their second operand when either is NaN.
         Act::Relu => _mm256_max_ps(_mm256_setzero_ps(), v),
-        Act::Relu6 => _mm256_min_ps(
-            _mm256_set1_ps(6.0),
-            _mm256_max_ps(_mm256_setzero_ps(), v),
-        ),
+        Act::Relu6 => _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(_mm256_setzero_ps(), v)),
         Act::Silu => {
             let e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), v));
             _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0), e))
@@ -186,7 +183,13 @@ fn exp_ps(x: __m256) -> __m256 {
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    for coef in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+    for coef in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ] {
         y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(coef));
     }
     let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
@@ -211,82 +214,91 @@ pub(crate) fn avx2_fma_dwconv_f32(
 
 /// Depthwise convolution, 8 output columns per vector: stride 1 loads them
 /// directly, stride 2 loads 15 inputs in two overlapping vectors and keeps the
-/// even ones. Border columns (and other strides) use the scalar reference
-/// pixel; vector blocks never read past the row.
+/// even ones. Four vectors (32 columns) are computed at once so four FMA
+/// chains hide the FMA latency. Border columns (and strides above 2) use the
+/// scalar reference pixel; vector blocks never read past the row.
 #[target_feature(enable = "avx2,fma")]
-fn dwconv(
-    g: &ConvGeom,
-    input: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    act: Act,
-    out: &mut [f32],
-) {
-    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
-    let (oh, ow, kk) = (g.out_h(), g.out_w(), k * k);
-    let span = 7 * s + 1;
-    // Vector blocks start at ox in x_lo..=x_hi: ox*s >= pad (no left padding)
-    // and ox*s + (k-1) - pad + span - 1 <= w - 1 (no right padding or over-read).
-    let x_lo = pad.div_ceil(s);
-    let x_hi = (w + pad + 1)
-        .checked_sub(k + span)
-        .map(|top| (top / s).min(ow.saturating_sub(8)))
-        .filter(|&x_hi| s <= 2 && ow >= 8 && x_hi >= x_lo);
+fn dwconv(g: &ConvGeom, input: &[f32], weight: &[f32], bias: &[f32], act: Act, out: &mut [f32]) {
+    let (oh, ow, kk, hw) = (g.out_h(), g.out_w(), g.k * g.k, g.h * g.w);
+    let (x_lo, x_hi) = dw_vector_cols(g, 8, 7 * g.stride + 1);
     for c in 0..g.cin {
-        let plane = &input[c * h * w..(c + 1) * h * w];
-        let taps = &weight[c * kk..(c + 1) * kk];
         let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        let bv = _mm256_set1_ps(bias[c]);
-        for oy in 0..oh {
-            let orow = &mut o[oy * ow..(oy + 1) * ow];
-            let scalar = |ox: usize, orow: &mut [f32]| {
-                orow[ox] = act.apply(dw_pixel(plane, taps, h, w, k, s, oy, ox) + bias[c]);
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            let row = DwRow {
+                g,
+                plane: &input[c * hw..(c + 1) * hw],
+                taps: &weight[c * kk..(c + 1) * kk],
+                bias: bias[c],
+                act,
+                oy,
             };
             let Some(x_hi) = x_hi else {
-                (0..ow).for_each(|ox| scalar(ox, orow));
+                (0..ow).for_each(|ox| orow[ox] = row.pixel(ox));
                 continue;
             };
-            (0..x_lo).for_each(|ox| scalar(ox, orow));
-            (x_hi + 8..ow).for_each(|ox| scalar(ox, orow));
-            // Blocks at x_lo, x_lo+8, ... and a last one at x_hi (overlapping
-            // the previous block, recomputing the same values).
+            (0..x_lo).for_each(|ox| orow[ox] = row.pixel(ox));
+            (x_hi + 8..ow).for_each(|ox| orow[ox] = row.pixel(ox));
             let mut ox = x_lo;
-            loop {
-                let mut acc = _mm256_setzero_ps();
-                for ky in 0..k {
-                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
-                        continue;
-                    };
-                    let row = &plane[iy * w..(iy + 1) * w];
-                    for kx in 0..k {
-                        let wv = _mm256_set1_ps(taps[ky * k + kx]);
-                        let x = &row[ox * s + kx - pad..][..span];
-                        let xv = if s == 1 {
-                            // SAFETY: `x` holds span = 8 elements.
-                            unsafe { _mm256_loadu_ps(x.as_ptr()) }
-                        } else {
-                            // SAFETY: `x` holds span = 15 elements: 0..8 and 7..15.
-                            let (lo, hi) = unsafe {
-                                (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(x.as_ptr().add(7)))
-                            };
-                            // [x0 x2 x8 x10 | x4 x6 x12 x14] -> [x0 x2 x4 ... x14]
-                            let even = _mm256_shuffle_ps::<0b11_01_10_00>(lo, hi);
-                            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(
-                                _mm256_castps_pd(even),
-                            ))
-                        };
-                        acc = _mm256_fmadd_ps(wv, xv, acc);
-                    }
-                }
-                let r = act_ps(act, _mm256_add_ps(acc, bv));
-                let dst = &mut orow[ox..ox + 8];
-                // SAFETY: `dst` holds 8 elements.
-                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), r) };
-                if ox == x_hi {
-                    break;
-                }
-                ox = (ox + 8).min(x_hi);
+            while ox + 24 <= x_hi {
+                dw_blocks::<4>(&row, ox, orow);
+                ox += 32;
+            }
+            while ox < x_hi {
+                dw_blocks::<1>(&row, ox, orow);
+                ox += 8;
+            }
+            if ox < x_hi + 8 {
+                // Overlaps the previous block, recomputing the same values.
+                dw_blocks::<1>(&row, x_hi, orow);
             }
         }
+    }
+}
+
+/// `U` blocks of 8 depthwise outputs at columns `ox..ox + 8U` of one row
+/// (`ox + 8(U-1)` is a valid vector start, see [`dw_vector_cols`]).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn dw_blocks<const U: usize>(row: &DwRow<'_>, ox: usize, orow: &mut [f32]) {
+    let (h, w, k, s, pad) = (row.g.h, row.g.w, row.g.k, row.g.stride, row.g.pad());
+    let mut acc = [_mm256_setzero_ps(); U];
+    for ky in 0..k {
+        let Some(iy) = input_row(h, s, pad, row.oy, ky) else {
+            continue;
+        };
+        let line = &row.plane[iy * w..(iy + 1) * w];
+        for kx in 0..k {
+            let wv = _mm256_set1_ps(row.taps[ky * k + kx]);
+            let x = &line[ox * s + kx - pad..][..(8 * U - 1) * s + 1];
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let xv = if s == 1 {
+                    let x = &x[8 * u..8 * u + 8];
+                    // SAFETY: `x` holds 8 elements.
+                    unsafe { _mm256_loadu_ps(x.as_ptr()) }
+                } else {
+                    let x = &x[16 * u..16 * u + 15];
+                    // SAFETY: `x` holds 15 elements: 0..8 and 7..15.
+                    let (lo, hi) = unsafe {
+                        (
+                            _mm256_loadu_ps(x.as_ptr()),
+                            _mm256_loadu_ps(x.as_ptr().add(7)),
+                        )
+                    };
+                    // [x0 x2 x8 x10 | x4 x6 x12 x14] -> [x0 x2 x4 ... x14]
+                    let even = _mm256_shuffle_ps::<0b11_01_10_00>(lo, hi);
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        even,
+                    )))
+                };
+                *acc = _mm256_fmadd_ps(wv, xv, *acc);
+            }
+        }
+    }
+    let bv = _mm256_set1_ps(row.bias);
+    for (u, acc) in acc.iter().enumerate() {
+        let r = act_ps(row.act, _mm256_add_ps(*acc, bv));
+        let dst = &mut orow[ox + 8 * u..ox + 8 * u + 8];
+        // SAFETY: `dst` holds 8 elements.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), r) };
     }
 }

@@ -39,6 +39,11 @@ impl AlignedBytes {
     pub fn as_slice(&self) -> &[u8] {
         &bytemuck::cast_slice::<Block, u8>(&self.blocks)[..self.len]
     }
+
+    /// The bytes, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<Block, u8>(&mut self.blocks)[..self.len]
+    }
 }
 
 impl core::ops::Deref for AlignedBytes {

@@ -1,0 +1,89 @@
+//! Running a frame after `Session::new` performs no heap allocation.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use edgedetr::{Model, Session};
+use edgedetr_tests::*;
+
+/// Counts allocations made by the thread that armed it.
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if ARMED.with(Cell::get) {
+        ALLOCS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    ALLOCS.store(0, Ordering::SeqCst);
+    ARMED.with(|a| a.set(true));
+    f();
+    ARMED.with(|a| a.set(false));
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let n = allocations_during(|| {
+        let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(10));
+        std::hint::black_box(v);
+    });
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn running_a_frame_allocates_nothing() {
+    if skip_requested("running_a_frame_allocates_nothing") {
+        return;
+    }
+    let bytes = fp32_model(320);
+    let input = golden("bus_320", "input").data;
+    let model = Model::from_bytes(bytes).expect("model loads");
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut session = Session::new(&model, &mut arena).expect("session");
+    let p3 = model.buffer_id("layer19_p3").unwrap();
+    let n = allocations_during(|| {
+        for _ in 0..2 {
+            session.input_mut().copy_from_slice(&input);
+            session.run();
+        }
+        let mut ops = 0;
+        session.run_each(0..model.op_count(), |_| ops += 1);
+        assert_eq!(ops, model.op_count());
+        std::hint::black_box(session.buffer(p3).unwrap()[0]);
+    });
+    assert_eq!(n, 0, "a frame allocated {n} times");
+}
