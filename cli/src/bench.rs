@@ -79,7 +79,12 @@ pub fn run(a: Args) -> Result<(), String> {
             model.arena_size()
         );
     } else {
-        crate::out!("{} at {s}x{s}, 1 thread, kernels {kernels}, median of {} runs:", a.model.display(), a.iters, s = model.input_size());
+        crate::out!(
+            "{} at {s}x{s}, 1 thread, kernels {kernels}, median of {} runs:",
+            a.model.display(),
+            a.iters,
+            s = model.input_size()
+        );
         for (s, m) in stages.iter().zip(&med) {
             if per_stage[*s as usize].iter().any(|&v| v > 0.0) {
                 crate::out!("  {:<9} {m:9.2} ms", s.name());

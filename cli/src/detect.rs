@@ -35,7 +35,11 @@ fn load_input(path: &Path, s: usize) -> Result<Vec<f32>, String> {
         ));
     }
     if !a.descr.starts_with("<f") {
-        return Err(format!("{}: input must be float32, found {}", path.display(), a.descr));
+        return Err(format!(
+            "{}: input must be float32, found {}",
+            path.display(),
+            a.descr
+        ));
     }
     Ok(a.data)
 }
@@ -52,11 +56,15 @@ pub fn run(a: Args) -> Result<(), String> {
         let t = std::time::Instant::now();
         session.run();
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let stem = input.file_stem().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+        let stem = input
+            .file_stem()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "input".into());
         crate::out!("{}: ran in {ms:.1} ms", input.display());
         if let Some(dir) = &a.dump {
             let out = dir.join(&stem);
-            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             for id in model.exported_buffers() {
                 let (Some(desc), Some(name)) = (model.buffer(id), model.buffer_name(id)) else {
                     continue;
@@ -65,7 +73,8 @@ pub fn run(a: Args) -> Result<(), String> {
                 shape.extend(desc.shape[..desc.rank as usize].iter().map(|&d| d as usize));
                 let data = session.buffer(id).map_err(|e| e.to_string())?;
                 let p = out.join(format!("{name}.npy"));
-                write_npy_f32(&p, &shape, data).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                write_npy_f32(&p, &shape, data)
+                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
             }
             crate::out!("dumped intermediates to {}", out.display());
         }

@@ -64,7 +64,8 @@ fn main() -> ExitCode {
 
 /// Loads and validates a model file into aligned memory.
 pub(crate) fn load_model(path: &std::path::Path) -> Result<edgedetr::std_io::AlignedBytes, String> {
-    let bytes = edgedetr::std_io::AlignedBytes::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
+    let bytes = edgedetr::std_io::AlignedBytes::read(path)
+        .map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
     edgedetr::Model::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
 }

@@ -32,14 +32,19 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), String> {
-    let ext = a.checkpoint.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let ext = a
+        .checkpoint
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
     if ext != "safetensors" {
         return Err(format!(
             "{}: unsupported checkpoint type (expected a .safetensors file)",
             a.checkpoint.display()
         ));
     }
-    let sd = StateDict::read_safetensors(&a.checkpoint).map_err(|e| format!("{}: {e}", a.checkpoint.display()))?;
+    let sd = StateDict::read_safetensors(&a.checkpoint)
+        .map_err(|e| format!("{}: {e}", a.checkpoint.display()))?;
     let names = match &a.names {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -58,13 +63,20 @@ pub fn run(a: Args) -> Result<(), String> {
             PrecisionArg::Fp32 => Precision::Fp32,
         },
         names,
-        source: a.checkpoint.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        source: a
+            .checkpoint
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
     };
-    let built = edgedetr_quantizer::build(&sd, &opts).map_err(|e| format!("{}: {e}", a.checkpoint.display()))?;
-    std::fs::write(&a.output, &built.bytes).map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
-    let model = edgedetr::Model::from_bytes(&edgedetr::std_io::AlignedBytes::from_slice(&built.bytes))
-        .map_err(|e| format!("internal error: the written model does not load: {e}"))?
-        .arena_size();
+    let built = edgedetr_quantizer::build(&sd, &opts)
+        .map_err(|e| format!("{}: {e}", a.checkpoint.display()))?;
+    std::fs::write(&a.output, &built.bytes)
+        .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+    let model =
+        edgedetr::Model::from_bytes(&edgedetr::std_io::AlignedBytes::from_slice(&built.bytes))
+            .map_err(|e| format!("internal error: the written model does not load: {e}"))?
+            .arena_size();
     crate::out!(
         "wrote {} ({} bytes, {} bytes of weights, arena {} bytes, input {}x{})",
         a.output.display(),

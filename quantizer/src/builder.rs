@@ -4,7 +4,9 @@
 use edgedetr::graph::{OpKind, Stage, attention_scratch_len};
 use edgedetr::kernels::Act;
 use edgedetr::kernels::conv::ConvGeom;
-use edgedetr_format::{BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, DType, Meta, ModelWriter, NONE, OpDesc};
+use edgedetr_format::{
+    BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, DType, Meta, ModelWriter, NONE, OpDesc,
+};
 
 use crate::fold::FoldedConv;
 
@@ -59,7 +61,9 @@ impl GraphBuilder {
     }
 
     fn map(&mut self, name: &str, c: usize, h: usize, w: usize, flags: u8) -> Buf {
-        let id = self.w.add_buffer(name, DType::F32, &[c as u32, h as u32, w as u32], flags);
+        let id = self
+            .w
+            .add_buffer(name, DType::F32, &[c as u32, h as u32, w as u32], flags);
         Buf { id, c, h, w }
     }
 
@@ -69,7 +73,17 @@ impl GraphBuilder {
     }
 
     #[allow(clippy::too_many_arguments)] // one op record, filled field by field
-    fn op(&mut self, name: &str, kind: OpKind, act: Act, inputs: &[u32], out: u32, scratch: u32, tensors: &[u32], params: &[u32]) {
+    fn op(
+        &mut self,
+        name: &str,
+        kind: OpKind,
+        act: Act,
+        inputs: &[u32],
+        out: u32,
+        scratch: u32,
+        tensors: &[u32],
+        params: &[u32],
+    ) {
         let desc = OpDesc {
             kind: kind as u16,
             stage: self.stage,
@@ -108,14 +122,37 @@ impl GraphBuilder {
             stride,
             groups,
         };
-        let wt = self.tensor(&format!("{name}.weight"), &[f.cout as u32, f.cin_per_group as u32, f.k as u32, f.k as u32], &f.weight);
+        let wt = self.tensor(
+            &format!("{name}.weight"),
+            &[
+                f.cout as u32,
+                f.cin_per_group as u32,
+                f.k as u32,
+                f.k as u32,
+            ],
+            &f.weight,
+        );
         let bt = self.tensor(&format!("{name}.bias"), &[f.cout as u32], &f.bias);
         let out = self.map(name, f.cout, g.out_h(), g.out_w(), 0);
         let scratch = match g.scratch_len() {
             0 => NONE,
-            n => self.w.add_buffer(&format!("{name}.scratch"), DType::F32, &[n as u32], BUF_SCRATCH),
+            n => self.w.add_buffer(
+                &format!("{name}.scratch"),
+                DType::F32,
+                &[n as u32],
+                BUF_SCRATCH,
+            ),
         };
-        self.op(name, OpKind::Conv2d, act, &[x.id], out.id, scratch, &[wt, bt], &[f.k as u32, stride as u32, groups as u32]);
+        self.op(
+            name,
+            OpKind::Conv2d,
+            act,
+            &[x.id],
+            out.id,
+            scratch,
+            &[wt, bt],
+            &[f.k as u32, stride as u32, groups as u32],
+        );
         out
     }
 
@@ -136,7 +173,16 @@ impl GraphBuilder {
     /// Nearest ×2 upsampling.
     pub fn upsample2x(&mut self, name: &str, x: Buf) -> Buf {
         let out = self.map(name, x.c, 2 * x.h, 2 * x.w, 0);
-        self.op(name, OpKind::Upsample2x, Act::None, &[x.id], out.id, NONE, &[], &[]);
+        self.op(
+            name,
+            OpKind::Upsample2x,
+            Act::None,
+            &[x.id],
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
         out
     }
 
@@ -146,22 +192,53 @@ impl GraphBuilder {
         let out = self.map(name, x0.c, x0.h, x0.w, 0);
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
         let params: Vec<u32> = coef.iter().map(|c| c.to_bits()).collect();
-        self.op(name, OpKind::WeightedSum, Act::None, &ins, out.id, NONE, &[], &params);
+        self.op(
+            name,
+            OpKind::WeightedSum,
+            Act::None,
+            &ins,
+            out.id,
+            NONE,
+            &[],
+            &params,
+        );
         out
     }
 
     /// `act(a + b)`.
     pub fn add(&mut self, name: &str, a: Buf, b: Buf, act: Act) -> Buf {
         let out = self.map(name, a.c, a.h, a.w, 0);
-        self.op(name, OpKind::Add, act, &[a.id, b.id], out.id, NONE, &[], &[]);
+        self.op(
+            name,
+            OpKind::Add,
+            act,
+            &[a.id, b.id],
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
         out
     }
 
     /// `x + t` with a constant `t` of x's shape.
     pub fn add_tensor(&mut self, name: &str, x: Buf, t: &[f32]) -> Buf {
-        let tid = self.tensor(&format!("{name}.tensor"), &[x.c as u32, (x.h * x.w) as u32], t);
+        let tid = self.tensor(
+            &format!("{name}.tensor"),
+            &[x.c as u32, (x.h * x.w) as u32],
+            t,
+        );
         let out = self.map(name, x.c, x.h, x.w, 0);
-        self.op(name, OpKind::AddTensor, Act::None, &[x.id], out.id, NONE, &[tid], &[]);
+        self.op(
+            name,
+            OpKind::AddTensor,
+            Act::None,
+            &[x.id],
+            out.id,
+            NONE,
+            &[tid],
+            &[],
+        );
         out
     }
 
@@ -169,19 +246,50 @@ impl GraphBuilder {
     pub fn attention(&mut self, name: &str, q: Buf, k: Buf, v: Buf, heads: usize) -> Buf {
         let out = self.map(name, q.c, q.h, q.w, 0);
         let n = attention_scratch_len(q.c, q.h * q.w, k.h * k.w);
-        let scratch = self.w.add_buffer(&format!("{name}.scratch"), DType::F32, &[n as u32], BUF_SCRATCH);
-        self.op(name, OpKind::Attention, Act::None, &[q.id, k.id, v.id], out.id, scratch, &[], &[heads as u32]);
+        let scratch = self.w.add_buffer(
+            &format!("{name}.scratch"),
+            DType::F32,
+            &[n as u32],
+            BUF_SCRATCH,
+        );
+        self.op(
+            name,
+            OpKind::Attention,
+            Act::None,
+            &[q.id, k.id, v.id],
+            out.id,
+            scratch,
+            &[],
+            &[heads as u32],
+        );
         out
     }
 
     /// Layer norm over channels of `x (+ residual)`.
-    pub fn layer_norm(&mut self, name: &str, x: Buf, residual: Option<Buf>, gamma: &[f32], beta: &[f32], eps: f32) -> Buf {
+    pub fn layer_norm(
+        &mut self,
+        name: &str,
+        x: Buf,
+        residual: Option<Buf>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) -> Buf {
         let g = self.tensor(&format!("{name}.weight"), &[gamma.len() as u32], gamma);
         let b = self.tensor(&format!("{name}.bias"), &[beta.len() as u32], beta);
         let out = self.map(name, x.c, x.h, x.w, 0);
         let mut ins = vec![x.id];
         ins.extend(residual.map(|r| r.id));
-        self.op(name, OpKind::LayerNorm, Act::None, &ins, out.id, NONE, &[g, b], &[eps.to_bits()]);
+        self.op(
+            name,
+            OpKind::LayerNorm,
+            Act::None,
+            &ins,
+            out.id,
+            NONE,
+            &[g, b],
+            &[eps.to_bits()],
+        );
         out
     }
 

@@ -31,8 +31,15 @@ impl fmt::Display for QuantizeError {
             QuantizeError::Io(e) => write!(f, "{e}"),
             QuantizeError::Checkpoint(m) => write!(f, "bad checkpoint: {m}"),
             QuantizeError::MissingTensor(n) => write!(f, "checkpoint lacks tensor `{n}`"),
-            QuantizeError::BadShape { name, expected, found } => {
-                write!(f, "tensor `{name}` has shape {found:?}, expected {expected}")
+            QuantizeError::BadShape {
+                name,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor `{name}` has shape {found:?}, expected {expected}"
+                )
             }
             QuantizeError::Unsupported(m) => write!(f, "unsupported: {m}"),
         }

@@ -37,7 +37,10 @@ fn bn_affine(sd: &StateDict, prefix: &str, c: usize) -> Result<Vec<(f64, f64)>, 
         .collect())
 }
 
-fn conv_weight<'a>(sd: &'a StateDict, name: &str) -> Result<&'a crate::state_dict::Tensor, QuantizeError> {
+fn conv_weight<'a>(
+    sd: &'a StateDict,
+    name: &str,
+) -> Result<&'a crate::state_dict::Tensor, QuantizeError> {
     let w = sd.get(name)?;
     if w.shape.len() != 4 || w.shape[2] != w.shape[3] || w.shape[2] % 2 == 0 {
         return Err(QuantizeError::BadShape {
@@ -50,7 +53,11 @@ fn conv_weight<'a>(sd: &'a StateDict, name: &str) -> Result<&'a crate::state_dic
 }
 
 /// Folds `<bn_prefix>*` into the bias-free convolution `<weight_key>`.
-pub fn fold_conv_bn(sd: &StateDict, weight_key: &str, bn_prefix: &str) -> Result<FoldedConv, QuantizeError> {
+pub fn fold_conv_bn(
+    sd: &StateDict,
+    weight_key: &str,
+    bn_prefix: &str,
+) -> Result<FoldedConv, QuantizeError> {
     let w = conv_weight(sd, weight_key)?;
     let (cout, cin_g, k) = (w.shape[0], w.shape[1], w.shape[2]);
     let aff = bn_affine(sd, bn_prefix, cout)?;

@@ -64,15 +64,19 @@ pub fn class_count(sd: &StateDict) -> Result<usize, QuantizeError> {
 /// Builds the model file (layers 1–25: backbone, AIFI and neck) from a state dict.
 pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
     let s = opts.imgsz;
-    if s == 0 || s % 32 != 0 || s > 8192 {
-        return Err(QuantizeError::Unsupported(format!("input size {s}: it must be a positive multiple of 32 up to 8192")));
+    if s == 0 || !s.is_multiple_of(32) || s > 8192 {
+        return Err(QuantizeError::Unsupported(format!(
+            "input size {s}: it must be a positive multiple of 32 up to 8192"
+        )));
     }
     let nc = match &opts.names {
         Some(n) => n.len(),
         None => class_count(sd)?,
     };
     if nc == 0 {
-        return Err(QuantizeError::Unsupported("a model needs at least one class".into()));
+        return Err(QuantizeError::Unsupported(
+            "a model needs at least one class".into(),
+        ));
     }
     let names: Vec<String> = match &opts.names {
         Some(n) => n.clone(),
@@ -94,5 +98,8 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
     let weight_bytes = g.tensor_bytes();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let bytes = g.finish(meta, &opts.source, &name_refs);
-    Ok(Built { bytes, weight_bytes })
+    Ok(Built {
+        bytes,
+        weight_bytes,
+    })
 }

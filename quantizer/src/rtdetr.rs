@@ -18,8 +18,22 @@ pub const LN_EPS: f32 = 1e-5;
 type Uib = (usize, usize, usize);
 
 /// `layer3` and `layer4` of MobileNetV4-Conv-Small (SPEC.md §3).
-const LAYER3: [Uib; 6] = [(5, 5, 2), (0, 3, 1), (0, 3, 1), (0, 3, 1), (0, 3, 1), (3, 0, 1)];
-const LAYER4: [Uib; 6] = [(3, 3, 2), (5, 5, 1), (0, 5, 1), (0, 5, 1), (0, 3, 1), (0, 3, 1)];
+const LAYER3: [Uib; 6] = [
+    (5, 5, 2),
+    (0, 3, 1),
+    (0, 3, 1),
+    (0, 3, 1),
+    (0, 3, 1),
+    (3, 0, 1),
+];
+const LAYER4: [Uib; 6] = [
+    (3, 3, 2),
+    (5, 5, 1),
+    (0, 5, 1),
+    (0, 5, 1),
+    (0, 3, 1),
+    (0, 3, 1),
+];
 
 /// The named intermediates of layers 1–25 (golden names).
 pub struct Neck {
@@ -32,14 +46,32 @@ pub struct Neck {
 }
 
 /// A seed `conv_2d` block: conv (no bias) + BN + optional ReLU6.
-fn seed_conv(g: &mut GraphBuilder, sd: &StateDict, key: &str, x: Buf, stride: usize, act: bool) -> Result<Buf, QuantizeError> {
-    let f = fold_conv_bn(sd, &format!("{key}.conv.weight"), &format!("{key}.BatchNorm2d."))?;
+fn seed_conv(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    key: &str,
+    x: Buf,
+    stride: usize,
+    act: bool,
+) -> Result<Buf, QuantizeError> {
+    let f = fold_conv_bn(
+        sd,
+        &format!("{key}.conv.weight"),
+        &format!("{key}.BatchNorm2d."),
+    )?;
     check_conv_input(&f, x, key)?;
     Ok(g.conv(key, x, &f, stride, if act { Act::Relu6 } else { Act::None }))
 }
 
 /// An ultralytics `Conv`: conv (no bias) + BN + SiLU or identity.
-fn ul_conv(g: &mut GraphBuilder, sd: &StateDict, key: &str, x: Buf, stride: usize, act: Act) -> Result<Buf, QuantizeError> {
+fn ul_conv(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    key: &str,
+    x: Buf,
+    stride: usize,
+    act: Act,
+) -> Result<Buf, QuantizeError> {
     let f = fold_conv_bn(sd, &format!("{key}.conv.weight"), &format!("{key}.bn."))?;
     check_conv_input(&f, x, key)?;
     Ok(g.conv(key, x, &f, stride, act))
@@ -60,7 +92,11 @@ fn check_conv_input(f: &FoldedConv, x: Buf, key: &str) -> Result<(), QuantizeErr
 }
 
 /// Builds the backbone (logical layers 1–4) from `model.0.*`.
-pub fn backbone(g: &mut GraphBuilder, sd: &StateDict, input: Buf) -> Result<[Buf; 4], QuantizeError> {
+pub fn backbone(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    input: Buf,
+) -> Result<[Buf; 4], QuantizeError> {
     g.set_stage(Stage::Backbone);
     let p = "model.0.";
     let x = seed_conv(g, sd, &format!("{p}conv0.convbn_0"), input, 2, true)?;
@@ -70,7 +106,10 @@ pub fn backbone(g: &mut GraphBuilder, sd: &StateDict, input: Buf) -> Result<[Buf
     let x2 = seed_conv(g, sd, &format!("{p}layer2.convbn_1"), x, 1, true)?;
     let mut x = x2;
     let mut stage_out = [x2; 2];
-    for (si, (stage, blocks)) in [("layer3", LAYER3), ("layer4", LAYER4)].into_iter().enumerate() {
+    for (si, (stage, blocks)) in [("layer3", LAYER3), ("layer4", LAYER4)]
+        .into_iter()
+        .enumerate()
+    {
         for (i, (sk, mk, s)) in blocks.into_iter().enumerate() {
             let b = format!("{p}{stage}.uib_{i}.");
             if sk > 0 {
@@ -87,7 +126,12 @@ pub fn backbone(g: &mut GraphBuilder, sd: &StateDict, input: Buf) -> Result<[Buf
     let x3 = stage_out[0];
     let x = seed_conv(g, sd, &format!("{p}layer5.convbn_0"), stage_out[1], 1, true)?;
     let x4 = seed_conv(g, sd, &format!("{p}layer5.convbn_1"), x, 1, true)?;
-    for (b, name) in [(x1, "backbone_out1"), (x2, "backbone_out2"), (x3, "backbone_out3"), (x4, "backbone_out4")] {
+    for (b, name) in [
+        (x1, "backbone_out1"),
+        (x2, "backbone_out2"),
+        (x3, "backbone_out3"),
+        (x4, "backbone_out4"),
+    ] {
         g.export(b, name);
     }
     Ok([x1, x2, x3, x4])
@@ -126,8 +170,10 @@ pub fn sincos_position_embedding(c: usize, h: usize, w: usize) -> Vec<f32> {
 fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf) -> Result<Buf, QuantizeError> {
     let p = "model.2.";
     let c = x.c;
-    if c % 4 != 0 {
-        return Err(QuantizeError::Unsupported(format!("AIFI width {c} is not a multiple of 4")));
+    if !c.is_multiple_of(4) {
+        return Err(QuantizeError::Unsupported(format!(
+            "AIFI width {c} is not a multiple of 4"
+        )));
     }
     let heads = 8;
     let inw = sd.get_shaped(&format!("{p}ma.in_proj_weight"), &[3 * c, c])?;
@@ -135,9 +181,27 @@ fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf) -> Result<Buf, QuantizeErr
     let cc = c * c;
     let pos = sincos_position_embedding(c, x.h, x.w);
     let qk_in = g.add_tensor("model.2.pos", x, &pos);
-    let q = g.linear("model.2.q", qk_in, &inw.data[..cc], &inb.data[..c], Act::None);
-    let k = g.linear("model.2.k", qk_in, &inw.data[cc..2 * cc], &inb.data[c..2 * c], Act::None);
-    let v = g.linear("model.2.v", x, &inw.data[2 * cc..], &inb.data[2 * c..], Act::None);
+    let q = g.linear(
+        "model.2.q",
+        qk_in,
+        &inw.data[..cc],
+        &inb.data[..c],
+        Act::None,
+    );
+    let k = g.linear(
+        "model.2.k",
+        qk_in,
+        &inw.data[cc..2 * cc],
+        &inb.data[c..2 * c],
+        Act::None,
+    );
+    let v = g.linear(
+        "model.2.v",
+        x,
+        &inw.data[2 * cc..],
+        &inb.data[2 * c..],
+        Act::None,
+    );
     let o = g.attention("model.2.attn", q, k, v, heads);
     let ow = sd.get_shaped(&format!("{p}ma.out_proj.weight"), &[c, c])?;
     let ob = sd.get_shaped(&format!("{p}ma.out_proj.bias"), &[c])?;
@@ -168,11 +232,21 @@ pub fn bifpn_coefficients(w: &[f32]) -> Vec<f32> {
     w.iter().map(|&x| x / denom).collect()
 }
 
-fn bifpn(g: &mut GraphBuilder, sd: &StateDict, pos: usize, xs: &[Buf]) -> Result<Buf, QuantizeError> {
+fn bifpn(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    pos: usize,
+    xs: &[Buf],
+) -> Result<Buf, QuantizeError> {
     let key = format!("model.{pos}.weight");
     let w = sd.get_shaped(&key, &[xs.len()])?;
-    if xs.iter().any(|b| (b.c, b.h, b.w) != (xs[0].c, xs[0].h, xs[0].w)) {
-        return Err(QuantizeError::Unsupported(format!("BiFPN `model.{pos}` inputs differ in shape")));
+    if xs
+        .iter()
+        .any(|b| (b.c, b.h, b.w) != (xs[0].c, xs[0].h, xs[0].w))
+    {
+        return Err(QuantizeError::Unsupported(format!(
+            "BiFPN `model.{pos}` inputs differ in shape"
+        )));
     }
     Ok(g.weighted_sum(&format!("model.{pos}"), xs, &bifpn_coefficients(&w.data)))
 }
@@ -181,7 +255,9 @@ fn bifpn(g: &mut GraphBuilder, sd: &StateDict, pos: usize, xs: &[Buf]) -> Result
 fn repc3(g: &mut GraphBuilder, sd: &StateDict, pos: usize, x: Buf) -> Result<Buf, QuantizeError> {
     let p = format!("model.{pos}.");
     if sd.contains(&format!("{p}cv3.conv.weight")) {
-        return Err(QuantizeError::Unsupported(format!("RepC3 `model.{pos}` with a cv3 convolution")));
+        return Err(QuantizeError::Unsupported(format!(
+            "RepC3 `model.{pos}` with a cv3 convolution"
+        )));
     }
     let mut y = ul_conv(g, sd, &format!("{p}cv1"), x, 1, Act::Silu)?;
     let mut i = 0;
@@ -197,7 +273,11 @@ fn repc3(g: &mut GraphBuilder, sd: &StateDict, pos: usize, x: Buf) -> Result<Buf
 }
 
 /// Builds logical layers 5–25 (AIFI and the BiFPN neck).
-pub fn neck(g: &mut GraphBuilder, sd: &StateDict, bb: [Buf; 4]) -> Result<([Buf; 3], Buf), QuantizeError> {
+pub fn neck(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    bb: [Buf; 4],
+) -> Result<([Buf; 3], Buf), QuantizeError> {
     g.set_stage(Stage::Neck);
     let [x1, x2, x3, x4] = bb;
     let l5 = ul_conv(g, sd, "model.1", x4, 1, Act::None)?;
@@ -222,7 +302,11 @@ pub fn neck(g: &mut GraphBuilder, sd: &StateDict, bb: [Buf; 4]) -> Result<([Buf;
     let l23 = ul_conv(g, sd, "model.19", l22, 2, Act::Silu)?;
     let l24 = bifpn(g, sd, 20, &[l23, l10])?;
     let l25 = repc3(g, sd, 21, l24)?;
-    for (b, name) in [(l19, "layer19_p3"), (l22, "layer22_p4"), (l25, "layer25_p5")] {
+    for (b, name) in [
+        (l19, "layer19_p3"),
+        (l22, "layer22_p4"),
+        (l25, "layer25_p5"),
+    ] {
         g.export(b, name);
     }
     Ok(([l19, l22, l25], l6))

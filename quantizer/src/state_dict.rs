@@ -45,34 +45,57 @@ impl StateDict {
     /// Reads a `.safetensors` file.
     pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Self, QuantizeError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| QuantizeError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            QuantizeError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))
+        })?;
         Self::from_safetensors(&bytes)
     }
 
     /// Parses `.safetensors` bytes.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, QuantizeError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| QuantizeError::Checkpoint(format!("safetensors: {e}")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| QuantizeError::Checkpoint(format!("safetensors: {e}")))?;
         let mut sd = StateDict::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-                Dtype::F16 => raw.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-                Dtype::BF16 => raw.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+                Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                Dtype::F16 => raw
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+                Dtype::BF16 => raw
+                    .chunks_exact(2)
+                    .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
                 Dtype::F64 => raw
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                     .collect(),
                 _ => continue, // integer buffers (num_batches_tracked) are not parameters
             };
-            sd.insert(name, Tensor { shape: view.shape().to_vec(), data });
+            sd.insert(
+                name,
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                },
+            );
         }
         Ok(sd)
     }
 
     /// The tensor `name`.
     pub fn get(&self, name: &str) -> Result<&Tensor, QuantizeError> {
-        self.tensors.get(name).ok_or_else(|| QuantizeError::MissingTensor(name.into()))
+        self.tensors
+            .get(name)
+            .ok_or_else(|| QuantizeError::MissingTensor(name.into()))
     }
 
     /// The tensor `name`, checked to have `shape`.

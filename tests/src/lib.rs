@@ -50,7 +50,10 @@ pub fn fixture_dir() -> PathBuf {
 
 /// Reads golden `name` of run `run` (e.g. `bus_640`, `layer19_p3`).
 pub fn golden(run: &str, name: &str) -> NpyArray {
-    let p = fixture_dir().join("golden").join(run).join(format!("{name}.npy"));
+    let p = fixture_dir()
+        .join("golden")
+        .join(run)
+        .join(format!("{name}.npy"));
     read_npy(&p).unwrap_or_else(|e| panic!("cannot read golden {}: {e}", p.display()))
 }
 
@@ -59,7 +62,8 @@ pub fn state_dict() -> &'static StateDict {
     static SD: OnceLock<StateDict> = OnceLock::new();
     SD.get_or_init(|| {
         let p = fixture_dir().join("model.safetensors");
-        StateDict::read_safetensors(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+        StateDict::read_safetensors(&p)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
     })
 }
 
@@ -76,7 +80,8 @@ pub fn fp32_model(imgsz: usize) -> &'static AlignedBytes {
         source: "fixtures/main/model.safetensors".into(),
         ..Options::default()
     };
-    let built = edgedetr_quantizer::build(state_dict(), &opts).unwrap_or_else(|e| panic!("quantize failed: {e}"));
+    let built = edgedetr_quantizer::build(state_dict(), &opts)
+        .unwrap_or_else(|e| panic!("quantize failed: {e}"));
     let m: &'static AlignedBytes = Box::leak(Box::new(AlignedBytes::from_slice(&built.bytes)));
     c.push((imgsz, m));
     m
@@ -149,5 +154,8 @@ pub fn assert_close(run: &str, name: &str, engine: &[f32], atol: f32, rtol: f32)
 
 /// Input size of a run name (`bus_320` → 320).
 pub fn run_size(run: &str) -> usize {
-    run.rsplit('_').next().and_then(|s| s.parse().ok()).unwrap_or(640)
+    run.rsplit('_')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(640)
 }

@@ -9,21 +9,29 @@ struct Ctx {
 }
 
 fn id(model: &Model<'_>, name: &str) -> u32 {
-    model.buffer_id(name).unwrap_or_else(|| panic!("model has no buffer {name}"))
+    model
+        .buffer_id(name)
+        .unwrap_or_else(|| panic!("model has no buffer {name}"))
 }
 
 fn producer(model: &Model<'_>, name: &str) -> usize {
-    model.producer(id(model, name)).unwrap_or_else(|| panic!("no op writes {name}"))
+    model
+        .producer(id(model, name))
+        .unwrap_or_else(|| panic!("no op writes {name}"))
 }
 
 fn feed(session: &mut Session<'_, '_>, run: &str, name: &str) {
     let m = session.model();
     let b = id(m, name);
-    session.set_buffer(b, &golden(run, name).data).expect("golden fits the buffer");
+    session
+        .set_buffer(b, &golden(run, name).data)
+        .expect("golden fits the buffer");
 }
 
 fn read<'s>(session: &'s Session<'_, '_>, name: &str) -> &'s [f32] {
-    session.buffer(id(session.model(), name)).expect("f32 buffer")
+    session
+        .buffer(id(session.model(), name))
+        .expect("f32 buffer")
 }
 
 impl Ctx {
@@ -45,14 +53,21 @@ impl Ctx {
 
         // AIFI (L5 then L6) from the golden backbone_out4.
         feed(&mut s, run, "backbone_out4");
-        s.run_ops(producer(&model, "backbone_out4") + 1..producer(&model, "layer06_aifi") + 1).unwrap();
+        s.run_ops(producer(&model, "backbone_out4") + 1..producer(&model, "layer06_aifi") + 1)
+            .unwrap();
         assert_close(run, "layer06_aifi", read(&s, "layer06_aifi"), 3e-5, 1e-5);
 
         // P3-P5 from the golden backbone outputs 1-3 and AIFI.
-        for n in ["backbone_out1", "backbone_out2", "backbone_out3", "layer06_aifi"] {
+        for n in [
+            "backbone_out1",
+            "backbone_out2",
+            "backbone_out3",
+            "layer06_aifi",
+        ] {
             feed(&mut s, run, n);
         }
-        s.run_ops(producer(&model, "layer06_aifi") + 1..producer(&model, "layer25_p5") + 1).unwrap();
+        s.run_ops(producer(&model, "layer06_aifi") + 1..producer(&model, "layer25_p5") + 1)
+            .unwrap();
         for n in ["layer19_p3", "layer22_p4", "layer25_p5"] {
             assert_close(run, n, read(&s, n), 1e-3, 1e-3);
         }

@@ -50,7 +50,10 @@ fn flipped_bytes_are_errors() {
         assert!(r.is_err(), "flip of byte {at} by {mask:#x} was accepted");
         buf.as_mut_slice()[at] ^= mask;
     }
-    assert!(Model::from_bytes(&buf).is_ok(), "restoring every flip restores the file");
+    assert!(
+        Model::from_bytes(&buf).is_ok(),
+        "restoring every flip restores the file"
+    );
 }
 
 #[test]
@@ -63,7 +66,10 @@ fn misaligned_bytes_and_small_arenas_are_errors() {
     let mut v = vec![0u8; full.len() + 128];
     let off = v.as_ptr().align_offset(64) + 1;
     v[off..off + full.len()].copy_from_slice(full);
-    assert_eq!(Model::from_bytes(&v[off..off + full.len()]).err(), Some(Error::MisalignedModel));
+    assert_eq!(
+        Model::from_bytes(&v[off..off + full.len()]).err(),
+        Some(Error::MisalignedModel)
+    );
     let model = Model::from_bytes(full).unwrap();
     let mut small = vec![0u8; model.arena_size() / 2];
     assert!(matches!(

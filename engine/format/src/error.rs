@@ -105,9 +105,7 @@ impl fmt::Display for FormatError {
                 f,
                 "model file is corrupt: checksum {computed:016x} does not match {stored:016x}"
             ),
-            FormatError::Misaligned => {
-                f.write_str("model bytes must start on a 64-byte boundary")
-            }
+            FormatError::Misaligned => f.write_str("model bytes must start on a 64-byte boundary"),
             FormatError::BadHeader(r) => write!(f, "bad model header: {r}"),
             FormatError::BadSection { kind, reason } => write!(f, "bad section {kind}: {reason}"),
             FormatError::MissingSection { kind } => write!(f, "missing section {kind}"),

@@ -131,7 +131,10 @@ mod tests {
         }
         let mut b = bytes.clone();
         b.push(0);
-        assert!(matches!(ModelFile::parse(&b), Err(FormatError::TrailingBytes { .. })));
+        assert!(matches!(
+            ModelFile::parse(&b),
+            Err(FormatError::TrailingBytes { .. })
+        ));
     }
 
     /// Rewrites the checksum so that corruptions reach validation.
@@ -169,14 +172,22 @@ mod tests {
         // Specific corruptions.
         let mut b = bytes.clone();
         b[8] = 2; // version
-        assert!(matches!(ModelFile::parse(&b), Err(FormatError::UnsupportedVersion { found: 2 })));
+        assert!(matches!(
+            ModelFile::parse(&b),
+            Err(FormatError::UnsupportedVersion { found: 2 })
+        ));
         let ops_entry = 64 + 3 * SECTION_ENTRY_LEN;
         let mut b = bytes.clone();
-        let ops_off = u64::from_le_bytes(b[ops_entry + 8..ops_entry + 16].try_into().unwrap()) as usize;
+        let ops_off =
+            u64::from_le_bytes(b[ops_entry + 8..ops_entry + 16].try_into().unwrap()) as usize;
         // Second op reads a buffer id that does not exist.
-        b[ops_off + OP_DESC_LEN + 12..ops_off + OP_DESC_LEN + 16].copy_from_slice(&77u32.to_le_bytes());
+        b[ops_off + OP_DESC_LEN + 12..ops_off + OP_DESC_LEN + 16]
+            .copy_from_slice(&77u32.to_le_bytes());
         reseal(&mut b);
-        assert!(matches!(ModelFile::parse(&b), Err(FormatError::BadOp { index: 1, .. })));
+        assert!(matches!(
+            ModelFile::parse(&b),
+            Err(FormatError::BadOp { index: 1, .. })
+        ));
         let _ = f;
     }
 }

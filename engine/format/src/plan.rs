@@ -67,7 +67,10 @@ pub fn plan_greedy(lifetimes: &[Lifetime]) -> (alloc::vec::Vec<u64>, u64) {
     let mut order: Vec<usize> = (0..lifetimes.len()).collect();
     order.sort_by(|&a, &b| {
         let (la, lb) = (&lifetimes[a], &lifetimes[b]);
-        lb.size.cmp(&la.size).then(la.first.cmp(&lb.first)).then(a.cmp(&b))
+        lb.size
+            .cmp(&la.size)
+            .then(la.first.cmp(&lb.first))
+            .then(a.cmp(&b))
     });
     let mut offsets = vec![0u64; lifetimes.len()];
     let mut placed: Vec<usize> = Vec::new();
@@ -138,7 +141,9 @@ mod tests {
     fn random_plans_are_valid_and_near_the_bound() {
         let mut s = 12345u64;
         let mut rnd = |n: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 33) % n
         };
         for _ in 0..50 {

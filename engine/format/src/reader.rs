@@ -78,7 +78,9 @@ impl<'a> ModelFile<'a> {
             return Err(FormatError::BadHeader("header length is not 64"));
         }
         if header.flags != 0 || header.reserved != [0; 16] {
-            return Err(FormatError::BadHeader("reserved header fields are not zero"));
+            return Err(FormatError::BadHeader(
+                "reserved header fields are not zero",
+            ));
         }
         if header.arena_size > MAX_ARENA {
             return Err(FormatError::BadHeader("arena size is absurd"));
@@ -136,10 +138,14 @@ impl<'a> ModelFile<'a> {
                 count: e.count as usize,
             });
         }
-        let need = |k: SectionKind| found[k as usize].ok_or(FormatError::MissingSection { kind: k as u32 });
+        let need = |k: SectionKind| {
+            found[k as usize].ok_or(FormatError::MissingSection { kind: k as u32 })
+        };
         let meta_r = need(SectionKind::Meta)?;
         if meta_r.count != 1 {
-            return Err(FormatError::BadMeta("the meta section must hold one record"));
+            return Err(FormatError::BadMeta(
+                "the meta section must hold one record",
+            ));
         }
         let meta = Meta::decode(&bytes[meta_r.offset..meta_r.offset + META_LEN]);
         let file = ModelFile {
@@ -163,20 +169,26 @@ impl<'a> ModelFile<'a> {
             return Err(FormatError::BadString);
         }
         let b = &self.bytes[self.strings.offset + s.offset as usize..self.strings.offset + end];
-        core::str::from_utf8(b).map(|_| ()).map_err(|_| FormatError::BadString)
+        core::str::from_utf8(b)
+            .map(|_| ())
+            .map_err(|_| FormatError::BadString)
     }
 
     fn validate(&self) -> Result<(), FormatError> {
         // Metadata.
         let m = &self.meta;
-        if m.input_size == 0 || m.input_size % 32 != 0 || m.input_size > 8192 {
-            return Err(FormatError::BadMeta("input size must be a positive multiple of 32 up to 8192"));
+        if m.input_size == 0 || !m.input_size.is_multiple_of(32) || m.input_size > 8192 {
+            return Err(FormatError::BadMeta(
+                "input size must be a positive multiple of 32 up to 8192",
+            ));
         }
         if m.in_channels != 3 {
             return Err(FormatError::BadMeta("input must have 3 channels"));
         }
         if m.num_classes == 0 || m.num_classes as usize != self.class_names.count {
-            return Err(FormatError::BadMeta("class count does not match the class names"));
+            return Err(FormatError::BadMeta(
+                "class count does not match the class names",
+            ));
         }
         if m.input_buffer as usize >= self.buffers.count {
             return Err(FormatError::BadMeta("input buffer id out of range"));
@@ -208,14 +220,19 @@ impl<'a> ModelFile<'a> {
             if t.numel().checked_mul(dt.size() as u64) != Some(t.len) {
                 return Err(bad("data length does not match shape and dtype"));
             }
-            if t.offset % 64 != 0 {
+            if !t.offset.is_multiple_of(64) {
                 return Err(bad("data is not 64-byte aligned"));
             }
             let start = self.data.offset as u64;
             let end = start + self.data.len as u64;
-            let tend = t.offset.checked_add(t.len).and_then(|e| e.checked_add(OVERREAD_BYTES as u64));
+            let tend = t
+                .offset
+                .checked_add(t.len)
+                .and_then(|e| e.checked_add(OVERREAD_BYTES as u64));
             if t.offset < start || tend.is_none_or(|e| e > end) {
-                return Err(bad("data (with its over-read padding) lies outside the data section"));
+                return Err(bad(
+                    "data (with its over-read padding) lies outside the data section",
+                ));
             }
             match QuantKind::from_u8(t.quant).ok_or(bad("unknown quantisation kind"))? {
                 QuantKind::None => {}
@@ -229,7 +246,9 @@ impl<'a> ModelFile<'a> {
                         return Err(bad("bad per-channel parameters"));
                     }
                     let p = self.tensor(t.channel_params);
-                    if p.dtype != DType::F32 as u8 || p.numel() != t.shape[t.quant_axis as usize] as u64 {
+                    if p.dtype != DType::F32 as u8
+                        || p.numel() != t.shape[t.quant_axis as usize] as u64
+                    {
                         return Err(bad("per-channel scales have the wrong dtype or length"));
                     }
                 }
@@ -258,16 +277,25 @@ impl<'a> ModelFile<'a> {
             if b.shape[b.rank as usize..].iter().any(|&d| d != 1) || b.shape.contains(&0) {
                 return Err(bad("bad shape"));
             }
-            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT) != 0 || b.pad0 != 0 || b.pad1 != 0 {
+            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT) != 0
+                || b.pad0 != 0
+                || b.pad1 != 0
+            {
                 return Err(bad("unknown flags"));
             }
-            if b.offset % 64 != 0 || b.size % 64 != 0 {
+            if !b.offset.is_multiple_of(64) || !b.size.is_multiple_of(64) {
                 return Err(bad("offset or size is not a multiple of 64"));
             }
-            if b.numel().checked_mul(dt.size() as u64).is_none_or(|n| n > b.size) {
+            if b.numel()
+                .checked_mul(dt.size() as u64)
+                .is_none_or(|n| n > b.size)
+            {
                 return Err(bad("size is smaller than shape × dtype"));
             }
-            if b.offset.checked_add(b.size).is_none_or(|e| e > self.header.arena_size) {
+            if b.offset
+                .checked_add(b.size)
+                .is_none_or(|e| e > self.header.arena_size)
+            {
                 return Err(bad("lies outside the arena"));
             }
             if b.first_op > b.last_op || b.last_op as usize >= n_ops {

@@ -49,7 +49,10 @@ fn encode_all<R: Record>(recs: &[R]) -> Vec<u8> {
 }
 
 fn shape4(shape: &[u32]) -> [u32; 4] {
-    assert!(!shape.is_empty() && shape.len() <= MAX_RANK, "rank must be 1..=4");
+    assert!(
+        !shape.is_empty() && shape.len() <= MAX_RANK,
+        "rank must be 1..=4"
+    );
     let mut s = [1u32; 4];
     s[..shape.len()].copy_from_slice(shape);
     s
@@ -98,7 +101,11 @@ impl ModelWriter {
             channel_params: NONE,
             ..TensorDesc::default()
         };
-        assert_eq!(d.numel() * dtype.size() as u64, bytes.len() as u64, "tensor {name}: bytes do not match shape");
+        assert_eq!(
+            d.numel() * dtype.size() as u64,
+            bytes.len() as u64,
+            "tensor {name}: bytes do not match shape"
+        );
         let at = round_up(self.data.len() as u64, 64);
         self.data.resize(at as usize, 0);
         self.data.extend_from_slice(bytes);
@@ -192,7 +199,8 @@ impl ModelWriter {
                 if b.flags & BUF_EXPORTED != 0 {
                     end = last;
                 }
-                let bytes = b.shape.iter().map(|&d| d as u64).product::<u64>() * b.dtype.size() as u64;
+                let bytes =
+                    b.shape.iter().map(|&d| d as u64).product::<u64>() * b.dtype.size() as u64;
                 Lifetime {
                     first,
                     last: end,
@@ -236,11 +244,36 @@ impl ModelWriter {
 
         let sections: [(SectionKind, usize, usize, usize); 7] = [
             (SectionKind::Meta, META_LEN, META_LEN, 1),
-            (SectionKind::Tensors, TENSOR_DESC_LEN, tensors_bytes_len, self.tensors.len()),
-            (SectionKind::Buffers, BUFFER_DESC_LEN, buffers_bytes.len(), buffer_descs.len()),
-            (SectionKind::Ops, OP_DESC_LEN, ops_bytes.len(), self.ops.len()),
-            (SectionKind::ClassNames, STR_REF_LEN, names_bytes.len(), self.class_names.len()),
-            (SectionKind::Strings, 0, self.strings.len(), self.strings.len()),
+            (
+                SectionKind::Tensors,
+                TENSOR_DESC_LEN,
+                tensors_bytes_len,
+                self.tensors.len(),
+            ),
+            (
+                SectionKind::Buffers,
+                BUFFER_DESC_LEN,
+                buffers_bytes.len(),
+                buffer_descs.len(),
+            ),
+            (
+                SectionKind::Ops,
+                OP_DESC_LEN,
+                ops_bytes.len(),
+                self.ops.len(),
+            ),
+            (
+                SectionKind::ClassNames,
+                STR_REF_LEN,
+                names_bytes.len(),
+                self.class_names.len(),
+            ),
+            (
+                SectionKind::Strings,
+                0,
+                self.strings.len(),
+                self.strings.len(),
+            ),
             (SectionKind::Data, 0, self.data.len(), self.data.len()),
         ];
         let mut at = round_up((HEADER_LEN + sections.len() * SECTION_ENTRY_LEN) as u64, 64);

@@ -84,6 +84,9 @@ fn sgemm(kern: &Kernels, m: usize, n: usize, k: usize, reps: usize) -> f64 {
     2.0 * (m * n * k) as f64 / secs / 1e9
 }
 
+/// A named measurement: GFLOP/s of a path with a repetition count.
+type Bench<'a> = (&'a str, &'a dyn Fn(&Kernels, usize) -> f64);
+
 fn main() {
     let best = Kernels::from_env();
     let scalar = Kernels::scalar();
@@ -105,7 +108,7 @@ fn main() {
         "scalar",
         best.name()
     );
-    let rows: [(&str, &dyn Fn(&Kernels, usize) -> f64); 6] = [
+    let rows: [Bench<'_>; 6] = [
         ("conv2d 3x3 256->256 80x80 (+im2col, SiLU)", &|k, r| {
             conv(k, &g3, r)
         }),

@@ -64,13 +64,7 @@ pub fn relu(x: f32) -> f32 {
 /// `min(max(x, 0), 6)`; NaN stays NaN.
 #[inline]
 pub fn relu6(x: f32) -> f32 {
-    if x < 0.0 {
-        0.0
-    } else if x > 6.0 {
-        6.0
-    } else {
-        x
-    }
+    x.clamp(0.0, 6.0)
 }
 
 /// Logistic sigmoid `1 / (1 + exp(-x))`.

@@ -21,8 +21,9 @@
 //! # Float agreement
 //! Every path accumulates in f32 but in its own order (blocks of `KC`, fused
 //! multiply-add). All paths agree with the exact result within
-//! `(k + 2)·ε·(Σ|a||b| + |bias| + |C_old|)` before the activation (ε = 2⁻²³),
-//! which the tests check with margin; see the `tests` module.
+//! `(k + 2)·ε·(Σ|a||b| + |bias| + |C_old|)` before the activation (ε = 2⁻²³:
+//! the classic `(k+1)·u` bound of f32 summation in any order, with a factor 2
+//! of margin); the tests check every path against it (the `tests` module).
 
 use crate::Act;
 use crate::dispatch::{Kernels, Path};

@@ -61,10 +61,16 @@ impl fmt::Display for Error {
             Error::Format(e) => e.fmt(f),
             Error::MisalignedModel => f.write_str("model bytes must start on a 64-byte boundary"),
             Error::ArenaTooSmall { needed, given } => {
-                write!(f, "arena too small: the model needs {needed} bytes, got {given}")
+                write!(
+                    f,
+                    "arena too small: the model needs {needed} bytes, got {given}"
+                )
             }
             Error::UnsupportedOp { index, kind } => {
-                write!(f, "op #{index} has kind {kind}, which this runtime does not support")
+                write!(
+                    f,
+                    "op #{index} has kind {kind}, which this runtime does not support"
+                )
             }
             Error::BadOp { index, reason } => write!(f, "bad op #{index}: {reason}"),
             Error::UnknownBuffer => f.write_str("no buffer with that name"),

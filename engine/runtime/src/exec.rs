@@ -30,7 +30,15 @@ pub(crate) fn run_op(
     match kind {
         OpKind::Conv2d => {
             if let Some(g) = conv_geom(file, op) {
-                k.conv2d_f32(&g, ins[0], tensor(file, op, 0), tensor(file, op, 1), act, out, scratch);
+                k.conv2d_f32(
+                    &g,
+                    ins[0],
+                    tensor(file, op, 0),
+                    tensor(file, op, 1),
+                    act,
+                    out,
+                    scratch,
+                );
             }
         }
         OpKind::Upsample2x => {
@@ -49,8 +57,10 @@ pub(crate) fn run_op(
         OpKind::AddTensor => ops::add(ins[0], tensor(file, op, 0), out),
         OpKind::Attention => {
             let heads = op.params[0] as usize;
-            let (Some((c, qh, qw)), Some((_, kh, kw))) = (chw(&file.buffer(op.inputs[0])), chw(&file.buffer(op.inputs[1])))
-            else {
+            let (Some((c, qh, qw)), Some((_, kh, kw))) = (
+                chw(&file.buffer(op.inputs[0])),
+                chw(&file.buffer(op.inputs[1])),
+            ) else {
                 return;
             };
             let (t, tk) = (qh * qw, kh * kw);
@@ -106,8 +116,16 @@ fn attention(
             t,
             tk,
             d,
-            MatRef { data: qh, rs: 1, cs: t },
-            MatRef { data: kh, rs: tk, cs: 1 },
+            MatRef {
+                data: qh,
+                rs: 1,
+                cs: t,
+            },
+            MatRef {
+                data: kh,
+                rs: tk,
+                cs: 1,
+            },
             scores,
             tk,
             Epilogue {
@@ -125,8 +143,16 @@ fn attention(
             d,
             t,
             tk,
-            MatRef { data: vh, rs: tk, cs: 1 },
-            MatRef { data: scores, rs: 1, cs: tk },
+            MatRef {
+                data: vh,
+                rs: tk,
+                cs: 1,
+            },
+            MatRef {
+                data: scores,
+                rs: 1,
+                cs: tk,
+            },
             &mut out[h * d * t..(h + 1) * d * t],
             t,
             Epilogue {

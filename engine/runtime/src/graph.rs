@@ -148,7 +148,10 @@ fn f32_param(p: u32) -> f32 {
 pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
     let op = file.op(index);
     let bad = |reason| Error::BadOp { index, reason };
-    let kind = OpKind::from_u16(op.kind).ok_or(Error::UnsupportedOp { index, kind: op.kind })?;
+    let kind = OpKind::from_u16(op.kind).ok_or(Error::UnsupportedOp {
+        index,
+        kind: op.kind,
+    })?;
     Stage::from_u8(op.stage).ok_or(bad("unknown stage"))?;
     let act = Act::from_u8(op.act).ok_or(bad("unknown activation"))?;
     let buf = |i: u32| file.buffer(i);
@@ -181,7 +184,13 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             buf(op.scratch).numel() as usize
         }
     };
-    let no_act = || if act == Act::None { Ok(()) } else { Err(bad("activation not supported here")) };
+    let no_act = || {
+        if act == Act::None {
+            Ok(())
+        } else {
+            Err(bad("activation not supported here"))
+        }
+    };
     match kind {
         OpKind::Conv2d => {
             if n_in != 1 {
@@ -229,14 +238,22 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             }
         }
         OpKind::Add => {
-            if n_in != 2 || buf(op.inputs[0]).numel() != out.numel() || buf(op.inputs[1]).numel() != out.numel() {
+            if n_in != 2
+                || buf(op.inputs[0]).numel() != out.numel()
+                || buf(op.inputs[1]).numel() != out.numel()
+            {
                 return Err(bad("add needs two inputs of the output's size"));
             }
         }
         OpKind::AddTensor => {
             no_act()?;
-            if n_in != 1 || buf(op.inputs[0]).numel() != out.numel() || tensor(0)?.numel() != out.numel() {
-                return Err(bad("add-tensor needs one input and one tensor of the output's size"));
+            if n_in != 1
+                || buf(op.inputs[0]).numel() != out.numel()
+                || tensor(0)?.numel() != out.numel()
+            {
+                return Err(bad(
+                    "add-tensor needs one input and one tensor of the output's size",
+                ));
             }
         }
         OpKind::Attention => {
@@ -246,7 +263,12 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
                 return Err(bad("attention takes Q, K and V"));
             }
             let tokens = |id: u32| chw(&buf(id)).map(|(c, h, w)| (c, h * w));
-            let (q, k, v, o) = (tokens(op.inputs[0]), tokens(op.inputs[1]), tokens(op.inputs[2]), tokens(op.outputs[0]));
+            let (q, k, v, o) = (
+                tokens(op.inputs[0]),
+                tokens(op.inputs[1]),
+                tokens(op.inputs[2]),
+                tokens(op.outputs[0]),
+            );
             let (Some((c, t)), Some((ck, tk)), Some(vv), Some(oo)) = (q, k, v, o) else {
                 return Err(bad("attention operands must be rank 1..=3"));
             };

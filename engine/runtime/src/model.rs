@@ -84,7 +84,9 @@ impl<'b> Model<'b> {
         }
         let b = self.file.buffer(id);
         let op = self.file.op(b.first_op);
-        op.output_ids().any(|o| o == id).then_some(b.first_op as usize)
+        op.output_ids()
+            .any(|o| o == id)
+            .then_some(b.first_op as usize)
     }
 
     /// Descriptor of buffer `id` (name, dtype, shape, arena placement).
@@ -99,6 +101,7 @@ impl<'b> Model<'b> {
 
     /// Ids of the exported buffers (named intermediates kept to the end of a run).
     pub fn exported_buffers(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.file.buffer_count() as u32).filter(|&i| self.file.buffer(i).flags & BUF_EXPORTED != 0)
+        (0..self.file.buffer_count() as u32)
+            .filter(|&i| self.file.buffer(i).flags & BUF_EXPORTED != 0)
     }
 }

@@ -34,7 +34,11 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// A session with an explicit kernel table (e.g. [`Kernels::scalar`]).
-    pub fn with_kernels(model: &'m Model<'m>, arena: &'a mut [u8], kernels: Kernels) -> Result<Self, Error> {
+    pub fn with_kernels(
+        model: &'m Model<'m>,
+        arena: &'a mut [u8],
+        kernels: Kernels,
+    ) -> Result<Self, Error> {
         let given = arena.len();
         let needed = model.file().arena_size();
         let arena = ArenaPtr::new(arena, needed).ok_or(Error::ArenaTooSmall {
@@ -155,6 +159,15 @@ impl<'m, 'a> Session<'m, 'a> {
             // SAFETY: see above; scratch overlaps no input or output buffer.
             unsafe { a.f32s_mut(&desc(op.scratch)) }
         };
-        exec::run_op(&self.kernels, file, op, &ins[..n_in], out, &out_desc, scratch, act);
+        exec::run_op(
+            &self.kernels,
+            file,
+            op,
+            &ins[..n_in],
+            out,
+            &out_desc,
+            scratch,
+            act,
+        );
     }
 }

@@ -83,7 +83,10 @@ pub fn parse_npy(bytes: &[u8]) -> io::Result<NpyArray> {
     }
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(bad(std::format!("unsupported .npy version {v}"))),
     };
     let header = bytes
@@ -106,7 +109,10 @@ pub fn parse_npy(bytes: &[u8]) -> io::Result<NpyArray> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad("bad shape in .npy header")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad("bad shape in .npy header"))
+        })
         .collect::<io::Result<Vec<usize>>>()?;
     let n = shape
         .iter()
@@ -125,9 +131,16 @@ pub fn parse_npy(bytes: &[u8]) -> io::Result<NpyArray> {
     }
     let chunks = body.chunks_exact(elem);
     let (data, ints): (Vec<f32>, Vec<i64>) = match descr.as_str() {
-        "<f4" => (chunks.map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect(), Vec::new()),
+        "<f4" => (
+            chunks
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                .collect(),
+            Vec::new(),
+        ),
         "<f8" => (
-            chunks.map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
+            chunks
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
             Vec::new(),
         ),
         "<f2" => (
@@ -162,7 +175,8 @@ fn half_to_f32(h: u16) -> f32 {
 /// Reads a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> io::Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| io::Error::new(e.kind(), std::format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), std::format!("{}: {e}", path.display())))?;
     parse_npy(&bytes).map_err(|e| bad(std::format!("{}: {e}", path.display())))
 }
 
@@ -173,7 +187,8 @@ fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
     } else {
         std::format!("({})", dims.join(", "))
     };
-    let mut h = std::format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
+    let mut h =
+        std::format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_s}, }}");
     let total = 10 + h.len() + 1;
     h.push_str(&" ".repeat(total.next_multiple_of(64) - total));
     h.push('\n');

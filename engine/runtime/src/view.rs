@@ -43,7 +43,7 @@ impl ArenaPtr {
     fn check(&self, b: &BufferDesc, elems: usize) {
         // Guaranteed by the loader; kept as a cheap guard against misuse.
         assert!(
-            b.offset as usize + elems * 4 <= self.len && (b.offset as usize) % 64 == 0,
+            b.offset as usize + elems * 4 <= self.len && (b.offset as usize).is_multiple_of(64),
             "buffer outside the arena"
         );
     }

@@ -34,8 +34,14 @@ pub fn weighted_sum(inputs: &[&[f32]], coef: &[f32], out: &mut [f32]) {
 pub fn upsample_nearest2x(input: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) {
     assert!(input.len() == c * h * w && out.len() == 4 * c * h * w);
     let ow = 2 * w;
-    for (plane_in, plane_out) in input.chunks_exact(h * w).zip(out.chunks_exact_mut(4 * h * w)) {
-        for (row_in, rows_out) in plane_in.chunks_exact(w).zip(plane_out.chunks_exact_mut(2 * ow)) {
+    for (plane_in, plane_out) in input
+        .chunks_exact(h * w)
+        .zip(out.chunks_exact_mut(4 * h * w))
+    {
+        for (row_in, rows_out) in plane_in
+            .chunks_exact(w)
+            .zip(plane_out.chunks_exact_mut(2 * ow))
+        {
             let (r0, r1) = rows_out.split_at_mut(ow);
             for (x, &v) in row_in.iter().enumerate() {
                 r0[2 * x] = v;
@@ -59,7 +65,10 @@ mod tests {
             for ch in 0..c {
                 for i in 0..2 * h {
                     for j in 0..2 * w {
-                        assert_eq!(out[ch * 4 * h * w + i * 2 * w + j], input[ch * h * w + (i / 2) * w + j / 2]);
+                        assert_eq!(
+                            out[ch * 4 * h * w + i * 2 * w + j],
+                            input[ch * h * w + (i / 2) * w + j / 2]
+                        );
                     }
                 }
             }

@@ -72,12 +72,30 @@ mod tests {
         let mut out = [0.0; 8];
         layer_norm_channels(&a, None, 4, 2, &[1.0; 4], &[0.5; 4], 0.0, &mut out);
         let s = 1.0 / 1.25f32.sqrt();
-        let want = [-1.5 * s + 0.5, 0.5, -0.5 * s + 0.5, 0.5, 0.5 * s + 0.5, 0.5, 1.5 * s + 0.5, 0.5];
+        let want = [
+            -1.5 * s + 0.5,
+            0.5,
+            -0.5 * s + 0.5,
+            0.5,
+            0.5 * s + 0.5,
+            0.5,
+            1.5 * s + 0.5,
+            0.5,
+        ];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-6, "{o} vs {w}");
         }
         let mut with_res = [0.0; 8];
-        layer_norm_channels(&[0.0; 8], Some(&a), 4, 2, &[1.0; 4], &[0.5; 4], 0.0, &mut with_res);
+        layer_norm_channels(
+            &[0.0; 8],
+            Some(&a),
+            4,
+            2,
+            &[1.0; 4],
+            &[0.5; 4],
+            0.0,
+            &mut with_res,
+        );
         assert_eq!(out, with_res);
     }
 
