@@ -70,8 +70,8 @@ mod tests {
         // C = 4, T = 2; token 0 = [1,2,3,4], token 1 = [2,2,2,2].
         let a = [1.0, 2.0, 2.0, 2.0, 3.0, 2.0, 4.0, 2.0];
         let mut out = [0.0; 8];
-        layer_norm_channels(&a, None, 4, 2, &[1.0; 4], &[0.5; 4], 0.0, &mut out);
-        let s = 1.0 / 1.25f32.sqrt();
+        layer_norm_channels(&a, None, 4, 2, &[1.0; 4], &[0.5; 4], 1e-5, &mut out);
+        let s = 1.0 / (1.25f32 + 1e-5).sqrt();
         let want = [
             -1.5 * s + 0.5,
             0.5,
@@ -93,7 +93,7 @@ mod tests {
             2,
             &[1.0; 4],
             &[0.5; 4],
-            0.0,
+            1e-5,
             &mut with_res,
         );
         assert_eq!(out, with_res);
