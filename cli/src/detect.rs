@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use edgedetr::std_io::{read_npy, write_npy_f32};
+use edgedetr::format::{BUF_TOKENS, DType};
+use edgedetr::std_io::{read_npy, write_npy_f32, write_npy_i64};
 use edgedetr::{Model, Session};
 
 /// Arguments of `detect`.
@@ -66,18 +67,49 @@ pub fn run(a: Args) -> Result<(), String> {
             std::fs::create_dir_all(&out)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             for id in model.exported_buffers() {
-                let (Some(desc), Some(name)) = (model.buffer(id), model.buffer_name(id)) else {
-                    continue;
-                };
-                let mut shape = vec![1usize];
-                shape.extend(desc.shape[..desc.rank as usize].iter().map(|&d| d as usize));
-                let data = session.buffer(id).map_err(|e| e.to_string())?;
-                let p = out.join(format!("{name}.npy"));
-                write_npy_f32(&p, &shape, data)
-                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                dump_buffer(&session, id, &out)?;
             }
             crate::out!("dumped intermediates to {}", out.display());
         }
     }
     Ok(())
+}
+
+/// Writes buffer `id` as `<dir>/<name>.npy`, shaped like the goldens: feature
+/// maps `[1, C, H, W]`, token matrices token-major `[1, T, C]`, index vectors
+/// `[K]` as int64, other tensors with a leading batch dimension.
+pub fn dump_buffer(session: &Session<'_, '_>, id: u32, dir: &Path) -> Result<(), String> {
+    let model = session.model();
+    let (Some(desc), Some(name)) = (model.buffer(id), model.buffer_name(id)) else {
+        return Ok(());
+    };
+    let dims: Vec<usize> = desc.shape[..desc.rank as usize]
+        .iter()
+        .map(|&d| d as usize)
+        .collect();
+    let p = dir.join(format!("{name}.npy"));
+    let wr = |e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    if desc.dtype == DType::I32 as u8 {
+        let v: Vec<i64> = session
+            .buffer_i32(id)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|&x| x as i64)
+            .collect();
+        return write_npy_i64(&p, &dims, &v).map_err(wr);
+    }
+    let data = session.buffer(id).map_err(|e| e.to_string())?;
+    if desc.flags & BUF_TOKENS != 0 && dims.len() == 2 {
+        let (c, t) = (dims[0], dims[1]);
+        let mut tr = vec![0f32; c * t];
+        for ch in 0..c {
+            for tok in 0..t {
+                tr[tok * c + ch] = data[ch * t + tok];
+            }
+        }
+        return write_npy_f32(&p, &[1, t, c], &tr).map_err(wr);
+    }
+    let mut shape = vec![1usize];
+    shape.extend(dims);
+    write_npy_f32(&p, &shape, data).map_err(wr)
 }

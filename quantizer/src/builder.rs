@@ -5,7 +5,7 @@ use edgedetr::graph::{OpKind, Stage, attention_scratch_len};
 use edgedetr::kernels::Act;
 use edgedetr::kernels::conv::ConvGeom;
 use edgedetr_format::{
-    BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, DType, Meta, ModelWriter, NONE, OpDesc,
+    BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, BUF_TOKENS, DType, Meta, ModelWriter, NONE, OpDesc,
 };
 
 use crate::fold::FoldedConv;
@@ -19,8 +19,10 @@ pub struct Buf {
     pub c: usize,
     /// Height.
     pub h: usize,
-    /// Width.
+    /// Width (tokens for a token matrix).
     pub w: usize,
+    /// A `[C, T]` token matrix (stored rank 2, dumped token-major).
+    pub tokens: bool,
 }
 
 impl Buf {
@@ -64,7 +66,41 @@ impl GraphBuilder {
         let id = self
             .w
             .add_buffer(name, DType::F32, &[c as u32, h as u32, w as u32], flags);
-        Buf { id, c, h, w }
+        Buf {
+            id,
+            c,
+            h,
+            w,
+            tokens: false,
+        }
+    }
+
+    /// A `[c, t]` token matrix.
+    fn tok(&mut self, name: &str, c: usize, t: usize) -> Buf {
+        let id = self
+            .w
+            .add_buffer(name, DType::F32, &[c as u32, t as u32], BUF_TOKENS);
+        Buf {
+            id,
+            c,
+            h: 1,
+            w: t,
+            tokens: true,
+        }
+    }
+
+    /// A buffer shaped like `like` (map or token matrix) with `c` channels.
+    fn like(&mut self, name: &str, like: Buf, c: usize) -> Buf {
+        if like.tokens {
+            self.tok(name, c, like.w)
+        } else {
+            self.map(name, c, like.h, like.w, 0)
+        }
+    }
+
+    /// An i32 index vector of length `k`.
+    fn index(&mut self, name: &str, k: usize) -> u32 {
+        self.w.add_buffer(name, DType::I32, &[k as u32], 0)
     }
 
     fn tensor(&mut self, name: &str, shape: &[u32], v: &[f32]) -> u32 {
@@ -133,7 +169,11 @@ impl GraphBuilder {
             &f.weight,
         );
         let bt = self.tensor(&format!("{name}.bias"), &[f.cout as u32], &f.bias);
-        let out = self.map(name, f.cout, g.out_h(), g.out_w(), 0);
+        let out = if x.tokens {
+            self.tok(name, f.cout, x.w)
+        } else {
+            self.map(name, f.cout, g.out_h(), g.out_w(), 0)
+        };
         let scratch = match g.scratch_len() {
             0 => NONE,
             n => self.w.add_buffer(
@@ -189,7 +229,7 @@ impl GraphBuilder {
     /// `Σ coef[i] · xs[i]` (2–4 inputs of one shape).
     pub fn weighted_sum(&mut self, name: &str, xs: &[Buf], coef: &[f32]) -> Buf {
         let x0 = xs[0];
-        let out = self.map(name, x0.c, x0.h, x0.w, 0);
+        let out = self.like(name, x0, x0.c);
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
         let params: Vec<u32> = coef.iter().map(|c| c.to_bits()).collect();
         self.op(
@@ -207,7 +247,7 @@ impl GraphBuilder {
 
     /// `act(a + b)`.
     pub fn add(&mut self, name: &str, a: Buf, b: Buf, act: Act) -> Buf {
-        let out = self.map(name, a.c, a.h, a.w, 0);
+        let out = self.like(name, a, a.c);
         self.op(
             name,
             OpKind::Add,
@@ -244,7 +284,7 @@ impl GraphBuilder {
 
     /// Multi-head attention core (no projections).
     pub fn attention(&mut self, name: &str, q: Buf, k: Buf, v: Buf, heads: usize) -> Buf {
-        let out = self.map(name, q.c, q.h, q.w, 0);
+        let out = self.like(name, q, q.c);
         let n = attention_scratch_len(q.c, q.h * q.w, k.h * k.w);
         let scratch = self.w.add_buffer(
             &format!("{name}.scratch"),
@@ -277,7 +317,7 @@ impl GraphBuilder {
     ) -> Buf {
         let g = self.tensor(&format!("{name}.weight"), &[gamma.len() as u32], gamma);
         let b = self.tensor(&format!("{name}.bias"), &[beta.len() as u32], beta);
-        let out = self.map(name, x.c, x.h, x.w, 0);
+        let out = self.like(name, x, x.c);
         let mut ins = vec![x.id];
         ins.extend(residual.map(|r| r.id));
         self.op(
@@ -291,6 +331,236 @@ impl GraphBuilder {
             &[eps.to_bits()],
         );
         out
+    }
+
+    /// Concatenates maps along the token axis into a `[C, Σ h·w]` token matrix.
+    pub fn concat_tokens(&mut self, name: &str, xs: &[Buf]) -> Buf {
+        let t = xs.iter().map(|b| b.h * b.w).sum();
+        let out = self.tok(name, xs[0].c, t);
+        let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
+        self.op(
+            name,
+            OpKind::ConcatTokens,
+            Act::None,
+            &ins,
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
+        out
+    }
+
+    /// `x[c, t] · mask[t]`.
+    pub fn mask_tokens(&mut self, name: &str, x: Buf, mask: &[f32]) -> Buf {
+        let m = self.tensor(&format!("{name}.mask"), &[mask.len() as u32], mask);
+        let out = self.like(name, x, x.c);
+        self.op(
+            name,
+            OpKind::MaskTokens,
+            Act::None,
+            &[x.id],
+            out.id,
+            NONE,
+            &[m],
+            &[],
+        );
+        out
+    }
+
+    /// Indices of the top `k` tokens by their maximum over channels.
+    pub fn topk_tokens(&mut self, name: &str, scores: Buf, k: usize) -> u32 {
+        let out = self.index(name, k);
+        let scratch = self.w.add_buffer(
+            &format!("{name}.scratch"),
+            DType::F32,
+            &[k as u32],
+            BUF_SCRATCH,
+        );
+        self.op(
+            name,
+            OpKind::TopKTokens,
+            Act::None,
+            &[scores.id],
+            out,
+            scratch,
+            &[],
+            &[],
+        );
+        out
+    }
+
+    /// Gathers the token columns `index` (length k) of a buffer.
+    pub fn gather(&mut self, name: &str, index: u32, k: usize, src: Buf) -> Buf {
+        let out = self.tok(name, src.c, k);
+        self.op(
+            name,
+            OpKind::Gather,
+            Act::None,
+            &[index, src.id],
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
+        out
+    }
+
+    /// Gathers the columns `index` of a constant `[c, n]` tensor.
+    pub fn gather_const(
+        &mut self,
+        name: &str,
+        index: u32,
+        k: usize,
+        c: usize,
+        n: usize,
+        data: &[f32],
+    ) -> Buf {
+        let t = self.tensor(&format!("{name}.source"), &[c as u32, n as u32], data);
+        let out = self.tok(name, c, k);
+        self.op(
+            name,
+            OpKind::Gather,
+            Act::None,
+            &[index],
+            out.id,
+            NONE,
+            &[t],
+            &[],
+        );
+        out
+    }
+
+    /// Element-wise activation.
+    pub fn activation(&mut self, name: &str, x: Buf, act: Act) -> Buf {
+        let out = self.like(name, x, x.c);
+        self.op(
+            name,
+            OpKind::Activation,
+            act,
+            &[x.id],
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
+        out
+    }
+
+    /// Softmax over each group of `group` consecutive channels.
+    pub fn softmax_groups(&mut self, name: &str, x: Buf, group: usize) -> Buf {
+        let out = self.like(name, x, x.c);
+        self.op(
+            name,
+            OpKind::SoftmaxGroups,
+            Act::None,
+            &[x.id],
+            out.id,
+            NONE,
+            &[],
+            &[group as u32],
+        );
+        out
+    }
+
+    /// Deformable-attention sampling locations from `reference [4, Q]` and offsets.
+    pub fn deform_locations(&mut self, name: &str, reference: Buf, off: Buf, points: usize) -> Buf {
+        let out = self.like(name, off, off.c);
+        self.op(
+            name,
+            OpKind::DeformLocations,
+            Act::None,
+            &[reference.id, off.id],
+            out.id,
+            NONE,
+            &[],
+            &[points as u32],
+        );
+        out
+    }
+
+    /// Multi-scale deformable attention sampling over `value [C, N]`.
+    #[allow(clippy::too_many_arguments)] // the op's geometry
+    pub fn deform_sample(
+        &mut self,
+        name: &str,
+        value: Buf,
+        loc: Buf,
+        weights: Buf,
+        heads: usize,
+        points: usize,
+        shapes: &[(usize, usize)],
+    ) -> Buf {
+        let out = self.like(name, loc, value.c);
+        let mut params = vec![(heads | (shapes.len() << 8) | (points << 16)) as u32];
+        for &(h, w) in shapes {
+            params.push(h as u32);
+            params.push(w as u32);
+        }
+        self.op(
+            name,
+            OpKind::DeformSample,
+            Act::None,
+            &[value.id, loc.id, weights.id],
+            out.id,
+            NONE,
+            &[],
+            &params,
+        );
+        out
+    }
+
+    /// `sigmoid(delta + inverse_sigmoid(reference))`.
+    pub fn refine_boxes(&mut self, name: &str, delta: Buf, reference: Buf) -> Buf {
+        let out = self.like(name, delta, delta.c);
+        self.op(
+            name,
+            OpKind::RefineBoxes,
+            Act::None,
+            &[delta.id, reference.id],
+            out.id,
+            NONE,
+            &[],
+            &[],
+        );
+        out
+    }
+
+    /// The final top-`k` (query, class) rows `[k, 6]` and their queries.
+    pub fn final_topk(
+        &mut self,
+        name: &str,
+        query_name: &str,
+        logits: Buf,
+        boxes: Buf,
+        k: usize,
+    ) -> (u32, u32) {
+        let rows = self.w.add_buffer(name, DType::F32, &[k as u32, 6], 0);
+        let query = self.index(query_name, k);
+        let scratch = self.w.add_buffer(
+            &format!("{name}.scratch"),
+            DType::F32,
+            &[2 * k as u32],
+            BUF_SCRATCH,
+        );
+        let desc = OpDesc {
+            kind: OpKind::FinalTopK as u16,
+            stage: self.stage,
+            act: Act::None as u8,
+            inputs: ids(&[logits.id, boxes.id]),
+            outputs: [rows, query],
+            scratch,
+            tensors: [NONE; 6],
+            params: [0; 8],
+            ..OpDesc::default()
+        };
+        self.w.add_op(name, desc);
+        (rows, query)
+    }
+
+    /// Keeps buffer `id` live to the end of the graph.
+    pub fn export_id(&mut self, id: u32) {
+        self.w.buffer_mut(id).flags |= BUF_EXPORTED;
     }
 
     /// Sets the metadata and serialises the model file (plans the arena).

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod builder;
+pub mod decoder;
 pub mod error;
 pub mod fold;
 pub mod rtdetr;
@@ -61,7 +62,7 @@ pub fn class_count(sd: &StateDict) -> Result<usize, QuantizeError> {
     Ok(sd.get("model.22.enc_score_head.weight")?.shape[0])
 }
 
-/// Builds the model file (layers 1–25: backbone, AIFI and neck) from a state dict.
+/// Builds the model file (backbone, AIFI, neck, decoder and postprocess) from a state dict.
 pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
     let s = opts.imgsz;
     if s == 0 || !s.is_multiple_of(32) || s > 8192 {
@@ -85,13 +86,21 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
     let mut g = builder::GraphBuilder::new();
     let input = g.input("input", 3, s, s);
     let bb = rtdetr::backbone(&mut g, sd, input)?;
-    let _ = rtdetr::neck(&mut g, sd, bb)?;
+    let (p, _) = rtdetr::neck(&mut g, sd, bb)?;
+    let dcfg = decoder::DecoderConfig::default();
+    let model_nc = decoder::decoder(&mut g, sd, p, &dcfg)?;
+    if model_nc != nc {
+        return Err(QuantizeError::Unsupported(format!(
+            "{} class names given for a checkpoint with {model_nc} classes",
+            nc
+        )));
+    }
     let meta = Meta {
         input_size: s as u32,
         in_channels: 3,
         num_classes: nc as u32,
         preprocess: PREPROCESS_RGB | PREPROCESS_SCALE_255 | PREPROCESS_STRETCH,
-        num_queries: 0,
+        num_queries: dcfg.queries as u32,
         input_buffer: input.id,
         ..Meta::default()
     };

@@ -223,6 +223,9 @@ pub const BUF_EXPORTED: u8 = 1;
 pub const BUF_SCRATCH: u8 = 2;
 /// Buffer flag: written by the caller before the run (the image input).
 pub const BUF_INPUT: u8 = 4;
+/// Buffer flag: a channel-major `[C, T]` token matrix whose external layout
+/// (the goldens, `--dump`) is token-major `[1, T, C]`.
+pub const BUF_TOKENS: u8 = 8;
 
 /// An activation or scratch buffer at a planned arena offset.
 #[repr(C)]

@@ -277,7 +277,7 @@ impl<'a> ModelFile<'a> {
             if b.shape[b.rank as usize..].iter().any(|&d| d != 1) || b.shape.contains(&0) {
                 return Err(bad("bad shape"));
             }
-            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT) != 0
+            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT | BUF_TOKENS) != 0
                 || b.pad0 != 0
                 || b.pad1 != 0
             {

@@ -135,7 +135,7 @@ unsafe fn neon_sgemm_f32_8x8(
 }
 
 /// The activation on 4 lanes: Relu/Relu6 as [`Act::apply`] up to the sign of
-/// zero (FMAX keeps NaN), Silu with [`exp_q`] (within 4 ulp of the scalar one),
+/// zero (FMAX keeps NaN), Silu with [`exp_q`] (within 4 ulp of the scalar one), Sigmoid and
 /// Gelu lane by lane through the scalar function.
 #[target_feature(enable = "neon")]
 #[inline]
@@ -148,7 +148,7 @@ fn act_q(act: Act, v: float32x4_t) -> float32x4_t {
             let e = exp_q(vnegq_f32(v));
             vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0), e))
         }
-        Act::Gelu => {
+        Act::Gelu | Act::Sigmoid => {
             let mut lanes = [0.0f32; 4];
             // SAFETY: `lanes` holds 4 elements.
             unsafe { vst1q_f32(lanes.as_mut_ptr(), v) };

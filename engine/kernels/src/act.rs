@@ -17,6 +17,8 @@ pub enum Act {
     Silu = 3,
     /// Exact GELU `0.5 x (1 + erf(x / sqrt 2))` (AIFI feed-forward).
     Gelu = 4,
+    /// Logistic sigmoid (decoder boxes and scores).
+    Sigmoid = 5,
 }
 
 impl Act {
@@ -28,6 +30,7 @@ impl Act {
             2 => Some(Act::Relu6),
             3 => Some(Act::Silu),
             4 => Some(Act::Gelu),
+            5 => Some(Act::Sigmoid),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl Act {
             Act::Relu6 => relu6(x),
             Act::Silu => silu(x),
             Act::Gelu => gelu(x),
+            Act::Sigmoid => sigmoid(x),
         }
     }
 
@@ -104,9 +108,9 @@ mod tests {
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((gelu(-1.0) + 0.158_655_25).abs() < 1e-6);
         assert!((gelu(2.0) - 1.954_499_7).abs() < 1e-6);
-        for v in 0..=4u8 {
+        for v in 0..=5u8 {
             assert_eq!(Act::from_u8(v).map(|a| a as u8), Some(v));
         }
-        assert_eq!(Act::from_u8(5), None);
+        assert_eq!(Act::from_u8(6), None);
     }
 }

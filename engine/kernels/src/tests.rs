@@ -36,7 +36,14 @@ const SIZES: [usize; 19] = [
 ];
 const HW: [usize; 11] = [1, 2, 3, 5, 7, 8, 9, 16, 17, 20, 40];
 const CHANNELS: [usize; 10] = [1, 2, 3, 5, 7, 8, 16, 17, 24, 33];
-const ACTS: [Act; 5] = [Act::None, Act::Relu, Act::Relu6, Act::Silu, Act::Gelu];
+const ACTS: [Act; 6] = [
+    Act::None,
+    Act::Relu,
+    Act::Relu6,
+    Act::Silu,
+    Act::Gelu,
+    Act::Sigmoid,
+];
 
 /// Natively the tests run many and large cases; under qemu fewer and smaller.
 const NATIVE: bool = cfg!(target_arch = "x86_64");

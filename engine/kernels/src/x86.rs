@@ -139,7 +139,7 @@ unsafe fn avx2_fma_sgemm_f32_6x16(
 }
 
 /// The activation on 8 lanes: Relu/Relu6 exactly as [`Act::apply`] (NaN
-/// stays NaN), Silu with [`exp_ps`] (within 4 ulp of the scalar one), Gelu lane
+/// stays NaN), Silu with [`exp_ps`] (within 4 ulp of the scalar one), Gelu and Sigmoid lane
 /// by lane through the scalar function.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -153,7 +153,7 @@ fn act_ps(act: Act, v: __m256) -> __m256 {
             let e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), v));
             _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0), e))
         }
-        Act::Gelu => {
+        Act::Gelu | Act::Sigmoid => {
             let mut lanes = [0.0f32; 8];
             // SAFETY: `lanes` holds 8 elements.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };

@@ -1,12 +1,13 @@
 //! Executes one validated op with the chosen kernels.
 
-use edgedetr_format::{BufferDesc, ModelFile, OpDesc};
+use edgedetr_format::{ModelFile, NONE, OpDesc};
 use edgedetr_kernels::Act;
 use edgedetr_kernels::dispatch::Kernels;
 use edgedetr_kernels::gemm::{Epilogue, MatRef};
 use edgedetr_kernels::ops;
+use edgedetr_kernels::ops::decoder;
 
-use crate::graph::{OpKind, chw, conv_geom};
+use crate::graph::{OpKind, chw, conv_geom, deform_geom};
 use crate::view::bytes_as_f32;
 
 fn tensor<'b>(file: &ModelFile<'b>, op: &OpDesc, slot: usize) -> &'b [f32] {
@@ -20,10 +21,11 @@ pub(crate) fn run_op(
     op: &OpDesc,
     ins: &[&[f32]],
     out: &mut [f32],
-    out_desc: &BufferDesc,
+    out2: &mut [f32],
     scratch: &mut [f32],
     act: Act,
 ) {
+    let out_desc = file.buffer(op.outputs[0]);
     let Some(kind) = OpKind::from_u16(op.kind) else {
         return; // unreachable: the loader rejects unknown kinds
     };
@@ -67,7 +69,7 @@ pub(crate) fn run_op(
             attention(k, ins[0], ins[1], ins[2], c, t, tk, heads, out, scratch);
         }
         OpKind::LayerNorm => {
-            if let Some((c, h, w)) = chw(out_desc) {
+            if let Some((c, h, w)) = chw(&out_desc) {
                 let eps = f32::from_bits(op.params[0]);
                 ops::layer_norm_channels(
                     ins[0],
@@ -80,6 +82,79 @@ pub(crate) fn run_op(
                     out,
                 );
             }
+        }
+        OpKind::ConcatTokens => {
+            let Some((c, oh, ow)) = chw(&out_desc) else {
+                return;
+            };
+            let n = oh * ow;
+            let mut start = 0;
+            for (x, id) in ins.iter().zip(op.input_ids()) {
+                let t = file.buffer(id).numel() as usize / c.max(1);
+                for ch in 0..c {
+                    out[ch * n + start..ch * n + start + t]
+                        .copy_from_slice(&x[ch * t..(ch + 1) * t]);
+                }
+                start += t;
+            }
+        }
+        OpKind::MaskTokens => {
+            let Some((c, h, w)) = chw(&out_desc) else {
+                return;
+            };
+            decoder::mask_tokens(ins[0], c, h * w, tensor(file, op, 0), out);
+        }
+        OpKind::TopKTokens => {
+            let Some((c, h, w)) = chw(&file.buffer(op.inputs[0])) else {
+                return;
+            };
+            let idx: &mut [u32] = bytemuck::cast_slice_mut(out);
+            let k = idx.len();
+            decoder::topk_tokens_by_max(ins[0], c, h * w, idx, &mut scratch[..k]);
+        }
+        OpKind::Gather => {
+            let idx: &[u32] = bytemuck::cast_slice(ins[0]);
+            let (src, n) = if op.inputs[1] != NONE {
+                let (_, h, w) = chw(&file.buffer(op.inputs[1])).unwrap_or((0, 0, 0));
+                (ins[1], h * w)
+            } else {
+                let t = file.tensor(op.tensors[0]);
+                (tensor(file, op, 0), t.shape[1] as usize)
+            };
+            let c = chw(&out_desc).map_or(0, |s| s.0);
+            decoder::gather_tokens(src, c, n, idx, out);
+        }
+        OpKind::Activation => {
+            out.copy_from_slice(ins[0]);
+            act.apply_slice(out);
+        }
+        OpKind::SoftmaxGroups => {
+            let Some((_, h, w)) = chw(&out_desc) else {
+                return;
+            };
+            decoder::softmax_channel_groups(ins[0], op.params[0] as usize, h * w, out);
+        }
+        OpKind::DeformLocations => {
+            let Some((_, h, w)) = chw(&file.buffer(op.inputs[0])) else {
+                return;
+            };
+            decoder::deform_locations(ins[0], ins[1], h * w, op.params[0] as usize, out);
+        }
+        OpKind::DeformSample => {
+            if let Some(g) = deform_geom(file, op) {
+                decoder::deform_sample(&g, ins[0], ins[1], ins[2], out);
+            }
+        }
+        OpKind::RefineBoxes => decoder::refine_boxes(ins[0], ins[1], out),
+        OpKind::FinalTopK => {
+            let Some((nc, h, w)) = chw(&file.buffer(op.inputs[0])) else {
+                return;
+            };
+            let query: &mut [u32] = bytemuck::cast_slice_mut(out2);
+            let k = query.len();
+            let (sc, ix) = scratch.split_at_mut(k);
+            let idx: &mut [u32] = bytemuck::cast_slice_mut(&mut ix[..k]);
+            decoder::final_topk(ins[0], ins[1], nc, h * w, out, query, idx, sc);
         }
     }
 }

@@ -10,6 +10,16 @@
 //! | [`OpKind::AddTensor`] | x | same size | t, same size | – |
 //! | [`OpKind::Attention`] | Q `[C,T]`, K `[C,Tk]`, V `[C,Tk]` | `[C,T]` | – | heads |
 //! | [`OpKind::LayerNorm`] | x `[C,T]`, optional residual | `[C,T]` | gamma `[C]`, beta `[C]` | eps (f32 bits) |
+//! | [`OpKind::ConcatTokens`] | 1–4 maps `[C,h_i,w_i]` | `[C,Σh_i·w_i]` | – | – |
+//! | [`OpKind::MaskTokens`] | x `[C,T]` | `[C,T]` | mask `[T]` | – |
+//! | [`OpKind::TopKTokens`] | scores `[C,N]` | i32 `[K]` | – | – (scratch ≥ K) |
+//! | [`OpKind::Gather`] | i32 index `[K]`, optional source `[C,N]` | `[C,K]` | source `[C,N]` when no source buffer | – |
+//! | [`OpKind::Activation`] | x | same size | – | act |
+//! | [`OpKind::SoftmaxGroups`] | x `[G·L,T]` | same | – | L |
+//! | [`OpKind::DeformLocations`] | ref `[4,Q]`, offsets `[2S,Q]` | `[2S,Q]` | – | points |
+//! | [`OpKind::DeformSample`] | value `[C,N]`, locations `[2S,Q]`, weights `[S,Q]` | `[C,Q]` | – | heads ∣ levels≪8 ∣ points≪16, level (h, w)… |
+//! | [`OpKind::RefineBoxes`] | delta `[4,Q]`, ref `[4,Q]` | `[4,Q]` | – | – |
+//! | [`OpKind::FinalTopK`] | logits `[nc,Q]`, boxes `[4,Q]` | rows `[K,6]`, i32 queries `[K]` | – | – (scratch ≥ 2K) |
 //!
 //! Feature maps are channel-major; a token matrix `[C, T]` is the same memory as
 //! a `[C, 1, T]` map, so linear layers are 1×1 convolutions.
@@ -18,6 +28,7 @@ use edgedetr_format::{BufferDesc, DType, ModelFile, NONE, OpDesc, TensorDesc};
 use edgedetr_kernels::Act;
 use edgedetr_kernels::conv::ConvGeom;
 use edgedetr_kernels::gemm::sgemm_scratch_len;
+use edgedetr_kernels::ops::decoder::DeformGeom;
 
 use crate::error::Error;
 
@@ -40,6 +51,26 @@ pub enum OpKind {
     Attention = 6,
     /// Layer normalisation over channels, with optional residual input.
     LayerNorm = 7,
+    /// Concatenation of maps along the token axis.
+    ConcatTokens = 8,
+    /// Multiplies each token by a constant mask value.
+    MaskTokens = 9,
+    /// Indices of the top-K tokens by their maximum over channels.
+    TopKTokens = 10,
+    /// Gathers token columns by index.
+    Gather = 11,
+    /// Element-wise activation.
+    Activation = 12,
+    /// Softmax over groups of consecutive channels.
+    SoftmaxGroups = 13,
+    /// Deformable-attention sampling locations.
+    DeformLocations = 14,
+    /// Multi-scale deformable attention sampling.
+    DeformSample = 15,
+    /// Iterative box refinement.
+    RefineBoxes = 16,
+    /// Top-K (query, class) pairs of the final scores.
+    FinalTopK = 17,
 }
 
 impl OpKind {
@@ -53,6 +84,16 @@ impl OpKind {
             5 => OpKind::AddTensor,
             6 => OpKind::Attention,
             7 => OpKind::LayerNorm,
+            8 => OpKind::ConcatTokens,
+            9 => OpKind::MaskTokens,
+            10 => OpKind::TopKTokens,
+            11 => OpKind::Gather,
+            12 => OpKind::Activation,
+            13 => OpKind::SoftmaxGroups,
+            14 => OpKind::DeformLocations,
+            15 => OpKind::DeformSample,
+            16 => OpKind::RefineBoxes,
+            17 => OpKind::FinalTopK,
             _ => return None,
         })
     }
@@ -67,6 +108,16 @@ impl OpKind {
             OpKind::AddTensor => "add_tensor",
             OpKind::Attention => "attention",
             OpKind::LayerNorm => "layer_norm",
+            OpKind::ConcatTokens => "concat_tokens",
+            OpKind::MaskTokens => "mask_tokens",
+            OpKind::TopKTokens => "topk_tokens",
+            OpKind::Gather => "gather",
+            OpKind::Activation => "activation",
+            OpKind::SoftmaxGroups => "softmax_groups",
+            OpKind::DeformLocations => "deform_locations",
+            OpKind::DeformSample => "deform_sample",
+            OpKind::RefineBoxes => "refine_boxes",
+            OpKind::FinalTopK => "final_topk",
         }
     }
 }
@@ -140,6 +191,33 @@ pub fn conv_geom(file: &ModelFile<'_>, op: &OpDesc) -> Option<ConvGeom> {
     })
 }
 
+/// The sampling geometry of a [`OpKind::DeformSample`] op (`None` if malformed).
+pub fn deform_geom(file: &ModelFile<'_>, op: &OpDesc) -> Option<DeformGeom> {
+    let p = op.params;
+    let (heads, levels, points) = (
+        (p[0] & 0xff) as usize,
+        ((p[0] >> 8) & 0xff) as usize,
+        (p[0] >> 16) as usize,
+    );
+    if heads == 0 || points == 0 || levels == 0 || levels > 3 {
+        return None;
+    }
+    let mut shapes = [(0usize, 0usize); 4];
+    for (l, s) in shapes.iter_mut().enumerate().take(levels) {
+        *s = (p[1 + 2 * l] as usize, p[2 + 2 * l] as usize);
+    }
+    let (c, _, _) = chw(&file.buffer(op.inputs[0]))?;
+    let (_, qh, qw) = chw(&file.buffer(op.outputs[0]))?;
+    Some(DeformGeom {
+        heads,
+        levels,
+        points,
+        shapes,
+        channels: c,
+        queries: qh * qw,
+    })
+}
+
 fn f32_param(p: u32) -> f32 {
     f32::from_bits(p)
 }
@@ -158,14 +236,29 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
     let is_f32 = |b: &BufferDesc| b.dtype == DType::F32 as u8;
     let n_in = op.input_ids().count();
     let out = buf(op.outputs[0]);
-    if op.outputs[1] != NONE {
-        return Err(bad("this op kind has one output"));
+    let two_outputs = kind == OpKind::FinalTopK;
+    if (op.outputs[1] != NONE) != two_outputs {
+        return Err(bad("wrong number of outputs for this op kind"));
     }
+    // Index operands are i32; every other buffer is f32.
+    let i32_ids = match kind {
+        OpKind::TopKTokens => [op.outputs[0], NONE],
+        OpKind::Gather => [op.inputs[0], NONE],
+        OpKind::FinalTopK => [op.outputs[1], NONE],
+        _ => [NONE, NONE],
+    };
     for id in op.buffer_ids() {
-        if !is_f32(&buf(id)) {
-            return Err(bad("only f32 buffers are supported"));
+        let want_i32 = i32_ids.contains(&id);
+        let ok = if want_i32 {
+            buf(id).dtype == DType::I32 as u8
+        } else {
+            is_f32(&buf(id))
+        };
+        if !ok {
+            return Err(bad("buffer has the wrong dtype for this operand"));
         }
     }
+    let numel = |id: u32| buf(id).numel() as usize;
     let tensor = |slot: usize| -> Result<TensorDesc, Error> {
         let t = op.tensors[slot];
         if t == NONE {
@@ -293,6 +386,146 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             let eps = f32_param(op.params[0]);
             if !(eps.is_finite() && eps >= 0.0) {
                 return Err(bad("bad epsilon"));
+            }
+        }
+        OpKind::ConcatTokens => {
+            no_act()?;
+            let (c, _, _) = chw(&out).ok_or(bad("bad output rank"))?;
+            let mut total = 0;
+            for id in op.input_ids() {
+                let (ci, h, w) = chw(&buf(id)).ok_or(bad("bad input rank"))?;
+                if ci != c {
+                    return Err(bad("concatenated maps differ in channels"));
+                }
+                total += h * w;
+            }
+            if n_in == 0 || total * c != out.numel() as usize {
+                return Err(bad("concatenation size does not match the output"));
+            }
+        }
+        OpKind::MaskTokens => {
+            no_act()?;
+            let (_, h, w) = chw(&out).ok_or(bad("bad output rank"))?;
+            if n_in != 1
+                || numel(op.inputs[0]) != out.numel() as usize
+                || tensor(0)?.numel() != (h * w) as u64
+            {
+                return Err(bad(
+                    "mask needs one input of the output's size and a mask per token",
+                ));
+            }
+        }
+        OpKind::TopKTokens => {
+            no_act()?;
+            let (_, h, w) = chw(&buf(op.inputs[0])).ok_or(bad("bad input rank"))?;
+            let k = out.numel() as usize;
+            if n_in != 1 || out.rank != 1 || k == 0 || k > h * w || scratch_len() < k {
+                return Err(bad(
+                    "top-k needs K <= N, a rank-1 output and K scratch values",
+                ));
+            }
+        }
+        OpKind::Gather => {
+            no_act()?;
+            let k = numel(op.inputs[0]);
+            let (c, oh, ow) = chw(&out).ok_or(bad("bad output rank"))?;
+            if buf(op.inputs[0]).rank != 1 || oh * ow != k {
+                return Err(bad("gather output must be [C, K] for K indices"));
+            }
+            let src_c = match n_in {
+                1 => {
+                    let t = tensor(0)?;
+                    if t.rank != 2 {
+                        return Err(bad("gather source tensor must be [C, N]"));
+                    }
+                    t.shape[0] as usize
+                }
+                2 => chw(&buf(op.inputs[1])).ok_or(bad("bad source rank"))?.0,
+                _ => return Err(bad("gather takes an index and at most one source buffer")),
+            };
+            if src_c != c {
+                return Err(bad("gather source and output differ in channels"));
+            }
+        }
+        OpKind::Activation => {
+            if n_in != 1 || numel(op.inputs[0]) != out.numel() as usize {
+                return Err(bad("activation output must match its input"));
+            }
+        }
+        OpKind::SoftmaxGroups => {
+            no_act()?;
+            let l = op.params[0] as usize;
+            let (c, h, w) = chw(&out).ok_or(bad("bad output rank"))?;
+            if n_in != 1
+                || numel(op.inputs[0]) != out.numel() as usize
+                || l == 0
+                || c % l != 0
+                || h * w == 0
+            {
+                return Err(bad("softmax groups must divide the channels"));
+            }
+        }
+        OpKind::DeformLocations => {
+            no_act()?;
+            let (_, rh, rw) = chw(&buf(op.inputs[0])).ok_or(bad("bad rank"))?;
+            let q = rh * rw;
+            let (c, _, _) = chw(&out).ok_or(bad("bad rank"))?;
+            if n_in != 2
+                || numel(op.inputs[0]) != 4 * q
+                || numel(op.inputs[1]) != out.numel() as usize
+                || c % 2 != 0
+                || c * q != out.numel() as usize
+                || op.params[0] == 0
+            {
+                return Err(bad(
+                    "deformable locations need ref [4, Q] and offsets [2S, Q]",
+                ));
+            }
+        }
+        OpKind::DeformSample => {
+            no_act()?;
+            let g = deform_geom(file, &op).ok_or(bad("bad deformable-attention geometry"))?;
+            let (c, vh, vw) = chw(&buf(op.inputs[0])).ok_or(bad("bad rank"))?;
+            let s = g.samples();
+            if n_in != 3
+                || c % g.heads != 0
+                || vh * vw != g.tokens()
+                || g.shapes[..g.levels].iter().any(|&(h, w)| h == 0 || w == 0)
+                || numel(op.inputs[1]) != 2 * s * g.queries
+                || numel(op.inputs[2]) != s * g.queries
+                || out.numel() as usize != c * g.queries
+            {
+                return Err(bad(
+                    "deformable sampling operands do not match its geometry",
+                ));
+            }
+        }
+        OpKind::RefineBoxes => {
+            no_act()?;
+            if n_in != 2
+                || numel(op.inputs[0]) != out.numel() as usize
+                || numel(op.inputs[1]) != out.numel() as usize
+            {
+                return Err(bad(
+                    "box refinement needs delta and ref of the output's size",
+                ));
+            }
+        }
+        OpKind::FinalTopK => {
+            no_act()?;
+            let (nc, lh, lw) = chw(&buf(op.inputs[0])).ok_or(bad("bad rank"))?;
+            let q = lh * lw;
+            let k = numel(op.outputs[1]);
+            if n_in != 2
+                || numel(op.inputs[1]) != 4 * q
+                || out.numel() as usize != 6 * k
+                || k == 0
+                || k > nc * q
+                || scratch_len() < 2 * k
+            {
+                return Err(bad(
+                    "final top-k needs logits [nc, Q], boxes [4, Q], rows [K, 6], K <= nc*Q",
+                ));
             }
         }
     }

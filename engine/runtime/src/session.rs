@@ -84,6 +84,36 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(unsafe { self.arena.f32s(&b) })
     }
 
+    /// Reads i32 buffer `id` (indices such as `dec_topk_index`).
+    pub fn buffer_i32(&self, id: u32) -> Result<&[i32], Error> {
+        let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
+        if b.dtype != DType::I32 as u8 {
+            return Err(Error::WrongDType);
+        }
+        // SAFETY: `&self` excludes any mutable view; an i32 buffer has 4-byte elements.
+        let v = unsafe { self.arena.f32s(&b) };
+        Ok(bytemuck::cast_slice(v))
+    }
+
+    /// Copies `data` into i32 buffer `id` (e.g. to inject the golden top-k).
+    pub fn set_buffer_i32(&mut self, id: u32, data: &[i32]) -> Result<(), Error> {
+        let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
+        if b.dtype != DType::I32 as u8 {
+            return Err(Error::WrongDType);
+        }
+        // SAFETY: `&mut self` excludes every other view; 4-byte elements.
+        let v = unsafe { self.arena.f32s_mut(&b) };
+        let dst: &mut [i32] = bytemuck::cast_slice_mut(v);
+        if dst.len() != data.len() {
+            return Err(Error::ShapeMismatch {
+                expected: dst.len(),
+                given: data.len(),
+            });
+        }
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+
     /// Mutable access to f32 buffer `id` (to feed an input or a stage).
     pub fn buffer_mut(&mut self, id: u32) -> Result<&mut [f32], Error> {
         let b = self.f32_buffer(id)?;
@@ -153,6 +183,12 @@ impl<'m, 'a> Session<'m, 'a> {
         let out_desc = desc(op.outputs[0]);
         // SAFETY: see above; the output overlaps no input or scratch buffer.
         let out = unsafe { a.f32s_mut(&out_desc) };
+        let out2: &mut [f32] = if op.outputs[1] == NONE {
+            &mut []
+        } else {
+            // SAFETY: see above; the second output is another live buffer.
+            unsafe { a.f32s_mut(&desc(op.outputs[1])) }
+        };
         let scratch: &mut [f32] = if op.scratch == NONE {
             &mut []
         } else {
@@ -165,7 +201,7 @@ impl<'m, 'a> Session<'m, 'a> {
             op,
             &ins[..n_in],
             out,
-            &out_desc,
+            out2,
             scratch,
             act,
         );
