@@ -159,3 +159,95 @@ pub fn run_size(run: &str) -> usize {
         .and_then(|s| s.parse().ok())
         .unwrap_or(640)
 }
+
+/// Reads buffer `name` of a session in the goldens' layout: token matrices
+/// (`BUF_TOKENS`) transposed to token-major, indices as f32.
+pub fn engine_tensor(session: &edgedetr::Session<'_, '_>, name: &str) -> Option<Vec<f32>> {
+    use edgedetr::format::{BUF_TOKENS, DType};
+    let model = session.model();
+    let id = model.buffer_id(name)?;
+    let desc = model.buffer(id)?;
+    if desc.dtype == DType::I32 as u8 {
+        return Some(
+            session
+                .buffer_i32(id)
+                .ok()?
+                .iter()
+                .map(|&v| v as f32)
+                .collect(),
+        );
+    }
+    let data = session.buffer(id).ok()?;
+    if desc.flags & BUF_TOKENS != 0 && desc.rank == 2 {
+        let (c, t) = (desc.shape[0] as usize, desc.shape[1] as usize);
+        let mut out = vec![0f32; c * t];
+        for ch in 0..c {
+            for tok in 0..t {
+                out[tok * c + ch] = data[ch * t + tok];
+            }
+        }
+        return Some(out);
+    }
+    Some(data.to_vec())
+}
+
+/// Transposes token-major `[T, C]` data to channel-major `[C, T]`.
+pub fn to_channel_major(data: &[f32], t: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; c * t];
+    for tok in 0..t {
+        for ch in 0..c {
+            out[ch * t + tok] = data[tok * c + ch];
+        }
+    }
+    out
+}
+
+/// Whether run `run` has golden `name`.
+pub fn has_golden(run: &str, name: &str) -> bool {
+    fixture_dir()
+        .join("golden")
+        .join(run)
+        .join(format!("{name}.npy"))
+        .is_file()
+}
+
+/// The `predict_conf<thr>` golden of a run: `(threshold, file stem)`.
+pub fn predict_conf_golden(run: &str) -> (f32, String) {
+    let dir = fixture_dir().join("golden").join(run);
+    let mut found = None;
+    for e in std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(thr) = name
+            .strip_prefix("predict_conf")
+            .and_then(|r| r.strip_suffix(".npy"))
+            && let Ok(v) = thr.parse::<f32>()
+        {
+            found = Some((v, name.trim_end_matches(".npy").to_string()));
+        }
+    }
+    found.unwrap_or_else(|| panic!("no predict_conf<thr>.npy in {}", dir.display()))
+}
+
+/// Original `(width, height)` of a run's image, from the manifest.
+pub fn original_size(run: &str) -> (usize, usize) {
+    let text = std::fs::read_to_string(fixture_dir().join("manifest.json")).expect("manifest.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("manifest.json is JSON");
+    let image = if run.starts_with("bus") {
+        "images/bus.jpg"
+    } else {
+        "images/zidane.jpg"
+    };
+    let files = v["files"].as_array().expect("files");
+    let entry = files
+        .iter()
+        .find(|f| f["file"] == image)
+        .expect("image in manifest");
+    let wh = entry["size_wh"].as_array().expect("size_wh");
+    (
+        wh[0].as_u64().unwrap() as usize,
+        wh[1].as_u64().unwrap() as usize,
+    )
+}

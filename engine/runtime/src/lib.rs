@@ -9,15 +9,18 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
+pub mod detect;
 pub mod error;
 mod exec;
 pub mod graph;
 pub mod model;
+pub mod preprocess;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod std_io;
 mod view;
 
+pub use detect::{Detection, PostProcess};
 pub use edgedetr_format as format;
 pub use edgedetr_kernels as kernels;
 pub use error::Error;
