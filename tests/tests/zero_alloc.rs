@@ -1,4 +1,5 @@
-//! Running a frame after `Session::new` performs no heap allocation.
+//! Running a frame (backbone, neck, decoder and postprocess to detections)
+//! after `Session::new` performs no heap allocation.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -75,6 +76,7 @@ fn running_a_frame_allocates_nothing() {
     let mut arena = vec![0u8; model.arena_size()];
     let mut session = Session::new(&model, &mut arena).expect("session");
     let p3 = model.buffer_id("layer19_p3").unwrap();
+    let mut dets = [edgedetr::Detection::default(); 300];
     let n = allocations_during(|| {
         for _ in 0..2 {
             session.input_mut().copy_from_slice(&input);
@@ -84,6 +86,10 @@ fn running_a_frame_allocates_nothing() {
         session.run_each(0..model.op_count(), |_| ops += 1);
         assert_eq!(ops, model.op_count());
         std::hint::black_box(session.buffer(p3).unwrap()[0]);
+        let found = session
+            .detections(&edgedetr::PostProcess::default(), 810, 1080, &mut dets)
+            .unwrap();
+        std::hint::black_box(found);
     });
     assert_eq!(n, 0, "a frame allocated {n} times");
 }
