@@ -1,32 +1,53 @@
-//! `edgedetr detect`.
+//! `edgedetr detect`: images (JPEG, PNG) or preprocessed `.npy` tensors in,
+//! detections out (text or JSON), optionally annotated images and `.npy` dumps.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use clap::Parser;
 use edgedetr::format::{BUF_TOKENS, DType};
 use edgedetr::std_io::{read_npy, write_npy_f32, write_npy_i64};
-use edgedetr::{Model, Session};
+use edgedetr::{Detection, Model, PostProcess, Session};
+
+use crate::draw::{RgbCanvas, draw_detections};
+use crate::image_io;
 
 /// Arguments of `detect`.
 #[derive(Parser, Debug)]
 pub struct Args {
     /// Model file.
     pub model: PathBuf,
-    /// Inputs: preprocessed `[1, 3, S, S]` float32 `.npy` tensors.
+    /// Images (JPEG, PNG), or preprocessed `[1, 3, S, S]` float32 `.npy` tensors.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Keep detections with a score above this.
+    #[arg(long, default_value_t = 0.25)]
+    pub conf: f32,
+    /// Keep at most this many detections per image.
+    #[arg(long, default_value_t = 300)]
+    pub max_det: usize,
+    /// Worker threads (this build runs one).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print one JSON object per image.
+    #[arg(long)]
+    pub json: bool,
+    /// Write annotated images to this folder (`<stem>.jpg`).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
     /// Write every named intermediate as `<DIR>/<stem>/<name>.npy`.
     #[arg(long)]
     pub dump: Option<PathBuf>,
 }
 
-fn load_input(path: &Path, s: usize) -> Result<Vec<f32>, String> {
-    if path.extension().and_then(|e| e.to_str()) != Some("npy") {
-        return Err(format!(
-            "{}: this build reads preprocessed .npy inputs only ([1, 3, {s}, {s}] float32)",
-            path.display()
-        ));
-    }
+/// A decoded input: the original RGB pixels (if any) and its size.
+struct Input {
+    rgb: Vec<u8>,
+    width: usize,
+    height: usize,
+}
+
+fn load_npy_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, String> {
     let a = read_npy(path).map_err(|e| e.to_string())?;
     if a.shape != [1, 3, s, s] && a.shape != [3, s, s] {
         return Err(format!(
@@ -42,26 +63,136 @@ fn load_input(path: &Path, s: usize) -> Result<Vec<f32>, String> {
             a.descr
         ));
     }
-    Ok(a.data)
+    dst.copy_from_slice(&a.data);
+    // The picture behind the tensor, for --save.
+    let plane = s * s;
+    let rgb = (0..plane)
+        .flat_map(|i| (0..3).map(move |c| (c, i)))
+        .map(|(c, i)| (a.data[c * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    Ok(Input {
+        rgb,
+        width: s,
+        height: s,
+    })
+}
+
+fn load_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, String> {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        return load_npy_input(path, s, dst);
+    }
+    let (rgb, width, height) = image_io::load_rgb8(path)?;
+    image_io::preprocess_to_input(&rgb, width, height, s, dst)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Input { rgb, width, height })
+}
+
+fn json_line(path: &Path, input: &Input, dets: &[Detection], model: &Model<'_>, ms: f64) -> String {
+    let detections: Vec<serde_json::Value> = dets
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "class_id": d.class_id,
+                "class": model.class_name(d.class_id as usize).unwrap_or(""),
+                "score": d.score,
+                "box": [d.x1, d.y1, d.x2, d.y2],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image": path.display().to_string(),
+        "width": input.width,
+        "height": input.height,
+        "detections": detections,
+        "ms": (ms * 1000.0).round() / 1000.0,
+    })
+    .to_string()
 }
 
 pub fn run(a: Args) -> Result<(), String> {
+    if !(a.conf.is_finite() && (0.0..=1.0).contains(&a.conf)) {
+        return Err(format!("--conf {} must be between 0 and 1", a.conf));
+    }
+    if a.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    if a.threads > 1 {
+        eprintln!(
+            "edgedetr: note: this build runs on one thread; ignoring --threads {}",
+            a.threads
+        );
+    }
     let bytes = crate::load_model(&a.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    if model.buffer_id(edgedetr::detect::OUTPUT_ROWS).is_none() {
+        return Err(format!(
+            "{}: the model has no detection output",
+            a.model.display()
+        ));
+    }
     let s = model.input_size();
     let mut arena = vec![0u8; model.arena_size()];
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
-    for input in &a.inputs {
-        let data = load_input(input, s)?;
-        session.input_mut().copy_from_slice(&data);
-        let t = std::time::Instant::now();
+    let mut dets = vec![Detection::default(); a.max_det.min(300)];
+    for dir in [&a.save, &a.dump].into_iter().flatten() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for path in &a.inputs {
+        let mut input = load_input(path, s, session.input_mut())?;
+        let start = Instant::now();
         session.run();
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        let stem = input
+        let post = PostProcess {
+            conf: a.conf,
+            max_det: a.max_det,
+        };
+        let n = session
+            .detections(&post, input.width, input.height, &mut dets)
+            .map_err(|e| e.to_string())?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let found = &dets[..n];
+        if a.json {
+            crate::out!("{}", json_line(path, &input, found, &model, ms));
+        } else {
+            crate::out!(
+                "{}: {n} detections in {ms:.1} ms ({}x{})",
+                path.display(),
+                input.width,
+                input.height
+            );
+            for d in found {
+                crate::out!(
+                    "  {:<16} {:.3}  [{:.1}, {:.1}, {:.1}, {:.1}]",
+                    model.class_name(d.class_id as usize).unwrap_or("?"),
+                    d.score,
+                    d.x1,
+                    d.y1,
+                    d.x2,
+                    d.y2
+                );
+            }
+        }
+        let stem = path
             .file_stem()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| "input".into());
-        crate::out!("{}: ran in {ms:.1} ms", input.display());
+        if let Some(dir) = &a.save {
+            let (w, h) = (input.width as u32, input.height as u32);
+            let mut canvas =
+                RgbCanvas::new(&mut input.rgb, w, h).ok_or("internal error: image buffer size")?;
+            draw_detections(&mut canvas, found, |c| {
+                model.class_name(c as usize).unwrap_or("?").to_string()
+            });
+            let out = dir.join(format!("{stem}.jpg"));
+            crate::save::save_jpeg(&out, &input.rgb, input.width, input.height)?;
+            if !a.json {
+                crate::out!("  saved {}", out.display());
+            }
+        }
         if let Some(dir) = &a.dump {
             let out = dir.join(&stem);
             std::fs::create_dir_all(&out)
@@ -69,7 +200,9 @@ pub fn run(a: Args) -> Result<(), String> {
             for id in model.exported_buffers() {
                 dump_buffer(&session, id, &out)?;
             }
-            crate::out!("dumped intermediates to {}", out.display());
+            if !a.json {
+                crate::out!("  dumped intermediates to {}", out.display());
+            }
         }
     }
     Ok(())

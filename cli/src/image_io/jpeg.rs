@@ -1,0 +1,1463 @@
+//! A JPEG decoder whose output is libjpeg-turbo's, bit for bit, with the
+//! settings OpenCV uses in `cv2.imdecode(buf, cv2.IMREAD_COLOR)`: the
+//! accurate integer IDCT (`JDCT_ISLOW`), "fancy" (triangle-filter) chroma
+//! upsampling, and libjpeg's table-driven YCbCr→RGB conversion. ultralytics
+//! feeds exactly that image to the network, so matching it makes the whole
+//! preprocessing bit-exact (the pure-Rust decoders on crates.io use other
+//! IDCTs and upsamplers and differ by up to 3–4 levels per pixel).
+//!
+//! Supported: baseline and extended sequential (SOF0/SOF1) and progressive
+//! (SOF2) Huffman-coded 8-bit JPEGs with 1 (grayscale) or 3 (YCbCr or RGB)
+//! components, any integral sampling factors, restart intervals, and the EXIF
+//! orientation that OpenCV applies. Not supported (a clear error): arithmetic
+//! coding, lossless and hierarchical JPEG, 12-bit samples, CMYK/YCCK.
+//! A truncated file (no end-of-image marker, or entropy-coded data that ends
+//! early) and corrupt data are errors, where libjpeg would warn and fill the
+//! rest with grey. Incomplete progressive files (fewer
+//! refinement scans than needed) decode, but libjpeg's block smoothing for
+//! them is not reproduced.
+//!
+//! Each step names the libjpeg-turbo routine it reproduces; the code is
+//! written from the JPEG standard (ITU T.81) and those routines' documented
+//! arithmetic, not copied.
+
+/// Zig-zag index → natural (row-major) index, with 16 extra entries pointing
+/// at 63 so that a corrupt run length cannot index outside a block (libjpeg's
+/// `jpeg_natural_order` does the same).
+const NATURAL: [usize; 80] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+    63, 63, 63, 63, 63, 63,
+];
+
+/// Largest image accepted, in pixels (OpenCV's default limit is 2^30; the
+/// coefficient buffers need about 3 bytes per pixel and more).
+const MAX_PIXELS: usize = 1 << 28;
+
+/// A decoded image: interleaved RGB, `w * h * 3` bytes.
+pub(crate) struct Decoded {
+    pub rgb: Vec<u8>,
+    pub w: usize,
+    pub h: usize,
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn truncated() -> String {
+    "truncated or corrupt JPEG data (the entropy-coded data ends early)".into()
+}
+
+/// A canonical Huffman table (T.81 Annex C) with a 9-bit lookup for short codes.
+struct Huffman {
+    /// `(length << 8) | symbol` for each 9-bit prefix that starts with a code
+    /// of at most 9 bits; 0 where a longer code (or none) starts.
+    lookup: Vec<u16>,
+    /// Largest code of each length (index 1..=16), -1 when none.
+    maxcode: [i32; 17],
+    /// `index of the first symbol of length l` − `first code of length l`.
+    valoff: [i32; 17],
+    values: Vec<u8>,
+}
+
+const LOOKUP_BITS: u32 = 9;
+
+impl Huffman {
+    fn new(counts: &[u8; 16], values: &[u8]) -> Result<Self> {
+        let mut lookup = vec![0u16; 1 << LOOKUP_BITS];
+        let mut maxcode = [-1i32; 17];
+        let mut valoff = [0i32; 17];
+        let mut code = 0i32;
+        let mut k = 0usize;
+        for l in 1..=16u32 {
+            let n = usize::from(counts[l as usize - 1]);
+            valoff[l as usize] = k as i32 - code;
+            for _ in 0..n {
+                let sym = *values.get(k).ok_or("bad JPEG Huffman table")?;
+                if code >= 1 << l {
+                    return Err("bad JPEG Huffman table (code space overflow)".into());
+                }
+                if l <= LOOKUP_BITS {
+                    let shift = LOOKUP_BITS - l;
+                    let base = (code as usize) << shift;
+                    for e in &mut lookup[base..base + (1 << shift)] {
+                        *e = ((l as u16) << 8) | u16::from(sym);
+                    }
+                }
+                code += 1;
+                k += 1;
+            }
+            if n > 0 {
+                maxcode[l as usize] = code - 1;
+            }
+            // libjpeg (jpeg_make_d_derived_tbl): no code may be all ones.
+            if code >= 1 << l {
+                return Err("bad JPEG Huffman table (code space overflow)".into());
+            }
+            code <<= 1;
+        }
+        Ok(Huffman {
+            lookup,
+            maxcode,
+            valoff,
+            values: values[..k].to_vec(),
+        })
+    }
+}
+
+/// Entropy-coded data reader: removes stuffed zero bytes, stops at markers,
+/// and remembers whether the decoder consumed bits past the real data
+/// (libjpeg pads with zeros and warns; we report truncation).
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u64,
+    nbits: u32,
+    /// Zero bits at the bottom of `acc` that are padding past a marker or EOF.
+    pad: u32,
+    at_end: bool,
+    overrun: bool,
+}
+
+impl<'a> BitReader<'a> {
+    fn new(data: &'a [u8], pos: usize) -> Self {
+        BitReader {
+            data,
+            pos,
+            acc: 0,
+            nbits: 0,
+            pad: 0,
+            at_end: false,
+            overrun: false,
+        }
+    }
+
+    fn next_byte(&mut self) -> u8 {
+        if self.at_end {
+            self.pad += 8;
+            return 0;
+        }
+        match self.data.get(self.pos) {
+            Some(&0xFF) => {
+                let mut q = self.pos + 1;
+                while self.data.get(q) == Some(&0xFF) {
+                    q += 1;
+                }
+                if self.data.get(q) == Some(&0) {
+                    self.pos = q + 1;
+                    0xFF
+                } else {
+                    // A marker (or EOF): leave `pos` on it.
+                    self.at_end = true;
+                    self.pad += 8;
+                    0
+                }
+            }
+            Some(&b) => {
+                self.pos += 1;
+                b
+            }
+            None => {
+                self.at_end = true;
+                self.pad += 8;
+                0
+            }
+        }
+    }
+
+    fn fill(&mut self) {
+        while self.nbits <= 56 {
+            let b = self.next_byte();
+            self.acc |= u64::from(b) << (56 - self.nbits);
+            self.nbits += 8;
+        }
+    }
+
+    fn consume(&mut self, n: u32) {
+        self.acc <<= n;
+        self.nbits -= n;
+        if self.nbits < self.pad {
+            self.overrun = true;
+            self.pad = self.nbits;
+        }
+    }
+
+    /// `n` (≤ 16) raw bits.
+    fn bits(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        if self.nbits < n {
+            self.fill();
+        }
+        let v = (self.acc >> (64 - n)) as u32;
+        self.consume(n);
+        v
+    }
+
+    fn decode(&mut self, h: &Huffman) -> Result<u8> {
+        if self.nbits < 16 {
+            self.fill();
+        }
+        let e = h.lookup[(self.acc >> (64 - LOOKUP_BITS)) as usize];
+        if e != 0 {
+            self.consume(u32::from(e >> 8));
+            return Ok(e as u8);
+        }
+        let code16 = (self.acc >> 48) as i32;
+        for l in LOOKUP_BITS + 1..=16 {
+            let code = code16 >> (16 - l);
+            if code <= h.maxcode[l as usize] {
+                self.consume(l);
+                let i = code + h.valoff[l as usize];
+                return h
+                    .values
+                    .get(i as usize)
+                    .copied()
+                    .ok_or_else(|| "corrupt JPEG data (bad Huffman code)".into());
+            }
+        }
+        if self.overrun || self.at_end {
+            Err(truncated())
+        } else {
+            Err("corrupt JPEG data (bad Huffman code)".into())
+        }
+    }
+
+    /// A value of `s` bits, sign-extended as T.81 F.2.2.1 (`HUFF_EXTEND`).
+    fn receive_extend(&mut self, s: u32) -> Result<i32> {
+        if s == 0 {
+            return Ok(0);
+        }
+        if s > 16 {
+            return Err("corrupt JPEG data (coefficient size above 16 bits)".into());
+        }
+        let v = self.bits(s) as i32;
+        Ok(if v < 1 << (s - 1) {
+            v - (1 << s) + 1
+        } else {
+            v
+        })
+    }
+
+    /// Restart: drops the buffered bits and skips the next RSTn marker.
+    fn restart(&mut self) -> Result<()> {
+        self.acc = 0;
+        self.nbits = 0;
+        self.pad = 0;
+        self.at_end = false;
+        let mut q = self.pos;
+        loop {
+            match self.data.get(q) {
+                None => return Err(truncated()),
+                Some(&0xFF) => {
+                    let mut r = q + 1;
+                    while self.data.get(r) == Some(&0xFF) {
+                        r += 1;
+                    }
+                    match self.data.get(r) {
+                        None => return Err(truncated()),
+                        Some(&0) => q = r + 1,
+                        Some(m) if (0xD0..=0xD7).contains(m) => {
+                            self.pos = r + 1;
+                            return Ok(());
+                        }
+                        Some(_) => {
+                            return Err("corrupt JPEG data (missing restart marker)".into());
+                        }
+                    }
+                }
+                Some(_) => q += 1,
+            }
+        }
+    }
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    tq: usize,
+    /// Quantisation table latched at the component's first scan (libjpeg's
+    /// `latch_quant_tables`), natural order.
+    quant: Option<[u16; 64]>,
+    /// `downsampled_width/height`: the component's real samples.
+    dw: usize,
+    dh: usize,
+    /// Blocks per row and column, padded to whole MCUs.
+    bw: usize,
+    bh: usize,
+    /// `bw * bh * 64` coefficients, natural order within each block.
+    coefs: Vec<i16>,
+}
+
+struct Frame {
+    progressive: bool,
+    w: usize,
+    h: usize,
+    hmax: usize,
+    vmax: usize,
+    mcux: usize,
+    mcuy: usize,
+    comps: Vec<Component>,
+}
+
+#[derive(Default)]
+struct Tables {
+    quant: [Option<[u16; 64]>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    restart: usize,
+    jfif: bool,
+    adobe_transform: Option<u8>,
+    orientation: u16,
+}
+
+fn be16(b: &[u8], i: usize) -> Result<usize> {
+    match (b.get(i), b.get(i + 1)) {
+        (Some(&h), Some(&l)) => Ok(usize::from(h) << 8 | usize::from(l)),
+        _ => Err("truncated JPEG header".into()),
+    }
+}
+
+fn byte(b: &[u8], i: usize) -> Result<u8> {
+    b.get(i)
+        .copied()
+        .ok_or_else(|| "truncated JPEG header".into())
+}
+
+/// The next marker at or after `p`: `(code, index after the code)`, skipping
+/// anything that is not a marker; `None` at the end of the data.
+fn next_marker(data: &[u8], mut p: usize) -> Option<(u8, usize)> {
+    loop {
+        while *data.get(p)? != 0xFF {
+            p += 1;
+        }
+        while *data.get(p)? == 0xFF {
+            p += 1;
+        }
+        let m = *data.get(p)?;
+        if m != 0 {
+            return Some((m, p + 1));
+        }
+    }
+}
+
+fn parse_dqt(seg: &[u8], t: &mut Tables) -> Result<()> {
+    let mut i = 0;
+    while i < seg.len() {
+        let pq = seg[i] >> 4;
+        let tq = usize::from(seg[i] & 15);
+        i += 1;
+        if tq > 3 || pq > 1 {
+            return Err("bad JPEG quantisation table".into());
+        }
+        let mut q = [0u16; 64];
+        for &zz in NATURAL.iter().take(64) {
+            q[zz] = if pq == 0 {
+                let v = u16::from(byte(seg, i)?);
+                i += 1;
+                v
+            } else {
+                let v = be16(seg, i)? as u16;
+                i += 2;
+                v
+            };
+        }
+        t.quant[tq] = Some(q);
+    }
+    Ok(())
+}
+
+fn parse_dht(seg: &[u8], t: &mut Tables) -> Result<()> {
+    let mut i = 0;
+    while i < seg.len() {
+        let tc = seg[i] >> 4;
+        let th = usize::from(seg[i] & 15);
+        if tc > 1 || th > 3 {
+            return Err("bad JPEG Huffman table".into());
+        }
+        let counts: [u8; 16] = seg
+            .get(i + 1..i + 17)
+            .and_then(|c| c.try_into().ok())
+            .ok_or("truncated JPEG Huffman table")?;
+        let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let values = seg
+            .get(i + 17..i + 17 + n)
+            .ok_or("truncated JPEG Huffman table")?;
+        if n > 256 {
+            return Err("bad JPEG Huffman table".into());
+        }
+        let table = Huffman::new(&counts, values)?;
+        if tc == 0 {
+            t.dc[th] = Some(table);
+        } else {
+            t.ac[th] = Some(table);
+        }
+        i += 17 + n;
+    }
+    Ok(())
+}
+
+fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
+    let precision = byte(seg, 0)?;
+    if precision != 8 {
+        return Err(format!(
+            "unsupported JPEG: {precision}-bit samples (only 8-bit)"
+        ));
+    }
+    let h = be16(seg, 1)?;
+    let w = be16(seg, 3)?;
+    let nc = usize::from(byte(seg, 5)?);
+    if w == 0 || h == 0 {
+        return Err("unsupported JPEG: zero width or height (DNL)".into());
+    }
+    if w * h > MAX_PIXELS {
+        return Err(format!("JPEG too large: {w}x{h}"));
+    }
+    if nc != 1 && nc != 3 {
+        return Err(format!(
+            "unsupported JPEG: {nc} components (only grayscale and 3-component colour; CMYK is not supported)"
+        ));
+    }
+    let mut comps = Vec::with_capacity(nc);
+    for c in 0..nc {
+        let id = byte(seg, 6 + 3 * c)?;
+        let hv = byte(seg, 7 + 3 * c)?;
+        let tq = usize::from(byte(seg, 8 + 3 * c)?);
+        let (hs, vs) = (usize::from(hv >> 4), usize::from(hv & 15));
+        if !(1..=4).contains(&hs) || !(1..=4).contains(&vs) || tq > 3 {
+            return Err("bad JPEG frame header".into());
+        }
+        comps.push(Component {
+            id,
+            h: hs,
+            v: vs,
+            tq,
+            quant: None,
+            dw: 0,
+            dh: 0,
+            bw: 0,
+            bh: 0,
+            coefs: Vec::new(),
+        });
+    }
+    let hmax = comps.iter().map(|c| c.h).max().unwrap_or(1);
+    let vmax = comps.iter().map(|c| c.v).max().unwrap_or(1);
+    let mcux = w.div_ceil(8 * hmax);
+    let mcuy = h.div_ceil(8 * vmax);
+    for c in &mut comps {
+        c.dw = (w * c.h).div_ceil(hmax);
+        c.dh = (h * c.v).div_ceil(vmax);
+        c.bw = mcux * c.h;
+        c.bh = mcuy * c.v;
+        c.coefs = vec![0i16; c.bw * c.bh * 64];
+    }
+    Ok(Frame {
+        progressive,
+        w,
+        h,
+        hmax,
+        vmax,
+        mcux,
+        mcuy,
+        comps,
+    })
+}
+
+/// EXIF orientation (tag 0x0112 in IFD0) of an APP1 segment, if any.
+fn exif_orientation(seg: &[u8]) -> Option<u16> {
+    let tiff = seg.strip_prefix(b"Exif\0\0")?;
+    let le = match tiff.get(0..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |i: usize| -> Option<u16> {
+        let b: [u8; 2] = tiff.get(i..i + 2)?.try_into().ok()?;
+        Some(if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let b: [u8; 4] = tiff.get(i..i + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let n = usize::from(u16_at(ifd)?);
+    (0..n).find_map(|k| {
+        let e = ifd + 2 + 12 * k;
+        (u16_at(e)? == 0x0112 && u16_at(e + 2)? == 3).then(|| u16_at(e + 8))?
+    })
+}
+
+/// One scan's parameters.
+struct Scan {
+    /// (component index, DC table, AC table).
+    comps: Vec<(usize, usize, usize)>,
+    ss: usize,
+    se: usize,
+    ah: u32,
+    al: u32,
+}
+
+fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
+    let ns = usize::from(byte(seg, 0)?);
+    if !(1..=4).contains(&ns) {
+        return Err("bad JPEG scan header".into());
+    }
+    let mut comps = Vec::with_capacity(ns);
+    for k in 0..ns {
+        let id = byte(seg, 1 + 2 * k)?;
+        let t = byte(seg, 2 + 2 * k)?;
+        let ci = frame
+            .comps
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or("bad JPEG scan header (unknown component)")?;
+        let (td, ta) = (usize::from(t >> 4), usize::from(t & 15));
+        if td > 3 || ta > 3 {
+            return Err("bad JPEG scan header".into());
+        }
+        comps.push((ci, td, ta));
+    }
+    let ss = usize::from(byte(seg, 1 + 2 * ns)?);
+    let se = usize::from(byte(seg, 2 + 2 * ns)?);
+    let a = byte(seg, 3 + 2 * ns)?;
+    let (ah, al) = (u32::from(a >> 4), u32::from(a & 15));
+    if frame.progressive {
+        let dc = ss == 0;
+        if se > 63 || ss > se || (dc && se != 0) || (!dc && ns != 1) || al > 13 {
+            return Err("bad progressive JPEG scan parameters".into());
+        }
+        if ah != 0 && ah != al + 1 {
+            return Err("bad progressive JPEG scan parameters".into());
+        }
+    } else if ss != 0 || se != 63 || ah != 0 || al != 0 {
+        return Err("bad JPEG scan parameters".into());
+    }
+    if ns > 1 {
+        let blocks: usize = comps
+            .iter()
+            .map(|&(ci, _, _)| frame.comps[ci].h * frame.comps[ci].v)
+            .sum();
+        if blocks > 10 {
+            return Err("bad JPEG scan: more than 10 blocks per MCU".into());
+        }
+    }
+    Ok(Scan {
+        comps,
+        ss,
+        se,
+        ah,
+        al,
+    })
+}
+
+/// Decodes one block of a scan into `blk` (natural order).
+#[allow(clippy::too_many_arguments)]
+fn decode_block(
+    br: &mut BitReader<'_>,
+    blk: &mut [i16],
+    progressive: bool,
+    scan: &Scan,
+    dc: Option<&Huffman>,
+    ac: Option<&Huffman>,
+    pred: &mut i32,
+    eobrun: &mut u32,
+) -> Result<()> {
+    let missing = || "JPEG scan uses an undefined Huffman table".to_string();
+    if !progressive {
+        // decode_mcu (jdhuff.c): DC difference, then run-length AC.
+        blk.fill(0);
+        let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
+        let s = u32::from(br.decode(dc)?);
+        *pred = pred.wrapping_add(br.receive_extend(s)?);
+        blk[0] = *pred as i16;
+        let mut k = 1;
+        while k < 64 {
+            let rs = br.decode(ac)?;
+            let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+            if s != 0 {
+                k += r;
+                blk[NATURAL[k]] = br.receive_extend(s)? as i16;
+            } else if r != 15 {
+                break;
+            } else {
+                k += 15;
+            }
+            k += 1;
+        }
+        return Ok(());
+    }
+    let al = scan.al;
+    if scan.ss == 0 {
+        if scan.ah == 0 {
+            // decode_mcu_DC_first (jdphuff.c)
+            let s = u32::from(br.decode(dc.ok_or_else(missing)?)?);
+            *pred = pred.wrapping_add(br.receive_extend(s)?);
+            blk[0] = (*pred << al) as i16;
+        } else if br.bits(1) != 0 {
+            // decode_mcu_DC_refine
+            blk[0] |= 1 << al;
+        }
+        return Ok(());
+    }
+    let ac = ac.ok_or_else(missing)?;
+    let se = scan.se;
+    if scan.ah == 0 {
+        // decode_mcu_AC_first
+        if *eobrun > 0 {
+            *eobrun -= 1;
+            return Ok(());
+        }
+        let mut k = scan.ss;
+        while k <= se {
+            let rs = br.decode(ac)?;
+            let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+            if s != 0 {
+                k += r;
+                let v = br.receive_extend(s)?;
+                blk[NATURAL[k]] = (v << al) as i16;
+            } else if r == 15 {
+                k += 15;
+            } else {
+                *eobrun = 1 << r;
+                if r != 0 {
+                    *eobrun += br.bits(r as u32);
+                }
+                *eobrun -= 1;
+                break;
+            }
+            k += 1;
+        }
+        return Ok(());
+    }
+    // decode_mcu_AC_refine: new coefficients are ±1 << al; already non-zero
+    // ones get a correction bit each time the run passes them.
+    let p1: i16 = 1 << al;
+    let m1: i16 = (-1i16) << al;
+    let refine = |br: &mut BitReader<'_>, c: &mut i16| {
+        if br.bits(1) != 0 && (*c & p1) == 0 {
+            *c = if *c >= 0 {
+                c.wrapping_add(p1)
+            } else {
+                c.wrapping_add(m1)
+            };
+        }
+    };
+    let mut k = scan.ss;
+    if *eobrun == 0 {
+        while k <= se {
+            let rs = br.decode(ac)?;
+            let mut r = i32::from(rs >> 4);
+            let s = rs & 15;
+            let mut val = 0i16;
+            if s != 0 {
+                // Only size 1 is valid; libjpeg warns and carries on.
+                val = if br.bits(1) != 0 { p1 } else { m1 };
+            } else if r != 15 {
+                *eobrun = 1u32 << r;
+                if r != 0 {
+                    *eobrun += br.bits(r as u32);
+                }
+                break;
+            }
+            while k <= se {
+                let c = &mut blk[NATURAL[k]];
+                if *c != 0 {
+                    refine(br, c);
+                } else {
+                    r -= 1;
+                    if r < 0 {
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            if val != 0 {
+                blk[NATURAL[k]] = val;
+            }
+            k += 1;
+        }
+    }
+    if *eobrun > 0 {
+        while k <= se {
+            let c = &mut blk[NATURAL[k]];
+            if *c != 0 {
+                refine(br, c);
+            }
+            k += 1;
+        }
+        *eobrun -= 1;
+    }
+    Ok(())
+}
+
+/// Decodes the entropy-coded data of one scan starting at `pos`; returns the
+/// position from which to look for the next marker.
+fn decode_scan(
+    data: &[u8],
+    pos: usize,
+    frame: &mut Frame,
+    scan: &Scan,
+    t: &Tables,
+) -> Result<usize> {
+    let mut br = BitReader::new(data, pos);
+    let mut preds = [0i32; 4];
+    let mut eobrun = 0u32;
+    let progressive = frame.progressive;
+    let tables = |k: usize| {
+        let (_, td, ta) = scan.comps[k];
+        (t.dc[td].as_ref(), t.ac[ta].as_ref())
+    };
+    // Blocks of each MCU: (scan component slot, block x, block y) offsets.
+    let (mcus, single) = if scan.comps.len() == 1 {
+        let c = &frame.comps[scan.comps[0].0];
+        let (bx, by) = (c.dw.div_ceil(8), c.dh.div_ceil(8));
+        (bx * by, Some(bx))
+    } else {
+        (frame.mcux * frame.mcuy, None)
+    };
+    for m in 0..mcus {
+        if t.restart > 0 && m > 0 && m % t.restart == 0 {
+            br.restart()?;
+            preds = [0; 4];
+            eobrun = 0;
+        }
+        if let Some(bx_count) = single {
+            let ci = scan.comps[0].0;
+            let (dc, ac) = tables(0);
+            let c = &mut frame.comps[ci];
+            let b = (m / bx_count) * c.bw + m % bx_count;
+            let blk = &mut c.coefs[b * 64..b * 64 + 64];
+            decode_block(
+                &mut br,
+                blk,
+                progressive,
+                scan,
+                dc,
+                ac,
+                &mut preds[0],
+                &mut eobrun,
+            )?;
+        } else {
+            let (mx, my) = (m % frame.mcux, m / frame.mcux);
+            for (slot, &(ci, _, _)) in scan.comps.iter().enumerate() {
+                let (dc, ac) = tables(slot);
+                let c = &mut frame.comps[ci];
+                for v in 0..c.v {
+                    for h in 0..c.h {
+                        let b = (my * c.v + v) * c.bw + mx * c.h + h;
+                        let blk = &mut c.coefs[b * 64..b * 64 + 64];
+                        decode_block(
+                            &mut br,
+                            blk,
+                            progressive,
+                            scan,
+                            dc,
+                            ac,
+                            &mut preds[slot],
+                            &mut eobrun,
+                        )?;
+                    }
+                }
+            }
+        }
+        if br.overrun {
+            return Err(truncated());
+        }
+    }
+    Ok(br.pos)
+}
+
+/// `sample_range_limit + CENTERJSAMPLE` indexed by `x & 1023` (the IDCT's
+/// output clamp, wrapping like libjpeg's table for absurd inputs).
+fn range_limit(x: i64) -> u8 {
+    let m = (x & 1023) as i32;
+    match m {
+        0..=127 => (m + 128) as u8,
+        128..=511 => 255,
+        512..=895 => 0,
+        _ => (m - 896) as u8,
+    }
+}
+
+// jidctint.c constants: FIX(x) with CONST_BITS = 13.
+const CONST_BITS: u32 = 13;
+const PASS1_BITS: u32 = 2;
+const FIX_0_298631336: i64 = 2446;
+const FIX_0_390180644: i64 = 3196;
+const FIX_0_541196100: i64 = 4433;
+const FIX_0_765366865: i64 = 6270;
+const FIX_0_899976223: i64 = 7373;
+const FIX_1_175875602: i64 = 9633;
+const FIX_1_501321110: i64 = 12299;
+const FIX_1_847759065: i64 = 15137;
+const FIX_1_961570560: i64 = 16069;
+const FIX_2_053119869: i64 = 16819;
+const FIX_2_562915447: i64 = 20995;
+const FIX_3_072711026: i64 = 25172;
+
+fn descale(x: i64, n: u32) -> i64 {
+    (x + (1 << (n - 1))) >> n
+}
+
+/// The 1-D Loeffler–Ligtenberg–Moschytz IDCT of `jpeg_idct_islow`, on eight
+/// inputs; returns the eight outputs before the final descale.
+fn idct_1d(i: [i64; 8]) -> [i64; 8] {
+    // Even part.
+    let z1 = (i[2] + i[6]) * FIX_0_541196100;
+    let tmp2 = z1 - i[6] * FIX_1_847759065;
+    let tmp3 = z1 + i[2] * FIX_0_765366865;
+    let tmp0 = (i[0] + i[4]) << CONST_BITS;
+    let tmp1 = (i[0] - i[4]) << CONST_BITS;
+    let (tmp10, tmp13) = (tmp0 + tmp3, tmp0 - tmp3);
+    let (tmp11, tmp12) = (tmp1 + tmp2, tmp1 - tmp2);
+    // Odd part.
+    let (t0, t1, t2, t3) = (i[7], i[5], i[3], i[1]);
+    let z1 = t0 + t3;
+    let z2 = t1 + t2;
+    let z3 = t0 + t2;
+    let z4 = t1 + t3;
+    let z5 = (z3 + z4) * FIX_1_175875602;
+    let t0 = t0 * FIX_0_298631336;
+    let t1 = t1 * FIX_2_053119869;
+    let t2 = t2 * FIX_3_072711026;
+    let t3 = t3 * FIX_1_501321110;
+    let z1 = -z1 * FIX_0_899976223;
+    let z2 = -z2 * FIX_2_562915447;
+    let z3 = -z3 * FIX_1_961570560 + z5;
+    let z4 = -z4 * FIX_0_390180644 + z5;
+    let t0 = t0 + z1 + z3;
+    let t1 = t1 + z2 + z4;
+    let t2 = t2 + z2 + z3;
+    let t3 = t3 + z1 + z4;
+    [
+        tmp10 + t3,
+        tmp11 + t2,
+        tmp12 + t1,
+        tmp13 + t0,
+        tmp13 - t0,
+        tmp12 - t1,
+        tmp11 - t2,
+        tmp10 - t3,
+    ]
+}
+
+/// `jpeg_idct_islow`: dequantise and inverse-DCT one block into 8×8 samples
+/// at `out[0]`, rows `stride` apart.
+fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    // ISLOW_MULT_TYPE is a short: 16-bit quantisers wrap like in libjpeg.
+    let deq = |k: usize| i64::from(i32::from(coef[k]) * i32::from(q[k] as i16));
+    let mut ws = [0i32; 64];
+    for col in 0..8 {
+        if (1..8).all(|r| coef[r * 8 + col] == 0) {
+            let dc = (deq(col) << PASS1_BITS) as i32;
+            for r in 0..8 {
+                ws[r * 8 + col] = dc;
+            }
+            continue;
+        }
+        let o = idct_1d(std::array::from_fn(|r| deq(r * 8 + col)));
+        for r in 0..8 {
+            ws[r * 8 + col] = descale(o[r], CONST_BITS - PASS1_BITS) as i32;
+        }
+    }
+    for row in 0..8 {
+        let w = &ws[row * 8..row * 8 + 8];
+        let dst = &mut out[row * stride..row * stride + 8];
+        if w[1..].iter().all(|&v| v == 0) {
+            let v = range_limit(descale(i64::from(w[0]), PASS1_BITS + 3));
+            dst.fill(v);
+            continue;
+        }
+        let o = idct_1d(std::array::from_fn(|c| i64::from(w[c])));
+        for (d, &x) in dst.iter_mut().zip(o.iter()) {
+            *d = range_limit(descale(x, CONST_BITS + PASS1_BITS + 3));
+        }
+    }
+}
+
+/// Inverse-DCTs every block of a component into a plane of `bw*8 × bh*8`.
+fn component_plane(c: &Component) -> Result<Vec<u8>> {
+    let q = c
+        .quant
+        .as_ref()
+        .ok_or("JPEG component has no data (never appears in a scan)")?;
+    let stride = c.bw * 8;
+    let mut plane = vec![0u8; stride * c.bh * 8];
+    for by in 0..c.bh {
+        for bx in 0..c.bw {
+            let b = by * c.bw + bx;
+            let out = &mut plane[by * 8 * stride + bx * 8..];
+            idct_block(&c.coefs[b * 64..b * 64 + 64], q, out, stride);
+        }
+    }
+    Ok(plane)
+}
+
+/// Upsamples a component plane to the full `w × h` image as libjpeg-turbo's
+/// `jinit_upsampler` would choose: full size, `h2v1`/`h2v2` fancy (triangle
+/// filter with ordered-dither rounding; box when the component is at most 2
+/// samples wide), `h1v2` fancy, or integral box replication. The row above
+/// the first and below the last real row repeat that row (jdmainct.c's
+/// context pointers); columns use only the real samples.
+fn upsample(frame: &Frame, c: &Component, plane: &[u8]) -> Result<Vec<u8>> {
+    let (w, h) = (frame.w, frame.h);
+    let stride = c.bw * 8;
+    if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
+        return Err("unsupported JPEG: fractional sampling factors".into());
+    }
+    let (hx, vx) = (frame.hmax / c.h, frame.vmax / c.v);
+    let row = |y: usize| &plane[y * stride..y * stride + c.dw];
+    let mut out = vec![0u8; w * h];
+    let last = c.dh - 1;
+    let fancy_h = c.dw > 2;
+    match (hx, vx) {
+        (1, 1) => {
+            for (y, o) in out.chunks_exact_mut(w).enumerate() {
+                o.copy_from_slice(&row(y)[..w]);
+            }
+        }
+        (2, 1) if fancy_h => {
+            // h2v1_fancy_upsample
+            let mut tmp = vec![0u8; 2 * c.dw];
+            for (y, o) in out.chunks_exact_mut(w).enumerate() {
+                let r = row(y);
+                let n = c.dw;
+                tmp[0] = r[0];
+                tmp[1] = ((u32::from(r[0]) * 3 + u32::from(r[1]) + 2) >> 2) as u8;
+                for x in 1..n - 1 {
+                    let v = u32::from(r[x]) * 3;
+                    tmp[2 * x] = ((v + u32::from(r[x - 1]) + 1) >> 2) as u8;
+                    tmp[2 * x + 1] = ((v + u32::from(r[x + 1]) + 2) >> 2) as u8;
+                }
+                tmp[2 * n - 2] = ((u32::from(r[n - 1]) * 3 + u32::from(r[n - 2]) + 1) >> 2) as u8;
+                tmp[2 * n - 1] = r[n - 1];
+                o.copy_from_slice(&tmp[..w]);
+            }
+        }
+        (1, 2) => {
+            // h1v2_fancy_upsample (do_fancy is always on here)
+            for (y, o) in out.chunks_exact_mut(w).enumerate() {
+                let (ry, up) = (y / 2, y % 2 == 0);
+                let ny = if up {
+                    ry.saturating_sub(1)
+                } else {
+                    (ry + 1).min(last)
+                };
+                let bias = if up { 1 } else { 2 };
+                let (r0, r1) = (row(ry), row(ny));
+                for (x, d) in o.iter_mut().enumerate() {
+                    *d = ((u32::from(r0[x]) * 3 + u32::from(r1[x]) + bias) >> 2) as u8;
+                }
+            }
+        }
+        (2, 2) if fancy_h => {
+            // h2v2_fancy_upsample
+            let n = c.dw;
+            let mut cs = vec![0u32; n];
+            let mut tmp = vec![0u8; 2 * n];
+            for (y, o) in out.chunks_exact_mut(w).enumerate() {
+                let (ry, up) = (y / 2, y % 2 == 0);
+                let ny = if up {
+                    ry.saturating_sub(1)
+                } else {
+                    (ry + 1).min(last)
+                };
+                let (r0, r1) = (row(ry), row(ny));
+                for (s, (&a, &b)) in cs.iter_mut().zip(r0.iter().zip(r1.iter())) {
+                    *s = u32::from(a) * 3 + u32::from(b);
+                }
+                tmp[0] = ((cs[0] * 4 + 8) >> 4) as u8;
+                tmp[1] = ((cs[0] * 3 + cs[1] + 7) >> 4) as u8;
+                for x in 1..n - 1 {
+                    tmp[2 * x] = ((cs[x] * 3 + cs[x - 1] + 8) >> 4) as u8;
+                    tmp[2 * x + 1] = ((cs[x] * 3 + cs[x + 1] + 7) >> 4) as u8;
+                }
+                tmp[2 * n - 2] = ((cs[n - 1] * 3 + cs[n - 2] + 8) >> 4) as u8;
+                tmp[2 * n - 1] = ((cs[n - 1] * 4 + 7) >> 4) as u8;
+                o.copy_from_slice(&tmp[..w]);
+            }
+        }
+        _ => {
+            // h2v1_upsample, h2v2_upsample, int_upsample: box replication.
+            for (y, o) in out.chunks_exact_mut(w).enumerate() {
+                let r = row(y / vx);
+                for (x, d) in o.iter_mut().enumerate() {
+                    *d = r[x / hx];
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+// jdcolor.c: FIX(x) with SCALEBITS = 16.
+const SCALEBITS: u32 = 16;
+const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
+const FIX_1_40200: i64 = 91881;
+const FIX_1_77200: i64 = 116130;
+const FIX_0_71414: i64 = 46802;
+const FIX_0_34414: i64 = 22554;
+
+/// `ycc_rgb_convert` with `build_ycc_rgb_table`'s tables.
+fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
+    let mut cr_r = [0i32; 256];
+    let mut cb_b = [0i32; 256];
+    let mut cr_g = [0i64; 256];
+    let mut cb_g = [0i64; 256];
+    for i in 0..256usize {
+        let x = i as i64 - 128;
+        cr_r[i] = ((FIX_1_40200 * x + ONE_HALF) >> SCALEBITS) as i32;
+        cb_b[i] = ((FIX_1_77200 * x + ONE_HALF) >> SCALEBITS) as i32;
+        cr_g[i] = -FIX_0_71414 * x;
+        cb_g[i] = -FIX_0_34414 * x + ONE_HALF;
+    }
+    let clamp = |v: i32| v.clamp(0, 255) as u8;
+    for (((px, &y), &cb), &cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
+        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+        px[0] = clamp(y + cr_r[cr]);
+        px[1] = clamp(y + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
+        px[2] = clamp(y + cb_b[cb]);
+    }
+}
+
+/// Applies an EXIF orientation (1–8) as OpenCV's `ApplyExifOrientation`:
+/// flips and a transpose of the decoded image.
+fn orient(rgb: Vec<u8>, w: usize, h: usize, orientation: u16) -> (Vec<u8>, usize, usize) {
+    // (transpose first, then flip x, flip y)
+    let (transpose, fx, fy) = match orientation {
+        2 => (false, true, false),
+        3 => (false, true, true),
+        4 => (false, false, true),
+        5 => (true, false, false),
+        6 => (true, true, false),
+        7 => (true, true, true),
+        8 => (true, false, true),
+        _ => return (rgb, w, h),
+    };
+    let (ow, oh) = if transpose { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; rgb.len()];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let (tx, ty) = (
+                if fx { ow - 1 - ox } else { ox },
+                if fy { oh - 1 - oy } else { oy },
+            );
+            let (sx, sy) = if transpose { (ty, tx) } else { (tx, ty) };
+            let s = (sy * w + sx) * 3;
+            let d = (oy * ow + ox) * 3;
+            out[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+        }
+    }
+    (out, ow, oh)
+}
+
+/// Decodes a JPEG file's bytes to RGB, exactly as libjpeg-turbo does for
+/// `cv2.imdecode(buf, cv2.IMREAD_COLOR)` (there in BGR order), including the
+/// EXIF orientation OpenCV applies.
+pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
+    if data.get(0..2) != Some(&[0xFF, 0xD8]) {
+        return Err("not a JPEG file (no SOI marker)".into());
+    }
+    let mut t = Tables::default();
+    let mut frame: Option<Frame> = None;
+    let mut scans = 0usize;
+    let mut p = 2;
+    let mut eoi = false;
+    while let Some((m, after)) = next_marker(data, p) {
+        match m {
+            0xD9 => {
+                eoi = true;
+                break;
+            }
+            0xD0..=0xD7 | 0x01 => {
+                p = after;
+                continue;
+            }
+            0xD8 => return Err("corrupt JPEG (a second SOI marker)".into()),
+            _ => {}
+        }
+        let len = be16(data, after)?;
+        let seg = data
+            .get(after + 2..after + len)
+            .filter(|_| len >= 2)
+            .ok_or("truncated JPEG header")?;
+        p = after + len;
+        match m {
+            0xC0..=0xC2 => {
+                if frame.is_some() {
+                    return Err("unsupported JPEG: more than one frame".into());
+                }
+                frame = Some(parse_sof(seg, m == 0xC2)?);
+            }
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                return Err(format!(
+                    "unsupported JPEG process (SOF{}: lossless, hierarchical or arithmetic-coded)",
+                    m - 0xC0
+                ));
+            }
+            0xC4 => parse_dht(seg, &mut t)?,
+            0xDB => parse_dqt(seg, &mut t)?,
+            0xDD => t.restart = be16(seg, 0)?,
+            0xDC => return Err("unsupported JPEG: DNL marker".into()),
+            0xE0 => t.jfif |= seg.starts_with(b"JFIF\0"),
+            // The first Exif segment with an orientation counts.
+            0xE1 if t.orientation == 0 => {
+                t.orientation = exif_orientation(seg).unwrap_or(0);
+            }
+            0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => {
+                t.adobe_transform = Some(seg[11]);
+            }
+            0xDA => {
+                let f = frame
+                    .as_mut()
+                    .ok_or("corrupt JPEG: scan before frame header")?;
+                let scan = parse_sos(seg, f)?;
+                for &(ci, _, _) in &scan.comps {
+                    let c = &mut f.comps[ci];
+                    if c.quant.is_none() {
+                        c.quant =
+                            Some(t.quant[c.tq].ok_or("JPEG uses an undefined quantisation table")?);
+                    }
+                }
+                p = decode_scan(data, p, f, &scan, &t)?;
+                scans += 1;
+            }
+            _ => {}
+        }
+    }
+    if !eoi {
+        // libjpeg warns "premature end of JPEG file" and returns what it has
+        // (grey where data is missing); we refuse a file that was cut.
+        return Err("truncated JPEG (the file ends before its end-of-image marker)".into());
+    }
+    if frame.is_none() || scans == 0 {
+        return Err("not a JPEG image (no frame header or no scan before the end marker)".into());
+    }
+    let frame = frame.ok_or("not a JPEG image")?;
+    let (w, h) = (frame.w, frame.h);
+    let planes = frame
+        .comps
+        .iter()
+        .map(|c| component_plane(c).and_then(|p| upsample(&frame, c, &p)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut rgb = vec![0u8; w * h * 3];
+    if planes.len() == 1 {
+        for (px, &g) in rgb.chunks_exact_mut(3).zip(&planes[0]) {
+            px.fill(g);
+        }
+    } else {
+        // default_decompress_parms (jdapimin.c): JFIF means YCbCr; else the
+        // Adobe transform flag; else component ids 'R','G','B' mean RGB.
+        let ids: Vec<u8> = frame.comps.iter().map(|c| c.id).collect();
+        let is_rgb = !t.jfif
+            && match t.adobe_transform {
+                Some(tr) => tr == 0,
+                None => ids == b"RGB",
+            };
+        if is_rgb {
+            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+                px.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
+            }
+        } else {
+            ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut rgb);
+        }
+    }
+    let (rgb, w, h) = orient(rgb, w, h, t.orientation);
+    Ok(Decoded { rgb, w, h })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tiny images made with opencv-python 5.0.0 (libjpeg-turbo 3.1.2); the
+    // expected pixels are cv2.imdecode's, flipped from BGR to RGB.
+    // cv2.imencode('.jpg', img5x3, [IMWRITE_JPEG_QUALITY, 90, IMWRITE_JPEG_PROGRESSIVE, 1,
+    //   IMWRITE_JPEG_RST_INTERVAL, 1, IMWRITE_JPEG_SAMPLING_FACTOR, IMWRITE_JPEG_SAMPLING_FACTOR_420])
+    const PROGRESSIVE_420_5X3: [u8; 573] = [
+        255, 216, 255, 224, 0, 16, 74, 70, 73, 70, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 255, 219, 0, 67,
+        0, 3, 2, 2, 3, 2, 2, 3, 3, 3, 3, 4, 3, 3, 4, 5, 8, 5, 5, 4, 4, 5, 10, 7, 7, 6, 8, 12, 10,
+        12, 12, 11, 10, 11, 11, 13, 14, 18, 16, 13, 14, 17, 14, 11, 11, 16, 22, 16, 17, 19, 20, 21,
+        21, 21, 12, 15, 23, 24, 22, 20, 24, 18, 20, 21, 20, 255, 219, 0, 67, 1, 3, 4, 4, 5, 4, 5,
+        9, 5, 5, 9, 20, 13, 11, 13, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+        20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+        20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 255, 194, 0, 17, 8, 0, 3, 0, 5, 3, 1, 34, 0, 2,
+        17, 1, 3, 17, 1, 255, 196, 0, 21, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6,
+        255, 196, 0, 21, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 6, 255, 221, 0, 4,
+        0, 1, 255, 218, 0, 12, 3, 1, 0, 2, 16, 3, 16, 0, 0, 1, 163, 18, 233, 255, 196, 0, 23, 16,
+        0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 255, 218, 0, 8, 1, 1, 0, 1, 5,
+        2, 120, 193, 255, 196, 0, 24, 17, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3,
+        18, 49, 255, 218, 0, 8, 1, 3, 1, 1, 63, 1, 145, 218, 218, 127, 255, 196, 0, 23, 17, 1, 0,
+        3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 4, 19, 255, 218, 0, 8, 1, 2, 1, 1, 63, 1,
+        178, 186, 179, 255, 196, 0, 24, 16, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        17, 18, 33, 255, 218, 0, 8, 1, 1, 0, 6, 63, 2, 154, 235, 63, 255, 196, 0, 23, 16, 0, 3, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 17, 65, 255, 218, 0, 8, 1, 1, 0, 1, 63, 33,
+        206, 81, 214, 127, 255, 218, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 0, 16, 247, 255, 196, 0, 24,
+        17, 0, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 65, 0, 49, 81, 255, 218, 0, 8, 1, 3,
+        1, 1, 63, 16, 108, 160, 206, 9, 255, 196, 0, 23, 17, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 1, 0, 81, 177, 255, 218, 0, 8, 1, 2, 1, 1, 63, 16, 17, 141, 97, 63, 255, 196, 0,
+        23, 16, 0, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 65, 81, 255, 218, 0, 8, 1, 1,
+        0, 1, 63, 16, 221, 194, 204, 255, 217,
+    ];
+
+    // cv2.imdecode(with_exif(PROGRESSIVE_420_5X3, o), cv2.IMREAD_COLOR)[:, :, ::-1] for o = 1..=8
+    // (with_exif inserts an APP1 Exif segment, little-endian TIFF, IFD0 = [0x0112 SHORT o]).
+    const PROGRESSIVE_ORIENTED: [(u16, usize, usize, [u8; 45]); 8] = [
+        (
+            1,
+            5,
+            3,
+            [
+                187, 141, 143, 170, 115, 120, 169, 98, 112, 170, 105, 103, 160, 121, 80, 183, 148,
+                146, 173, 131, 132, 182, 122, 130, 185, 130, 123, 170, 141, 97, 171, 159, 147, 170,
+                150, 141, 187, 149, 148, 189, 158, 140, 169, 164, 109,
+            ],
+        ),
+        (
+            2,
+            5,
+            3,
+            [
+                160, 121, 80, 170, 105, 103, 169, 98, 112, 170, 115, 120, 187, 141, 143, 170, 141,
+                97, 185, 130, 123, 182, 122, 130, 173, 131, 132, 183, 148, 146, 169, 164, 109, 189,
+                158, 140, 187, 149, 148, 170, 150, 141, 171, 159, 147,
+            ],
+        ),
+        (
+            3,
+            5,
+            3,
+            [
+                169, 164, 109, 189, 158, 140, 187, 149, 148, 170, 150, 141, 171, 159, 147, 170,
+                141, 97, 185, 130, 123, 182, 122, 130, 173, 131, 132, 183, 148, 146, 160, 121, 80,
+                170, 105, 103, 169, 98, 112, 170, 115, 120, 187, 141, 143,
+            ],
+        ),
+        (
+            4,
+            5,
+            3,
+            [
+                171, 159, 147, 170, 150, 141, 187, 149, 148, 189, 158, 140, 169, 164, 109, 183,
+                148, 146, 173, 131, 132, 182, 122, 130, 185, 130, 123, 170, 141, 97, 187, 141, 143,
+                170, 115, 120, 169, 98, 112, 170, 105, 103, 160, 121, 80,
+            ],
+        ),
+        (
+            5,
+            3,
+            5,
+            [
+                187, 141, 143, 183, 148, 146, 171, 159, 147, 170, 115, 120, 173, 131, 132, 170,
+                150, 141, 169, 98, 112, 182, 122, 130, 187, 149, 148, 170, 105, 103, 185, 130, 123,
+                189, 158, 140, 160, 121, 80, 170, 141, 97, 169, 164, 109,
+            ],
+        ),
+        (
+            6,
+            3,
+            5,
+            [
+                171, 159, 147, 183, 148, 146, 187, 141, 143, 170, 150, 141, 173, 131, 132, 170,
+                115, 120, 187, 149, 148, 182, 122, 130, 169, 98, 112, 189, 158, 140, 185, 130, 123,
+                170, 105, 103, 169, 164, 109, 170, 141, 97, 160, 121, 80,
+            ],
+        ),
+        (
+            7,
+            3,
+            5,
+            [
+                169, 164, 109, 170, 141, 97, 160, 121, 80, 189, 158, 140, 185, 130, 123, 170, 105,
+                103, 187, 149, 148, 182, 122, 130, 169, 98, 112, 170, 150, 141, 173, 131, 132, 170,
+                115, 120, 171, 159, 147, 183, 148, 146, 187, 141, 143,
+            ],
+        ),
+        (
+            8,
+            3,
+            5,
+            [
+                160, 121, 80, 170, 141, 97, 169, 164, 109, 170, 105, 103, 185, 130, 123, 189, 158,
+                140, 169, 98, 112, 182, 122, 130, 187, 149, 148, 170, 115, 120, 173, 131, 132, 170,
+                150, 141, 187, 141, 143, 183, 148, 146, 171, 159, 147,
+            ],
+        ),
+    ];
+    // cv2.imencode('.jpg', img7x2, [IMWRITE_JPEG_QUALITY, 75, IMWRITE_JPEG_SAMPLING_FACTOR, IMWRITE_JPEG_SAMPLING_FACTOR_422])
+    const BASELINE_422_7X2: [u8; 671] = [
+        255, 216, 255, 224, 0, 16, 74, 70, 73, 70, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 255, 219, 0, 67,
+        0, 8, 6, 6, 7, 6, 5, 8, 7, 7, 7, 9, 9, 8, 10, 12, 20, 13, 12, 11, 11, 12, 25, 18, 19, 15,
+        20, 29, 26, 31, 30, 29, 26, 28, 28, 32, 36, 46, 39, 32, 34, 44, 35, 28, 28, 40, 55, 41, 44,
+        48, 49, 52, 52, 52, 31, 39, 57, 61, 56, 50, 60, 46, 51, 52, 50, 255, 219, 0, 67, 1, 9, 9,
+        9, 12, 11, 12, 24, 13, 13, 24, 50, 33, 28, 33, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50,
+        50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50,
+        50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 255, 192, 0, 17, 8, 0, 2,
+        0, 7, 3, 1, 33, 0, 2, 17, 1, 3, 17, 1, 255, 196, 0, 31, 0, 0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0,
+        0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 255, 196, 0, 181, 16, 0, 2, 1, 3, 3,
+        2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 125, 1, 2, 3, 0, 4, 17, 5, 18, 33, 49, 65, 6, 19, 81, 97, 7,
+        34, 113, 20, 50, 129, 145, 161, 8, 35, 66, 177, 193, 21, 82, 209, 240, 36, 51, 98, 114,
+        130, 9, 10, 22, 23, 24, 25, 26, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 67, 68,
+        69, 70, 71, 72, 73, 74, 83, 84, 85, 86, 87, 88, 89, 90, 99, 100, 101, 102, 103, 104, 105,
+        106, 115, 116, 117, 118, 119, 120, 121, 122, 131, 132, 133, 134, 135, 136, 137, 138, 146,
+        147, 148, 149, 150, 151, 152, 153, 154, 162, 163, 164, 165, 166, 167, 168, 169, 170, 178,
+        179, 180, 181, 182, 183, 184, 185, 186, 194, 195, 196, 197, 198, 199, 200, 201, 202, 210,
+        211, 212, 213, 214, 215, 216, 217, 218, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+        241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 255, 196, 0, 31, 1, 0, 3, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 255, 196, 0, 181, 17, 0,
+        2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 119, 0, 1, 2, 3, 17, 4, 5, 33, 49, 6, 18, 65, 81,
+        7, 97, 113, 19, 34, 50, 129, 8, 20, 66, 145, 161, 177, 193, 9, 35, 51, 82, 240, 21, 98,
+        114, 209, 10, 22, 36, 52, 225, 37, 241, 23, 24, 25, 26, 38, 39, 40, 41, 42, 53, 54, 55, 56,
+        57, 58, 67, 68, 69, 70, 71, 72, 73, 74, 83, 84, 85, 86, 87, 88, 89, 90, 99, 100, 101, 102,
+        103, 104, 105, 106, 115, 116, 117, 118, 119, 120, 121, 122, 130, 131, 132, 133, 134, 135,
+        136, 137, 138, 146, 147, 148, 149, 150, 151, 152, 153, 154, 162, 163, 164, 165, 166, 167,
+        168, 169, 170, 178, 179, 180, 181, 182, 183, 184, 185, 186, 194, 195, 196, 197, 198, 199,
+        200, 201, 202, 210, 211, 212, 213, 214, 215, 216, 217, 218, 226, 227, 228, 229, 230, 231,
+        232, 233, 234, 242, 243, 244, 245, 246, 247, 248, 249, 250, 255, 218, 0, 12, 3, 1, 0, 2,
+        17, 3, 17, 0, 63, 0, 169, 171, 187, 220, 24, 109, 167, 99, 45, 188, 154, 141, 200, 120,
+        156, 238, 86, 10, 91, 0, 131, 193, 198, 6, 62, 130, 138, 218, 180, 229, 25, 90, 46, 219,
+        254, 108, 244, 178, 138, 112, 158, 22, 50, 146, 77, 179, 255, 217,
+    ];
+
+    // cv2.imdecode(BASELINE_422_7X2, cv2.IMREAD_COLOR)[:, :, ::-1].reshape(-1)
+    const BASELINE_422_7X2_RGB: [u8; 42] = [
+        143, 189, 215, 125, 169, 180, 109, 152, 133, 181, 213, 202, 171, 185, 222, 131, 131, 183,
+        16, 10, 44, 141, 178, 220, 46, 80, 107, 113, 138, 134, 149, 157, 160, 117, 99, 147, 82, 44,
+        105, 145, 92, 134,
+    ];
+
+    // cv2.imencode('.jpg', gray3x4, [IMWRITE_JPEG_QUALITY, 80])
+    const GRAY_3X4: [u8; 367] = [
+        255, 216, 255, 224, 0, 16, 74, 70, 73, 70, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 255, 219, 0, 67,
+        0, 6, 4, 5, 6, 5, 4, 6, 6, 5, 6, 7, 7, 6, 8, 10, 16, 10, 10, 9, 9, 10, 20, 14, 15, 12, 16,
+        23, 20, 24, 24, 23, 20, 22, 22, 26, 29, 37, 31, 26, 27, 35, 28, 22, 22, 32, 44, 32, 35, 38,
+        39, 41, 42, 41, 25, 31, 45, 48, 45, 40, 48, 37, 40, 41, 40, 255, 192, 0, 11, 8, 0, 4, 0, 3,
+        1, 1, 17, 0, 255, 196, 0, 31, 0, 0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2,
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 255, 196, 0, 181, 16, 0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0,
+        0, 1, 125, 1, 2, 3, 0, 4, 17, 5, 18, 33, 49, 65, 6, 19, 81, 97, 7, 34, 113, 20, 50, 129,
+        145, 161, 8, 35, 66, 177, 193, 21, 82, 209, 240, 36, 51, 98, 114, 130, 9, 10, 22, 23, 24,
+        25, 26, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 67, 68, 69, 70, 71, 72, 73, 74,
+        83, 84, 85, 86, 87, 88, 89, 90, 99, 100, 101, 102, 103, 104, 105, 106, 115, 116, 117, 118,
+        119, 120, 121, 122, 131, 132, 133, 134, 135, 136, 137, 138, 146, 147, 148, 149, 150, 151,
+        152, 153, 154, 162, 163, 164, 165, 166, 167, 168, 169, 170, 178, 179, 180, 181, 182, 183,
+        184, 185, 186, 194, 195, 196, 197, 198, 199, 200, 201, 202, 210, 211, 212, 213, 214, 215,
+        216, 217, 218, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 241, 242, 243, 244, 245,
+        246, 247, 248, 249, 250, 255, 218, 0, 8, 1, 1, 0, 0, 63, 0, 242, 141, 99, 226, 255, 0, 141,
+        116, 221, 74, 107, 61, 43, 86, 91, 11, 56, 72, 68, 130, 11, 120, 246, 142, 6, 91, 149, 39,
+        44, 114, 199, 156, 101, 142, 48, 56, 175, 255, 217,
+    ];
+
+    // cv2.imdecode(GRAY_3X4, cv2.IMREAD_COLOR)[:, :, ::-1].reshape(-1)
+    const GRAY_3X4_RGB: [u8; 36] = [
+        120, 120, 120, 95, 95, 95, 226, 226, 226, 162, 162, 162, 171, 171, 171, 190, 190, 190, 83,
+        83, 83, 238, 238, 238, 0, 0, 0, 74, 74, 74, 41, 41, 41, 5, 5, 5,
+    ];
+
+    /// Inserts an APP1 Exif segment with orientation `o` after SOI, as the
+    /// Python `with_exif` that made the expected pixels.
+    fn with_exif(jpg: &[u8], o: u16) -> Vec<u8> {
+        let mut tiff = b"II".to_vec();
+        tiff.extend_from_slice(&42u16.to_le_bytes());
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        for v in [1u16, 0x0112, 3] {
+            tiff.extend_from_slice(&v.to_le_bytes());
+        }
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&o.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpg[2..]);
+        out
+    }
+
+    fn rgb(data: &[u8]) -> (Vec<u8>, usize, usize) {
+        let d = decode(data).unwrap();
+        (d.rgb, d.w, d.h)
+    }
+
+    #[test]
+    fn matches_libjpeg_turbo() {
+        assert_eq!(
+            rgb(&BASELINE_422_7X2),
+            (BASELINE_422_7X2_RGB.to_vec(), 7, 2)
+        );
+        assert_eq!(rgb(&GRAY_3X4), (GRAY_3X4_RGB.to_vec(), 3, 4));
+        let (o, w, h, px) = &PROGRESSIVE_ORIENTED[0];
+        assert_eq!(*o, 1);
+        assert_eq!(rgb(&PROGRESSIVE_420_5X3), (px.to_vec(), *w, *h));
+    }
+
+    #[test]
+    fn exif_orientation_as_opencv() {
+        for (o, w, h, px) in &PROGRESSIVE_ORIENTED {
+            let got = rgb(&with_exif(&PROGRESSIVE_420_5X3, *o));
+            assert_eq!(got, (px.to_vec(), *w, *h), "orientation {o}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for data in [
+            &PROGRESSIVE_420_5X3[..],
+            &BASELINE_422_7X2[..],
+            &GRAY_3X4[..],
+        ] {
+            for cut in 0..data.len() {
+                assert!(
+                    decode(&data[..cut]).is_err(),
+                    "cut at {cut} of {}",
+                    data.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_bytes_never_panic() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for data in [
+            &PROGRESSIVE_420_5X3[..],
+            &BASELINE_422_7X2[..],
+            &GRAY_3X4[..],
+        ] {
+            for _ in 0..2000 {
+                let mut d = data.to_vec();
+                for _ in 0..3 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let i = (x as usize) % d.len();
+                    d[i] = (x >> 32) as u8;
+                }
+                if let Ok(img) = decode(&d) {
+                    assert_eq!(img.rgb.len(), img.w * img.h * 3);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn range_limit_is_libjpegs_table() {
+        assert_eq!(range_limit(0), 128);
+        assert_eq!(range_limit(127), 255);
+        assert_eq!(range_limit(300), 255);
+        assert_eq!(range_limit(-128), 0);
+        assert_eq!(range_limit(-300), 0);
+        assert_eq!(range_limit(-1), 127);
+    }
+}

@@ -1,0 +1,270 @@
+//! The `edgedetr` binary: the happy path of every command, and one clear error
+//! line (never a panic) for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn reference() -> Option<PathBuf> {
+    if std::env::var("EDGEDETR_SKIP_REFERENCE").is_ok_and(|v| v == "1") {
+        eprintln!("skipped because EDGEDETR_SKIP_REFERENCE=1");
+        return None;
+    }
+    let dir = std::env::var_os("EDGEDETR_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
+    assert!(
+        dir.join("fixtures/main/model.safetensors").is_file(),
+        "reference fixtures not found at {}: put the reference folder at ../shared/reference or set \
+         EDGEDETR_REFERENCE (EDGEDETR_SKIP_REFERENCE=1 skips these tests)",
+        dir.display()
+    );
+    Some(dir.join("fixtures/main"))
+}
+
+fn edgedetr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgedetr"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgedetr-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A 320 px model quantized once per test binary through the CLI itself.
+fn model(fix: &Path) -> &'static PathBuf {
+    static M: OnceLock<PathBuf> = OnceLock::new();
+    M.get_or_init(|| {
+        let out = tmp("model").join("m320.edr");
+        let o = edgedetr(&[
+            "quantize",
+            fix.join("model.safetensors").to_str().unwrap(),
+            "--imgsz",
+            "320",
+            "--precision",
+            "fp32",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "quantize failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    })
+}
+
+/// Asserts a failed run with one `edgedetr: error:` line mentioning `needle`.
+fn assert_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("edgedetr: error:"), "{err}");
+    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+}
+
+#[test]
+fn happy_path_detect_json_save_dump_inspect_bench() {
+    let Some(fix) = reference() else { return };
+    let m = model(&fix);
+    let bus = fix.join("images/bus.jpg");
+    let save = tmp("save");
+    let dump = tmp("dump");
+    let o = edgedetr(&[
+        "detect",
+        m.to_str().unwrap(),
+        bus.to_str().unwrap(),
+        "--json",
+        "--conf",
+        "0.05",
+        "--save",
+        save.to_str().unwrap(),
+        "--dump",
+        dump.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = String::from_utf8(o.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
+    assert_eq!(v["width"], 810);
+    assert_eq!(v["height"], 1080);
+    let dets = v["detections"].as_array().unwrap();
+    assert!(!dets.is_empty());
+    for d in dets {
+        assert!(d["score"].as_f64().unwrap() > 0.05);
+        assert_eq!(d["box"].as_array().unwrap().len(), 4);
+        assert!(d["class"].is_string() && d["class_id"].is_u64());
+    }
+    let jpg = std::fs::read(save.join("bus.jpg")).expect("annotated image");
+    assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
+    for n in [
+        "input",
+        "backbone_out1",
+        "layer19_p3",
+        "dec_enc_scores_all",
+        "dec_topk_index",
+        "dec_boxes",
+        "output_topk",
+    ] {
+        assert!(
+            dump.join("bus").join(format!("{n}.npy")).is_file(),
+            "dump lacks {n}"
+        );
+    }
+
+    // The preprocessed tensor path, and --max-det.
+    let npy = fix.join("golden/bus_320/input.npy");
+    let o = edgedetr(&[
+        "detect",
+        m.to_str().unwrap(),
+        npy.to_str().unwrap(),
+        "--conf",
+        "0",
+        "--max-det",
+        "3",
+    ]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("3 detections"), "{text}");
+
+    let o = edgedetr(&["inspect", m.to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("arena")
+            && text.contains("deform_sample")
+            && text.contains("classes      80"),
+        "{text}"
+    );
+
+    let o = edgedetr(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    for k in ["backbone_ms", "neck_ms", "decoder_ms", "ms", "arena_bytes"] {
+        assert!(v[k].as_f64().is_some(), "bench JSON lacks {k}");
+    }
+}
+
+#[test]
+fn bad_inputs_give_one_clear_error_line() {
+    let Some(fix) = reference() else { return };
+    let m = model(&fix);
+    let ms = m.to_str().unwrap();
+    let dir = tmp("bad");
+    let bus = fix.join("images/bus.jpg");
+
+    // Missing files.
+    assert_error(
+        &edgedetr(&["detect", "/no/such/model.edr", bus.to_str().unwrap()]),
+        "/no/such/model.edr",
+    );
+    assert_error(
+        &edgedetr(&["detect", ms, "/no/such/image.jpg"]),
+        "/no/such/image.jpg",
+    );
+    assert_error(
+        &edgedetr(&["inspect", "/no/such/model.edr"]),
+        "cannot read model",
+    );
+
+    // Not a model, a corrupted model, a model of another version.
+    assert_error(
+        &edgedetr(&["inspect", bus.to_str().unwrap()]),
+        "not an edgedetr model file",
+    );
+    let bytes = std::fs::read(m).unwrap();
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    let p = dir.join("corrupt.edr");
+    std::fs::write(&p, &corrupt).unwrap();
+    assert_error(
+        &edgedetr(&["detect", p.to_str().unwrap(), bus.to_str().unwrap()]),
+        "corrupt",
+    );
+    let mut v2 = bytes.clone();
+    v2[8] = 2;
+    let p = dir.join("v2.edr");
+    std::fs::write(&p, &v2).unwrap();
+    assert_error(
+        &edgedetr(&["detect", p.to_str().unwrap(), bus.to_str().unwrap()]),
+        "version 2",
+    );
+    let p = dir.join("short.edr");
+    std::fs::write(&p, &bytes[..1000]).unwrap();
+    assert_error(&edgedetr(&["bench", p.to_str().unwrap()]), "truncated");
+
+    // Not images.
+    let p = dir.join("notes.jpg");
+    std::fs::write(&p, b"this is text, not a JPEG").unwrap();
+    assert_error(&edgedetr(&["detect", ms, p.to_str().unwrap()]), "notes.jpg");
+    let jpeg = std::fs::read(&bus).unwrap();
+    let p = dir.join("cut.jpg");
+    std::fs::write(&p, &jpeg[..jpeg.len() / 3]).unwrap();
+    assert_error(&edgedetr(&["detect", ms, p.to_str().unwrap()]), "cut.jpg");
+
+    // A tensor of a size the model cannot take.
+    let p = fix.join("golden/bus_640/input.npy");
+    assert_error(
+        &edgedetr(&["detect", ms, p.to_str().unwrap()]),
+        "[1, 3, 320, 320]",
+    );
+
+    // Bad options.
+    assert_error(
+        &edgedetr(&["detect", ms, bus.to_str().unwrap(), "--conf", "2"]),
+        "--conf",
+    );
+    let ck = fix.join("model.safetensors");
+    let out = dir.join("x.edr");
+    assert_error(
+        &edgedetr(&[
+            "quantize",
+            ck.to_str().unwrap(),
+            "--imgsz",
+            "100",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "multiple of 32",
+    );
+    assert_error(
+        &edgedetr(&[
+            "quantize",
+            "/no/such.safetensors",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "/no/such.safetensors",
+    );
+    assert_error(
+        &edgedetr(&[
+            "quantize",
+            bus.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "unsupported checkpoint",
+    );
+}
