@@ -83,13 +83,16 @@ pub(crate) fn bytes_as_f32(bytes: &[u8]) -> &[f32] {
 }
 
 /// One 64-byte aligned block; the storage unit of `AlignedBytes`.
+#[cfg(feature = "std")]
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Block(pub(crate) [u8; 64]);
 
 // SAFETY: `Block` is a byte array with no padding (size 64 = align 64); the
 // all-zero pattern is valid.
+#[cfg(feature = "std")]
 unsafe impl bytemuck::Zeroable for Block {}
 // SAFETY: as above: every bit pattern of a byte array is valid, it is Copy and
 // 'static, and has no padding or interior mutability.
+#[cfg(feature = "std")]
 unsafe impl bytemuck::Pod for Block {}

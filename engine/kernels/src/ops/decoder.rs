@@ -63,7 +63,7 @@ pub fn gather_tokens(src: &[f32], c: usize, n: usize, idx: &[u32], out: &mut [f3
 /// Softmax over each group of `group` consecutive channels, for every token:
 /// `x` is `[G·group, T]`.
 pub fn softmax_channel_groups(x: &[f32], group: usize, t: usize, out: &mut [f32]) {
-    assert!(group > 0 && x.len() == out.len() && x.len() % (group * t) == 0);
+    assert!(group > 0 && x.len() == out.len() && x.len().is_multiple_of(group * t));
     let groups = x.len() / (group * t);
     for g in 0..groups {
         let base = g * group * t;
@@ -94,7 +94,7 @@ pub fn deform_locations(reference: &[f32], off: &[f32], q: usize, points: usize,
     assert!(
         reference.len() >= 4 * q
             && off.len() == out.len()
-            && off.len() % (2 * q) == 0
+            && off.len().is_multiple_of(2 * q)
             && points > 0
     );
     let samples = off.len() / (2 * q);
