@@ -415,6 +415,73 @@ fn match_detections(
     );
 }
 
+/// From the JPEG through preprocessing: the predictor's detections.
+fn from_jpeg(run: &str) {
+    let s = run_size(run);
+    let model = Model::from_bytes(fp32_model(s)).unwrap();
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut session = Session::new(&model, &mut arena).unwrap();
+    let image = if run.starts_with("bus") {
+        "bus.jpg"
+    } else {
+        "zidane.jpg"
+    };
+    let (rgb, w, h) = edgedetr_cli::image_io::load_rgb8(&fixture_dir().join("images").join(image))
+        .expect("decodes");
+    assert_eq!((w, h), original_size(run));
+    edgedetr_cli::image_io::preprocess_to_input(&rgb, w, h, s, session.input_mut())
+        .expect("preprocesses");
+    session.run();
+    let (thr, stem) = predict_conf_golden(run);
+    let g = golden(run, &stem);
+    let mut dets = vec![Detection::default(); 300];
+    let n = session
+        .detections(
+            &PostProcess {
+                conf: thr,
+                max_det: 300,
+            },
+            w,
+            h,
+            &mut dets,
+        )
+        .unwrap();
+    assert_eq!(
+        n, g.shape[0],
+        "{run}: {n} detections from the JPEG, golden has {}",
+        g.shape[0]
+    );
+    match_detections(
+        run,
+        &format!("{stem} (from {image})"),
+        &dets[..n],
+        &g.data,
+        w.max(h) as f32,
+        None,
+    );
+}
+
+#[test]
+fn bus_320_from_jpeg() {
+    if !skip_requested("bus_320_from_jpeg") {
+        from_jpeg("bus_320");
+    }
+}
+
+#[test]
+fn bus_640_from_jpeg() {
+    if !skip_requested("bus_640_from_jpeg") {
+        from_jpeg("bus_640");
+    }
+}
+
+#[test]
+fn zidane_640_from_jpeg() {
+    if !skip_requested("zidane_640_from_jpeg") {
+        from_jpeg("zidane_640");
+    }
+}
+
 macro_rules! runs {
     ($($stage:ident, $chain:ident, $run:literal;)*) => {$(
         #[test]
