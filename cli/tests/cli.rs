@@ -106,6 +106,8 @@ fn happy_path_detect_json_save_dump_inspect_bench() {
         assert!(d["score"].as_f64().unwrap() > 0.05);
         assert_eq!(d["box"].as_array().unwrap().len(), 4);
         assert!(d["class"].is_string() && d["class_id"].is_u64());
+        // Names come from the checkpoint's metadata (COCO names in the fixture).
+        assert!(!d["class"].as_str().unwrap().starts_with("class"), "{d}");
     }
     let jpg = std::fs::read(save.join("bus.jpg")).expect("annotated image");
     assert_eq!(&jpg[..2], &[0xFF, 0xD8]);

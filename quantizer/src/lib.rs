@@ -30,8 +30,8 @@ pub struct Options {
     pub imgsz: usize,
     /// Precision.
     pub precision: Precision,
-    /// Class names; `None` names them `class0`, `class1`, … (count from the
-    /// checkpoint's score head).
+    /// Class names; `None` takes them from the checkpoint (safetensors metadata
+    /// `names`), else names them `class0`, `class1`, … (count from the score head).
     pub names: Option<Vec<String>>,
     /// Free text recorded in the file (source checkpoint).
     pub source: String,
@@ -70,7 +70,8 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
             "input size {s}: it must be a positive multiple of 32 up to 8192"
         )));
     }
-    let nc = match &opts.names {
+    let names_given = opts.names.clone().or_else(|| sd.metadata_names());
+    let nc = match &names_given {
         Some(n) => n.len(),
         None => class_count(sd)?,
     };
@@ -79,8 +80,8 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
             "a model needs at least one class".into(),
         ));
     }
-    let names: Vec<String> = match &opts.names {
-        Some(n) => n.clone(),
+    let names: Vec<String> = match names_given {
+        Some(n) => n,
         None => (0..nc).map(|i| format!("class{i}")).collect(),
     };
     let mut g = builder::GraphBuilder::new();

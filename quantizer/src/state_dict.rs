@@ -29,6 +29,7 @@ impl Tensor {
 #[derive(Clone, Debug, Default)]
 pub struct StateDict {
     tensors: BTreeMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
 }
 
 impl StateDict {
@@ -59,6 +60,11 @@ impl StateDict {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| QuantizeError::Checkpoint(format!("safetensors: {e}")))?;
         let mut sd = StateDict::new();
+        if let Ok((_, meta)) = SafeTensors::read_metadata(bytes)
+            && let Some(m) = meta.metadata()
+        {
+            sd.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
@@ -109,6 +115,28 @@ impl StateDict {
             });
         }
         Ok(t)
+    }
+
+    /// The file's free-form metadata (safetensors `__metadata__`).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Class names from the metadata entry `names` (a JSON object
+    /// `{"0": "person", ...}` as ultralytics exports write it), in index order.
+    pub fn metadata_names(&self) -> Option<Vec<String>> {
+        let v: serde_json::Value = serde_json::from_str(self.metadata.get("names")?).ok()?;
+        let obj = v.as_object()?;
+        let mut pairs: Vec<(usize, String)> = obj
+            .iter()
+            .map(|(k, v)| Some((k.parse().ok()?, v.as_str()?.to_string())))
+            .collect::<Option<_>>()?;
+        pairs.sort();
+        pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| i == *k)
+            .then(|| pairs.into_iter().map(|(_, n)| n).collect())
     }
 
     /// Whether `name` exists.
