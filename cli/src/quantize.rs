@@ -26,9 +26,13 @@ pub struct Args {
     /// Precision.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     pub precision: PrecisionArg,
-    /// Class names, one per line (default: class0, class1, ...).
+    /// Class names, one per line (default: the checkpoint's, else class0, class1, ...).
     #[arg(long)]
     pub names: Option<PathBuf>,
+    /// Model YAML (ultralytics format) describing the architecture of a
+    /// `.safetensors` checkpoint (default: the seed's rtdetr-mnv4-bifpn.yaml).
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<(), String> {
@@ -57,7 +61,21 @@ pub fn run(a: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    let arch = match &a.cfg {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let yaml = edgedetr_quantizer::arch::parse_yaml(&text)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(
+                edgedetr_quantizer::arch::check_arch(&yaml)
+                    .map_err(|e| format!("{}: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let opts = Options {
+        arch,
         imgsz: a.imgsz,
         precision: match a.precision {
             PrecisionArg::Fp32 => Precision::Fp32,

@@ -4,6 +4,7 @@
 //! logical-layer order, plans the arena and writes the file.
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod builder;
 pub mod decoder;
 pub mod error;
@@ -35,6 +36,9 @@ pub struct Options {
     pub names: Option<Vec<String>>,
     /// Free text recorded in the file (source checkpoint).
     pub source: String,
+    /// The architecture the checkpoint declares (its own YAML, or `--cfg`);
+    /// `None` assumes the seed's `rtdetr-mnv4-bifpn.yaml`.
+    pub arch: Option<arch::Arch>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             precision: Precision::Fp32,
             names: None,
             source: String::new(),
+            arch: None,
         }
     }
 }
@@ -84,11 +89,33 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
         Some(n) => n,
         None => (0..nc).map(|i| format!("class{i}")).collect(),
     };
+    let arch = opts.arch.clone().unwrap_or_else(arch::seed_arch);
+    let score_rows = class_count(sd)?;
+    if let (Some(declared), Some(_)) = (arch.nc, &opts.arch)
+        && declared != score_rows
+    {
+        return Err(QuantizeError::Unsupported(format!(
+            "the architecture declares nc = {declared}, but the checkpoint's score head has {score_rows} classes"
+        )));
+    }
+    let layers = decoder::layer_count(sd);
+    if layers != arch.decoder_layers {
+        return Err(QuantizeError::Unsupported(format!(
+            "the architecture declares {} decoder layers, the checkpoint has {layers}",
+            arch.decoder_layers
+        )));
+    }
     let mut g = builder::GraphBuilder::new();
     let input = g.input("input", 3, s, s);
     let bb = rtdetr::backbone(&mut g, sd, input)?;
-    let (p, _) = rtdetr::neck(&mut g, sd, bb)?;
-    let dcfg = decoder::DecoderConfig::default();
+    let (p, _) = rtdetr::neck(&mut g, sd, bb, arch.aifi_heads)?;
+    if p[0].c != arch.hidden {
+        return Err(QuantizeError::Unsupported(format!(
+            "the architecture declares a decoder width of {}, the checkpoint's neck gives {}",
+            arch.hidden, p[0].c
+        )));
+    }
+    let dcfg = arch.decoder;
     let model_nc = decoder::decoder(&mut g, sd, p, &dcfg)?;
     if model_nc != nc {
         return Err(QuantizeError::Unsupported(format!(

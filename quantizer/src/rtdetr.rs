@@ -167,7 +167,7 @@ pub fn sincos_position_embedding(c: usize, h: usize, w: usize) -> Vec<f32> {
 }
 
 /// AIFI (`model.2.*`): post-norm transformer encoder layer over the tokens of `x`.
-fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf) -> Result<Buf, QuantizeError> {
+fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf, heads: usize) -> Result<Buf, QuantizeError> {
     let p = "model.2.";
     let c = x.c;
     if !c.is_multiple_of(4) {
@@ -175,7 +175,11 @@ fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf) -> Result<Buf, QuantizeErr
             "AIFI width {c} is not a multiple of 4"
         )));
     }
-    let heads = 8;
+    if heads == 0 || c % heads != 0 {
+        return Err(QuantizeError::Unsupported(format!(
+            "AIFI: {heads} heads do not divide the width {c}"
+        )));
+    }
     let inw = sd.get_shaped(&format!("{p}ma.in_proj_weight"), &[3 * c, c])?;
     let inb = sd.get_shaped(&format!("{p}ma.in_proj_bias"), &[3 * c])?;
     let cc = c * c;
@@ -277,11 +281,12 @@ pub fn neck(
     g: &mut GraphBuilder,
     sd: &StateDict,
     bb: [Buf; 4],
+    aifi_heads: usize,
 ) -> Result<([Buf; 3], Buf), QuantizeError> {
     g.set_stage(Stage::Neck);
     let [x1, x2, x3, x4] = bb;
     let l5 = ul_conv(g, sd, "model.1", x4, 1, Act::None)?;
-    let l6 = aifi(g, sd, l5)?;
+    let l6 = aifi(g, sd, l5, aifi_heads)?;
     g.export(l6, "layer06_aifi");
     let l7 = ul_conv(g, sd, "model.3", l6, 1, Act::Silu)?;
     let l8 = ul_conv(g, sd, "model.4", x2, 1, Act::Silu)?;
