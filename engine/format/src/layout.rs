@@ -239,8 +239,8 @@ pub struct BufferDesc {
     pub rank: u8,
     /// `BUF_*` flags.
     pub flags: u8,
-    /// Zero.
-    pub pad0: u8,
+    /// Zero point of an int8 buffer (i8 two's complement), else 0.
+    pub zero_point: u8,
     /// Dimensions (CHW for feature maps), unused ones 1.
     pub shape: [u32; 4],
     /// Index of the op that writes the buffer (0 for caller-written inputs).
@@ -251,8 +251,8 @@ pub struct BufferDesc {
     pub size: u64,
     /// Index of the last op that uses the buffer (the last op for exported buffers).
     pub last_op: u32,
-    /// Zero.
-    pub pad1: u32,
+    /// Scale of an int8 buffer (f32 bits; real = scale · (q − zero_point)), else 0.
+    pub scale_bits: u32,
 }
 
 /// One op of the static graph.
@@ -568,13 +568,13 @@ impl Record for BufferDesc {
             dtype: r.u8(),
             rank: r.u8(),
             flags: r.u8(),
-            pad0: r.u8(),
+            zero_point: r.u8(),
             shape: r.u32s(),
             first_op: r.u32(),
             offset: r.u64(),
             size: r.u64(),
             last_op: r.u32(),
-            pad1: r.u32(),
+            scale_bits: r.u32(),
         }
     }
     fn encode(&self, b: &mut [u8]) {
@@ -583,13 +583,13 @@ impl Record for BufferDesc {
         w.u8(self.dtype);
         w.u8(self.rank);
         w.u8(self.flags);
-        w.u8(self.pad0);
+        w.u8(self.zero_point);
         w.u32s(&self.shape);
         w.u32(self.first_op);
         w.u64(self.offset);
         w.u64(self.size);
         w.u32(self.last_op);
-        w.u32(self.pad1);
+        w.u32(self.scale_bits);
     }
 }
 
@@ -634,6 +634,11 @@ impl TensorDesc {
 }
 
 impl BufferDesc {
+    /// `(scale, zero_point)` of an int8 buffer.
+    pub fn quant(&self) -> Option<(f32, i32)> {
+        (self.dtype == DType::I8 as u8).then(|| (f32::from_bits(self.scale_bits), self.zero_point as i8 as i32))
+    }
+
     /// Number of elements (product of the used dimensions).
     pub fn numel(&self) -> u64 {
         self.shape[..(self.rank as usize).min(MAX_RANK)]

@@ -277,11 +277,17 @@ impl<'a> ModelFile<'a> {
             if b.shape[b.rank as usize..].iter().any(|&d| d != 1) || b.shape.contains(&0) {
                 return Err(bad("bad shape"));
             }
-            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT | BUF_TOKENS) != 0
-                || b.pad0 != 0
-                || b.pad1 != 0
-            {
+            if b.flags & !(BUF_EXPORTED | BUF_SCRATCH | BUF_INPUT | BUF_TOKENS) != 0 {
                 return Err(bad("unknown flags"));
+            }
+            let scale = f32::from_bits(b.scale_bits);
+            let quant_ok = if dt == DType::I8 && b.flags & BUF_SCRATCH == 0 {
+                scale.is_finite() && scale > 0.0
+            } else {
+                b.scale_bits == 0 && b.zero_point == 0
+            };
+            if !quant_ok {
+                return Err(bad("an int8 buffer needs a positive scale; other buffers none"));
             }
             if !b.offset.is_multiple_of(64) || !b.size.is_multiple_of(64) {
                 return Err(bad("offset or size is not a multiple of 64"));

@@ -22,6 +22,8 @@ pub struct BufferSpec {
     pub shape: Vec<u32>,
     /// `BUF_*` flags.
     pub flags: u8,
+    /// `(scale, zero_point)` of an int8 buffer.
+    pub quant: Option<(f32, i8)>,
 }
 
 /// Accumulates the parts of a model file.
@@ -146,6 +148,7 @@ impl ModelWriter {
             dtype,
             shape: shape.to_vec(),
             flags,
+            quant: None,
         });
         (self.buffers.len() - 1) as u32
     }
@@ -223,13 +226,13 @@ impl ModelWriter {
                     dtype: b.dtype as u8,
                     rank: b.shape.len() as u8,
                     flags: b.flags,
-                    pad0: 0,
+                    zero_point: b.quant.map_or(0, |(_, z)| z as u8),
                     shape: shape4(&b.shape),
                     first_op: lifetimes[i].first,
                     offset: offsets[i],
                     size: lifetimes[i].size,
                     last_op: lifetimes[i].last,
-                    pad1: 0,
+                    scale_bits: b.quant.map_or(0, |(s, _)| s.to_bits()),
                 }
             })
             .collect();

@@ -28,9 +28,13 @@ extern crate std;
 pub mod act;
 pub mod caps;
 pub mod conv;
+pub mod conv_i8;
 pub mod dispatch;
+pub mod elementwise_i8;
+pub mod f16;
 pub mod gemm;
 pub mod ops;
+pub mod quant;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
@@ -52,5 +56,14 @@ mod tests;
 pub use act::Act;
 pub use caps::Caps;
 pub use conv::ConvGeom;
+pub use conv_i8::{Requant, conv_i8_scratch_len, reference_conv2d_i8, weight_kpad};
 pub use dispatch::Kernels;
+pub use elementwise_i8::{
+    SumInput, u8_to_i8_image, upsample_nearest2x_i8, weighted_sum_i8, weighted_sum_params,
+};
+pub use f16::{f16_to_f32_slice, f32_to_f16_bits};
 pub use gemm::{Epilogue, MatRef, sgemm_scratch_len};
+pub use quant::{
+    QMul, dequantize, dequantize_slice, qmuls_from_pairs, quantize_f32, quantize_f32_slice,
+    quantize_multiplier, requant,
+};

@@ -1,6 +1,6 @@
 //! Executes one validated op with the chosen kernels.
 
-use edgedetr_format::{ModelFile, NONE, OpDesc};
+use edgedetr_format::{DType, ModelFile, NONE, OpDesc};
 use edgedetr_kernels::Act;
 use edgedetr_kernels::dispatch::Kernels;
 use edgedetr_kernels::gemm::{Epilogue, MatRef};
@@ -8,10 +8,152 @@ use edgedetr_kernels::ops;
 use edgedetr_kernels::ops::decoder;
 
 use crate::graph::{OpKind, chw, conv_geom, deform_geom};
-use crate::view::bytes_as_f32;
+use crate::view::{bytes_as_f32, bytes_as_f32_mut, bytes_as_i8, bytes_as_i32, bytes_as_u16};
+use edgedetr_kernels::{QMul, Requant, SumInput};
 
 fn tensor<'b>(file: &ModelFile<'b>, op: &OpDesc, slot: usize) -> &'b [f32] {
     bytes_as_f32(file.tensor_bytes(op.tensors[slot]))
+}
+
+/// The f32 weights of a float convolution: in place when stored as f32,
+/// otherwise expanded from f16 or per-channel int8 into `spare`.
+fn conv_weights<'w>(file: &ModelFile<'w>, op: &OpDesc, spare: &'w mut [f32]) -> &'w [f32] {
+    let id = op.tensors[0];
+    let t = file.tensor(id);
+    let raw = file.tensor_bytes(id);
+    match DType::from_u8(t.dtype) {
+        Some(DType::F16) => {
+            let n = t.numel() as usize;
+            edgedetr_kernels::f16_to_f32_slice(bytes_as_u16(raw), &mut spare[..n]);
+            &spare[..n]
+        }
+        Some(DType::I8) => {
+            let n = t.numel() as usize;
+            let scales = bytes_as_f32(file.tensor_bytes(t.channel_params));
+            let per = n / scales.len().max(1);
+            for ((dst, src), &s) in spare[..n]
+                .chunks_exact_mut(per)
+                .zip(bytes_as_i8(raw).chunks_exact(per))
+                .zip(scales)
+            {
+                for (d, &q) in dst.iter_mut().zip(src) {
+                    *d = q as f32 * s;
+                }
+            }
+            &spare[..n]
+        }
+        _ => bytes_as_f32(raw),
+    }
+}
+
+/// Runs the int8 ops; returns false for the float ones.
+fn run_int8_op(
+    k: &Kernels,
+    file: &ModelFile<'_>,
+    op: &OpDesc,
+    kind: OpKind,
+    ins: &[&[u8]],
+    out: &mut [u8],
+    scratch: &mut [u8],
+) -> bool {
+    let i8s = bytes_as_i8;
+    match kind {
+        OpKind::Conv2dI8 => {
+            let Some(g) = conv_geom(file, op) else {
+                return true;
+            };
+            let p = op.params;
+            let muls_raw = bytes_as_i32(file.tensor_bytes(op.tensors[2]));
+            let lut: Option<&[i8; 256]> = if op.tensors[3] == NONE {
+                None
+            } else {
+                bytes_as_i8(file.tensor_bytes(op.tensors[3]))
+                    .try_into()
+                    .ok()
+            };
+            let muls: &[QMul] = edgedetr_kernels::qmuls_from_pairs(muls_raw);
+            let rq = Requant {
+                mul: muls,
+                zp_out: p[4] as i32,
+                lo: p[5] as i32 as i8,
+                hi: p[6] as i32 as i8,
+                lut,
+            };
+            k.conv2d_i8(
+                &g,
+                i8s(ins[0]),
+                p[3] as i32,
+                bytes_as_i8(file.tensor_bytes(op.tensors[0])),
+                p[7] as usize,
+                bytes_as_i32(file.tensor_bytes(op.tensors[1])),
+                &rq,
+                bytemuck::cast_slice_mut(out),
+                scratch,
+            );
+        }
+        OpKind::Quantize => {
+            let inv = f32::from_bits(op.params[0]);
+            edgedetr_kernels::quantize_f32_slice(
+                bytes_as_f32(ins[0]),
+                inv,
+                op.params[1] as i32,
+                bytemuck::cast_slice_mut(out),
+            );
+        }
+        OpKind::Dequantize => {
+            let scale = f32::from_bits(op.params[0]);
+            edgedetr_kernels::dequantize_slice(
+                i8s(ins[0]),
+                scale,
+                op.params[1] as i32,
+                bytes_as_f32_mut(out),
+            );
+        }
+        OpKind::WeightedSumI8 => {
+            let v = bytes_as_i32(file.tensor_bytes(op.tensors[0]));
+            let n = ins.len();
+            let mut params = [SumInput::default(); 4];
+            for (i, p) in params.iter_mut().enumerate().take(n) {
+                *p = SumInput {
+                    zp: v[3 * i],
+                    mul: QMul {
+                        m: v[3 * i + 1],
+                        shift: v[3 * i + 2],
+                    },
+                };
+            }
+            let mut inputs: [&[i8]; 4] = [&[]; 4];
+            for (d, s) in inputs.iter_mut().zip(ins) {
+                *d = i8s(s);
+            }
+            let o = 3 * n;
+            edgedetr_kernels::weighted_sum_i8(
+                &inputs[..n],
+                &params[..n],
+                QMul {
+                    m: v[o],
+                    shift: v[o + 1],
+                },
+                v[o + 2],
+                v[o + 3] as i8,
+                v[o + 4] as i8,
+                bytemuck::cast_slice_mut(out),
+            );
+        }
+        OpKind::Upsample2x if file.buffer(op.inputs[0]).dtype == DType::I8 as u8 => {
+            if let Some((c, h, w)) = chw(&file.buffer(op.inputs[0])) {
+                edgedetr_kernels::upsample_nearest2x_i8(
+                    i8s(ins[0]),
+                    c,
+                    h,
+                    w,
+                    bytemuck::cast_slice_mut(out),
+                );
+            }
+        }
+        _ => return false,
+    }
+    true
 }
 
 #[allow(clippy::too_many_arguments)] // the op's operands, unpacked once by the session
@@ -19,27 +161,41 @@ pub(crate) fn run_op(
     k: &Kernels,
     file: &ModelFile<'_>,
     op: &OpDesc,
-    ins: &[&[f32]],
-    out: &mut [f32],
-    out2: &mut [f32],
-    scratch: &mut [f32],
+    ins_b: &[&[u8]],
+    out_b: &mut [u8],
+    out2_b: &mut [u8],
+    scratch_b: &mut [u8],
     act: Act,
 ) {
     let out_desc = file.buffer(op.outputs[0]);
     let Some(kind) = OpKind::from_u16(op.kind) else {
         return; // unreachable: the loader rejects unknown kinds
     };
+    if run_int8_op(k, file, op, kind, ins_b, out_b, scratch_b) {
+        return;
+    }
+    let mut ins_f: [&[f32]; 4] = [&[]; 4];
+    for (d, s) in ins_f.iter_mut().zip(ins_b) {
+        *d = bytes_as_f32(s);
+    }
+    let ins = &ins_f[..ins_b.len()];
+    let out = bytes_as_f32_mut(out_b);
+    let out2 = bytes_as_f32_mut(out2_b);
+    let scratch = bytes_as_f32_mut(scratch_b);
     match kind {
         OpKind::Conv2d => {
             if let Some(g) = conv_geom(file, op) {
+                let (conv_scratch, spare) =
+                    scratch.split_at_mut(g.scratch_len().min(scratch.len()));
+                let weight = conv_weights(file, op, spare);
                 k.conv2d_f32(
                     &g,
                     ins[0],
-                    tensor(file, op, 0),
+                    weight,
                     tensor(file, op, 1),
                     act,
                     out,
-                    scratch,
+                    conv_scratch,
                 );
             }
         }
@@ -146,6 +302,8 @@ pub(crate) fn run_op(
             }
         }
         OpKind::RefineBoxes => decoder::refine_boxes(ins[0], ins[1], out),
+        // Handled by `run_int8_op`.
+        OpKind::Conv2dI8 | OpKind::Quantize | OpKind::Dequantize | OpKind::WeightedSumI8 => {}
         OpKind::FinalTopK => {
             let Some((nc, h, w)) = chw(&file.buffer(op.inputs[0])) else {
                 return;

@@ -19,12 +19,18 @@
 //! | [`OpKind::DeformLocations`] | ref `[4,Q]`, offsets `[2S,Q]` | `[2S,Q]` | – | points |
 //! | [`OpKind::DeformSample`] | value `[C,N]`, locations `[2S,Q]`, weights `[S,Q]` | `[C,Q]` | – | heads ∣ levels≪8 ∣ points≪16, level (h, w)… |
 //! | [`OpKind::RefineBoxes`] | delta `[4,Q]`, ref `[4,Q]` | `[4,Q]` | – | – |
+//! | [`OpKind::Conv2dI8`] | i8 x `[Cin,H,W]` | i8 `[Cout,OH,OW]` | i8 weight `[Cout,kpad]`, i32 bias `[Cout]`, i32 multipliers `[Cout,2]` (m, shift), optional i8 LUT `[256]` | k, stride, groups, zp_in, zp_out, lo, hi, kpad (scratch bytes) |
+//! | [`OpKind::Quantize`] | f32 | i8, same size | – | 1/scale (f32 bits), zp |
+//! | [`OpKind::Dequantize`] | i8 | f32, same size | – | scale (f32 bits), zp |
+//! | [`OpKind::WeightedSumI8`] | 2–4 i8 maps | i8 | i32 table: (zp, m, shift) per input, then out m, shift, zp, lo, hi | – |
 //! | [`OpKind::FinalTopK`] | logits `[nc,Q]`, boxes `[4,Q]` | rows `[K,6]`, i32 queries `[K]` | – | – (scratch ≥ 2K) |
 //!
 //! Feature maps are channel-major; a token matrix `[C, T]` is the same memory as
 //! a `[C, 1, T]` map, so linear layers are 1×1 convolutions.
 
-use edgedetr_format::{BufferDesc, DType, ModelFile, NONE, OpDesc, TensorDesc};
+use edgedetr_format::{BufferDesc, DType, ModelFile, NONE, OpDesc, QuantKind, TensorDesc};
+
+use crate::view::bytes_as_i32;
 use edgedetr_kernels::Act;
 use edgedetr_kernels::conv::ConvGeom;
 use edgedetr_kernels::gemm::sgemm_scratch_len;
@@ -71,6 +77,14 @@ pub enum OpKind {
     RefineBoxes = 16,
     /// Top-K (query, class) pairs of the final scores.
     FinalTopK = 17,
+    /// int8 convolution with integer-only requantisation (and optional LUT).
+    Conv2dI8 = 18,
+    /// f32 → int8 (per-tensor scale and zero point).
+    Quantize = 19,
+    /// int8 → f32.
+    Dequantize = 20,
+    /// Weighted sum of 2–4 int8 maps with integer requantisation.
+    WeightedSumI8 = 21,
 }
 
 impl OpKind {
@@ -94,6 +108,10 @@ impl OpKind {
             15 => OpKind::DeformSample,
             16 => OpKind::RefineBoxes,
             17 => OpKind::FinalTopK,
+            18 => OpKind::Conv2dI8,
+            19 => OpKind::Quantize,
+            20 => OpKind::Dequantize,
+            21 => OpKind::WeightedSumI8,
             _ => return None,
         })
     }
@@ -118,6 +136,10 @@ impl OpKind {
             OpKind::DeformSample => "deform_sample",
             OpKind::RefineBoxes => "refine_boxes",
             OpKind::FinalTopK => "final_topk",
+            OpKind::Conv2dI8 => "conv2d_i8",
+            OpKind::Quantize => "quantize",
+            OpKind::Dequantize => "dequantize",
+            OpKind::WeightedSumI8 => "weighted_sum_i8",
         }
     }
 }
@@ -233,43 +255,51 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
     Stage::from_u8(op.stage).ok_or(bad("unknown stage"))?;
     let act = Act::from_u8(op.act).ok_or(bad("unknown activation"))?;
     let buf = |i: u32| file.buffer(i);
-    let is_f32 = |b: &BufferDesc| b.dtype == DType::F32 as u8;
     let n_in = op.input_ids().count();
     let out = buf(op.outputs[0]);
     let two_outputs = kind == OpKind::FinalTopK;
     if (op.outputs[1] != NONE) != two_outputs {
         return Err(bad("wrong number of outputs for this op kind"));
     }
-    // Index operands are i32; every other buffer is f32.
-    let i32_ids = match kind {
-        OpKind::TopKTokens => [op.outputs[0], NONE],
-        OpKind::Gather => [op.inputs[0], NONE],
-        OpKind::FinalTopK => [op.outputs[1], NONE],
-        _ => [NONE, NONE],
+    // Operand dtypes: indices are i32, quantised maps i8, scratch is f32-typed
+    // bytes, everything else f32.
+    let want = |id: u32| -> DType {
+        if id == op.scratch {
+            return DType::F32;
+        }
+        let is_in = op.input_ids().any(|i| i == id);
+        match kind {
+            OpKind::TopKTokens if !is_in => DType::I32,
+            OpKind::Gather if id == op.inputs[0] => DType::I32,
+            OpKind::FinalTopK if id == op.outputs[1] => DType::I32,
+            OpKind::Conv2dI8 | OpKind::WeightedSumI8 => DType::I8,
+            OpKind::Quantize if !is_in => DType::I8,
+            OpKind::Dequantize if is_in => DType::I8,
+            OpKind::Upsample2x => DType::from_u8(buf(op.inputs[0]).dtype).unwrap_or(DType::F32),
+            _ => DType::F32,
+        }
     };
     for id in op.buffer_ids() {
-        let want_i32 = i32_ids.contains(&id);
-        let ok = if want_i32 {
-            buf(id).dtype == DType::I32 as u8
-        } else {
-            is_f32(&buf(id))
-        };
-        if !ok {
+        if buf(id).dtype != want(id) as u8 {
             return Err(bad("buffer has the wrong dtype for this operand"));
         }
     }
-    let numel = |id: u32| buf(id).numel() as usize;
-    let tensor = |slot: usize| -> Result<TensorDesc, Error> {
+    if kind == OpKind::Upsample2x && !matches!(want(op.inputs[0]), DType::F32 | DType::I8) {
+        return Err(bad("upsampling takes f32 or i8 maps"));
+    }
+    let any_tensor = |slot: usize, dt: DType| -> Result<TensorDesc, Error> {
         let t = op.tensors[slot];
         if t == NONE {
             return Err(bad("missing constant tensor"));
         }
         let d = file.tensor(t);
-        if d.dtype != DType::F32 as u8 {
-            return Err(bad("only f32 constants are supported"));
+        if d.dtype != dt as u8 {
+            return Err(bad("constant tensor has the wrong dtype"));
         }
         Ok(d)
     };
+    let numel = |id: u32| buf(id).numel() as usize;
+    let tensor = |slot: usize| any_tensor(slot, DType::F32);
     let scratch_len = || -> usize {
         if op.scratch == NONE {
             0
@@ -297,15 +327,26 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             if (oh, ow) != (g.out_h(), g.out_w()) {
                 return Err(bad("output size does not match the convolution"));
             }
-            let w = tensor(0)?;
+            let w = file.tensor(op.tensors[0]);
             let cin_g = g.cin / g.groups;
-            if w.rank != 4 || w.shape != [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32] {
+            if op.tensors[0] == NONE
+                || w.rank != 4
+                || w.shape != [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32]
+            {
                 return Err(bad("weight shape does not match the convolution"));
             }
             if tensor(1)?.numel() != g.cout as u64 {
                 return Err(bad("bias length does not match the output channels"));
             }
-            if scratch_len() < g.scratch_len() {
+            let expand = match DType::from_u8(w.dtype) {
+                Some(DType::F32) => 0,
+                Some(DType::F16) => w.numel() as usize,
+                Some(DType::I8) if w.quant == QuantKind::PerChannel as u8 && w.quant_axis == 0 => {
+                    w.numel() as usize
+                }
+                _ => return Err(bad("conv weights must be f32, f16, or per-channel int8")),
+            };
+            if scratch_len() < g.scratch_len() + expand {
                 return Err(bad("scratch buffer too small"));
             }
         }
@@ -509,6 +550,87 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
                 return Err(bad(
                     "box refinement needs delta and ref of the output's size",
                 ));
+            }
+        }
+        OpKind::Conv2dI8 => {
+            no_act()?;
+            let g = conv_geom(file, &op).ok_or(bad("conv input/output must be rank 1..=3"))?;
+            let (_, oh, ow) = chw(&out).ok_or(bad("bad output rank"))?;
+            if n_in != 1 || !g.is_supported() || (oh, ow) != (g.out_h(), g.out_w()) {
+                return Err(bad("unsupported int8 convolution geometry"));
+            }
+            let p = op.params;
+            let kpad = p[7] as usize;
+            let kdim = g.cin / g.groups * g.k * g.k;
+            if kpad != edgedetr_kernels::weight_kpad(kdim) {
+                return Err(bad("weight rows are not padded as the kernels expect"));
+            }
+            let w = any_tensor(0, DType::I8)?;
+            if w.numel() != (g.cout * kpad) as u64 {
+                return Err(bad("int8 weight size does not match the convolution"));
+            }
+            if any_tensor(1, DType::I32)?.numel() != g.cout as u64 {
+                return Err(bad("bias length does not match the output channels"));
+            }
+            let m = any_tensor(2, DType::I32)?.numel();
+            if m != 2 && m != 2 * g.cout as u64 {
+                return Err(bad(
+                    "requantisation multipliers must be per tensor or per channel",
+                ));
+            }
+            if op.tensors[3] != NONE && any_tensor(3, DType::I8)?.numel() != 256 {
+                return Err(bad("a lookup table has 256 entries"));
+            }
+            let (zi, zo, lo, hi) = (p[3] as i32, p[4] as i32, p[5] as i32, p[6] as i32);
+            let i8r = -128..=127;
+            if !(i8r.contains(&zi)
+                && i8r.contains(&zo)
+                && i8r.contains(&lo)
+                && i8r.contains(&hi)
+                && lo <= hi)
+            {
+                return Err(bad("zero points and clamps must be int8"));
+            }
+            if scratch_len() * 4 < edgedetr_kernels::conv_i8_scratch_len(&g) {
+                return Err(bad("scratch buffer too small"));
+            }
+        }
+        OpKind::Quantize | OpKind::Dequantize => {
+            no_act()?;
+            let scale = f32_param(op.params[0]);
+            let zp = op.params[1] as i32;
+            if n_in != 1
+                || numel(op.inputs[0]) != out.numel() as usize
+                || !(scale.is_finite() && scale > 0.0)
+                || !(-128..=127).contains(&zp)
+            {
+                return Err(bad(
+                    "(de)quantisation needs a positive scale, an int8 zero point and equal sizes",
+                ));
+            }
+        }
+        OpKind::WeightedSumI8 => {
+            no_act()?;
+            if !(2..=4).contains(&n_in)
+                || op.input_ids().any(|id| numel(id) != out.numel() as usize)
+            {
+                return Err(bad(
+                    "int8 weighted sum needs 2 to 4 inputs of the output's size",
+                ));
+            }
+            let t = any_tensor(0, DType::I32)?;
+            if t.numel() != (3 * n_in + 5) as u64 {
+                return Err(bad(
+                    "int8 weighted-sum parameter table has the wrong length",
+                ));
+            }
+            let v = bytes_as_i32(file.tensor_bytes(op.tensors[0]));
+            let i8r = -128..=127;
+            let zps_ok =
+                (0..n_in).all(|i| i8r.contains(&v[3 * i])) && i8r.contains(&v[3 * n_in + 2]);
+            let (lo, hi) = (v[3 * n_in + 3], v[3 * n_in + 4]);
+            if !zps_ok || !i8r.contains(&lo) || !i8r.contains(&hi) || lo > hi {
+                return Err(bad("zero points and clamps must be int8"));
             }
         }
         OpKind::FinalTopK => {

@@ -175,25 +175,24 @@ impl<'m, 'a> Session<'m, 'a> {
         // SAFETY (all views below): the loader proved that every buffer this op
         // touches is live at this op, so the input, output and scratch buffers
         // share no bytes; `&mut self` excludes every other view of the arena.
-        let mut ins: [&[f32]; 4] = [&[]; 4];
+        let mut ins: [&[u8]; 4] = [&[]; 4];
         for (slot, id) in ins.iter_mut().zip(op.input_ids()) {
             // SAFETY: see above; inputs are only read.
-            *slot = unsafe { a.f32s(&desc(id)) };
+            *slot = unsafe { a.bytes(&desc(id)) };
         }
-        let out_desc = desc(op.outputs[0]);
         // SAFETY: see above; the output overlaps no input or scratch buffer.
-        let out = unsafe { a.f32s_mut(&out_desc) };
-        let out2: &mut [f32] = if op.outputs[1] == NONE {
+        let out = unsafe { a.bytes_mut(&desc(op.outputs[0])) };
+        let out2: &mut [u8] = if op.outputs[1] == NONE {
             &mut []
         } else {
             // SAFETY: see above; the second output is another live buffer.
-            unsafe { a.f32s_mut(&desc(op.outputs[1])) }
+            unsafe { a.bytes_mut(&desc(op.outputs[1])) }
         };
-        let scratch: &mut [f32] = if op.scratch == NONE {
+        let scratch: &mut [u8] = if op.scratch == NONE {
             &mut []
         } else {
             // SAFETY: see above; scratch overlaps no input or output buffer.
-            unsafe { a.f32s_mut(&desc(op.scratch)) }
+            unsafe { a.bytes_mut(&desc(op.scratch)) }
         };
         exec::run_op(
             &self.kernels,

@@ -40,12 +40,39 @@ impl ArenaPtr {
         })
     }
 
-    fn check(&self, b: &BufferDesc, elems: usize) {
+    fn check(&self, b: &BufferDesc, bytes: usize) {
         // Guaranteed by the loader; kept as a cheap guard against misuse.
         assert!(
-            b.offset as usize + elems * 4 <= self.len && (b.offset as usize).is_multiple_of(64),
+            b.offset as usize + bytes <= self.len && (b.offset as usize).is_multiple_of(64),
             "buffer outside the arena"
         );
+    }
+
+    /// Shared byte view of buffer `b` (elements × dtype size bytes).
+    ///
+    /// # Safety
+    /// No mutable view of an overlapping buffer may exist while the returned
+    /// slice lives, and `b` must be a validated buffer of the session's model.
+    pub(crate) unsafe fn bytes<'x>(&self, b: &BufferDesc) -> &'x [u8] {
+        let n = elem_bytes(b);
+        self.check(b, n);
+        // SAFETY: in bounds (checked above); the caller promises no overlapping
+        // mutable view exists.
+        unsafe { core::slice::from_raw_parts(self.base.add(b.offset as usize), n) }
+    }
+
+    /// Mutable byte view of buffer `b`.
+    ///
+    /// # Safety
+    /// No other view of an overlapping buffer may exist while the returned slice
+    /// lives, and `b` must be a validated buffer of the session's model.
+    #[allow(clippy::mut_from_ref)] // disjointness is the loader's proof, see the module docs
+    pub(crate) unsafe fn bytes_mut<'x>(&self, b: &BufferDesc) -> &'x mut [u8] {
+        let n = elem_bytes(b);
+        self.check(b, n);
+        // SAFETY: in bounds (checked above); the caller promises that no other view
+        // overlaps this one (buffers live at the same op share no bytes).
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(b.offset as usize), n) }
     }
 
     /// Shared f32 view of buffer `b`.
@@ -55,7 +82,7 @@ impl ArenaPtr {
     /// slice lives, and `b` must be a validated f32 buffer of the session's model.
     pub(crate) unsafe fn f32s<'x>(&self, b: &BufferDesc) -> &'x [f32] {
         let n = b.numel() as usize;
-        self.check(b, n);
+        self.check(b, n * 4);
         // SAFETY: in bounds and 4-byte aligned (checked above: the base is 64-aligned
         // and so is the offset); every bit pattern is a valid f32; the caller promises
         // no overlapping mutable view exists.
@@ -70,16 +97,42 @@ impl ArenaPtr {
     #[allow(clippy::mut_from_ref)] // disjointness is the loader's proof, see the module docs
     pub(crate) unsafe fn f32s_mut<'x>(&self, b: &BufferDesc) -> &'x mut [f32] {
         let n = b.numel() as usize;
-        self.check(b, n);
+        self.check(b, n * 4);
         // SAFETY: in bounds and aligned (checked above); the caller promises that no
         // other view overlaps this one (buffers live at the same op share no bytes).
         unsafe { core::slice::from_raw_parts_mut(self.base.add(b.offset as usize) as *mut f32, n) }
     }
 }
 
+/// Bytes of buffer `b`'s elements.
+fn elem_bytes(b: &BufferDesc) -> usize {
+    let size = edgedetr_format::DType::from_u8(b.dtype).map_or(4, |d| d.size());
+    b.numel() as usize * size
+}
+
 /// Reinterprets validated, 64-byte aligned model bytes as f32 (empty if not aligned).
 pub(crate) fn bytes_as_f32(bytes: &[u8]) -> &[f32] {
     bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+}
+
+/// Reinterprets validated, aligned bytes as i32 (empty if not aligned).
+pub(crate) fn bytes_as_i32(bytes: &[u8]) -> &[i32] {
+    bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+}
+
+/// Reinterprets validated, aligned bytes as u16 (f16 bits; empty if not aligned).
+pub(crate) fn bytes_as_u16(bytes: &[u8]) -> &[u16] {
+    bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+}
+
+/// Reinterprets bytes as i8.
+pub(crate) fn bytes_as_i8(bytes: &[u8]) -> &[i8] {
+    bytemuck::cast_slice(bytes)
+}
+
+/// Reinterprets validated, aligned mutable bytes as f32 (empty if not aligned).
+pub(crate) fn bytes_as_f32_mut(bytes: &mut [u8]) -> &mut [f32] {
+    bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
 }
 
 /// One 64-byte aligned block; the storage unit of `AlignedBytes`.

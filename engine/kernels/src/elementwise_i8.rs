@@ -1,0 +1,344 @@
+//! int8 element-wise kernels: TFLite-style quantized weighted sums (residual
+//! adds, BiFPN-style fusions), nearest ×2 upsampling, and the image input
+//! conversion. Integer-only, hence bit-exact on every architecture.
+//!
+//! # Weighted sum
+//! For inputs `i < n` (1 to [`MAX_SUM_INPUTS`]), with
+//! `real_i = s_i·(q_i − zp_i)` and `real_out = Σ_i coef_i·real_i`,
+//!
+//! `out = clamp(zp_out + requant(Σ_i requant((q_i − zp_i)·2^20, mul_i), out_mul), lo, hi)`
+//!
+//! ([`requant`] is the rounding rule of [`crate::quant`]). The multipliers are
+//! normalised by `S = 2·max_j(coef_j·s_j)`:
+//!
+//! `mul_i = coef_i·s_i / S` (≤ ½), `out_mul = S / (2^20·s_out)`,
+//!
+//! so the inner terms keep about 20 fractional bits and their sum is at most
+//! `n·255·2^19 < 2^31` for `n ≤ 4`: it cannot overflow. [`weighted_sum_params`]
+//! computes them (host-side).
+
+use crate::quant::{QMul, quantize_multiplier, requant};
+
+/// Left shift applied to `q − zp` before the input multipliers (TFLite's
+/// `left_shift` of quantized add).
+pub const SUM_LEFT_SHIFT: u32 = 20;
+
+/// Most inputs of one [`weighted_sum_i8`] (the overflow bound of the module docs).
+pub const MAX_SUM_INPUTS: usize = 4;
+
+/// Quantisation of one input of a weighted sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SumInput {
+    /// The input's zero point, in `[−128, 127]`.
+    pub zp: i32,
+    /// `coef_i·s_i / (2·max_j coef_j·s_j)`.
+    pub mul: QMul,
+}
+
+/// The parameters of a weighted sum (host-side, no allocation): fills
+/// `params_out[i] = SumInput { zp: zps[i], mul: quantize_multiplier(coef_i·s_i / S) }`
+/// and returns `out_mul = quantize_multiplier(S / (2^20·out_scale))`, with
+/// `S = 2·max_j(coef_j·s_j)`.
+///
+/// Coefficients and scales must be finite and non-negative (a zero
+/// coefficient gives a zero multiplier; all zero give all-zero multipliers, so
+/// the sum is `zp_out`). Panics when the slices are not all of the same
+/// length `n ∈ 1..=4`, on a negative or non-finite coefficient or scale, a
+/// non-positive `out_scale`, or a zero point outside `[−128, 127]`.
+pub fn weighted_sum_params(
+    coefs: &[f64],
+    in_scales: &[f64],
+    zps: &[i32],
+    out_scale: f64,
+    params_out: &mut [SumInput],
+) -> QMul {
+    let n = coefs.len();
+    assert!(
+        (1..=MAX_SUM_INPUTS).contains(&n)
+            && in_scales.len() == n
+            && zps.len() == n
+            && params_out.len() == n,
+        "weighted_sum_params: need 1 to {MAX_SUM_INPUTS} inputs, equal lengths"
+    );
+    assert!(
+        out_scale > 0.0 && out_scale.is_finite(),
+        "weighted_sum_params: out_scale {out_scale}"
+    );
+    let mut top = 0.0f64;
+    for (&c, &s) in coefs.iter().zip(in_scales) {
+        assert!(
+            c >= 0.0 && s >= 0.0 && c.is_finite() && s.is_finite(),
+            "weighted_sum_params: coefficient {c} or scale {s} is negative or not finite"
+        );
+        top = top.max(c * s);
+    }
+    for &zp in zps {
+        assert!(
+            (-128..=127).contains(&zp),
+            "weighted_sum_params: zero point {zp}"
+        );
+    }
+    if top == 0.0 {
+        params_out.iter_mut().zip(zps).for_each(|(p, &zp)| {
+            *p = SumInput {
+                zp,
+                mul: QMul::ZERO,
+            }
+        });
+        return QMul::ZERO;
+    }
+    let norm = 2.0 * top;
+    for ((p, (&c, &s)), &zp) in params_out
+        .iter_mut()
+        .zip(coefs.iter().zip(in_scales))
+        .zip(zps)
+    {
+        *p = SumInput {
+            zp,
+            mul: quantize_multiplier(c * s / norm),
+        };
+    }
+    quantize_multiplier(norm / ((1u64 << SUM_LEFT_SHIFT) as f64 * out_scale))
+}
+
+/// The quantized weighted sum of the module docs, element by element:
+/// `out[j] = clamp(zp_out + requant(Σ_i requant((inputs[i][j] − zp_i)·2^20, mul_i), out_mul), lo, hi)`,
+/// the inner terms summed in input order.
+///
+/// Panics unless `1 ≤ inputs.len() ≤ 4`, `params.len() == inputs.len()`,
+/// every input has `out.len()` elements, every `zp_i ∈ [−128, 127]` and
+/// `lo ≤ hi`.
+pub fn weighted_sum_i8(
+    inputs: &[&[i8]],
+    params: &[SumInput],
+    out_mul: QMul,
+    zp_out: i32,
+    lo: i8,
+    hi: i8,
+    out: &mut [i8],
+) {
+    let n = inputs.len();
+    assert!(
+        (1..=MAX_SUM_INPUTS).contains(&n) && params.len() == n,
+        "weighted_sum_i8: need 1 to {MAX_SUM_INPUTS} inputs and as many params"
+    );
+    assert!(
+        inputs.iter().all(|x| x.len() == out.len()),
+        "weighted_sum_i8: length mismatch"
+    );
+    assert!(
+        params.iter().all(|p| (-128..=127).contains(&p.zp)),
+        "weighted_sum_i8: zero point outside [-128, 127]"
+    );
+    assert!(lo <= hi, "weighted_sum_i8: lo {lo} > hi {hi}");
+    let (lo, hi) = (lo as i32, hi as i32);
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut acc = 0i32;
+        for (x, p) in inputs.iter().zip(params) {
+            // |q − zp| ≤ 255, so the shift stays below 2^28.
+            let shifted = (x[j] as i32 - p.zp) << SUM_LEFT_SHIFT;
+            acc = acc.wrapping_add(requant(shifted, p.mul));
+        }
+        *o = zp_out.saturating_add(requant(acc, out_mul)).clamp(lo, hi) as i8;
+    }
+}
+
+/// Nearest ×2 upsampling of a `[c][h][w]` map of any `Copy` element:
+/// `out[ch][i][j] = input[ch][i/2][j/2]`. Panics unless
+/// `input.len() == c·h·w` and `out.len() == 4·c·h·w`.
+pub fn upsample_nearest2x_copy<T: Copy>(input: &[T], c: usize, h: usize, w: usize, out: &mut [T]) {
+    assert!(
+        input.len() == c * h * w && out.len() == 4 * c * h * w,
+        "upsample_nearest2x: length mismatch"
+    );
+    if w == 0 || h == 0 {
+        return;
+    }
+    let ow = 2 * w;
+    for (plane_in, plane_out) in input
+        .chunks_exact(h * w)
+        .zip(out.chunks_exact_mut(4 * h * w))
+    {
+        for (row_in, rows_out) in plane_in
+            .chunks_exact(w)
+            .zip(plane_out.chunks_exact_mut(2 * ow))
+        {
+            let (r0, r1) = rows_out.split_at_mut(ow);
+            for (pair, &v) in r0.chunks_exact_mut(2).zip(row_in) {
+                pair[0] = v;
+                pair[1] = v;
+            }
+            r1.copy_from_slice(r0);
+        }
+    }
+}
+
+/// Nearest ×2 upsampling of an int8 `[c][h][w]` map (a byte copy; the
+/// quantisation is unchanged). See [`upsample_nearest2x_copy`].
+pub fn upsample_nearest2x_i8(input: &[i8], c: usize, h: usize, w: usize, out: &mut [i8]) {
+    upsample_nearest2x_copy(input, c, h, w, out);
+}
+
+/// An 8-bit image to int8 with scale 1/255 and zero point −128:
+/// `dst[i] = src[i] − 128`, i.e. `real = (q + 128)/255 = v/255`. Panics if
+/// the lengths differ.
+pub fn u8_to_i8_image(src: &[u8], dst: &mut [i8]) {
+    assert_eq!(src.len(), dst.len(), "u8_to_i8_image: length mismatch");
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = (v ^ 0x80) as i8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The written-out rule in i128 (the reference of `weighted_sum_i8`).
+    fn sum_ref(qs: &[i8], params: &[SumInput], out_mul: QMul, zp_out: i32, lo: i8, hi: i8) -> i8 {
+        let rq = |x: i128, m: QMul| -> i128 {
+            // Positive shifts do not occur for normalised inputs (mul ≤ ½) but
+            // may for out_mul; the written-out gemmlowp rule.
+            let s = m.shift.clamp(-31, 31);
+            let x = (x << s.max(0)).clamp(i32::MIN as i128, i32::MAX as i128);
+            let hi32 = (x * m.m as i128 + (1 << 30)).div_euclid(1 << 31);
+            let e = (-s).max(0) as u32;
+            let d = 1i128 << e;
+            let mag = (hi32.abs() + d / 2) / d;
+            if hi32 < 0 { -mag } else { mag }
+        };
+        let mut acc = 0i128;
+        for (&q, p) in qs.iter().zip(params) {
+            acc += rq(((q as i32 - p.zp) as i128) << 20, p.mul);
+        }
+        (zp_out as i128 + rq(acc, out_mul)).clamp(lo as i128, hi as i128) as i8
+    }
+
+    #[test]
+    fn weighted_sum_matches_rule_and_reals() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for case in 0..200 {
+            let n = 1 + case % 4;
+            let coefs: Vec<f64> = (0..n).map(|_| (next() % 1000) as f64 / 400.0).collect();
+            let scales: Vec<f64> = (0..n)
+                .map(|_| 0.001 + (next() % 1000) as f64 / 20000.0)
+                .collect();
+            let zps: Vec<i32> = (0..n)
+                .map(|i| match (case + i) % 5 {
+                    0 => -128,
+                    1 => 127,
+                    _ => (next() % 256) as i32 - 128,
+                })
+                .collect();
+            let out_scale = 0.002 + (next() % 1000) as f64 / 10000.0;
+            let zp_out = (next() % 256) as i32 - 128;
+            let mut params = vec![SumInput::default(); n];
+            let out_mul = weighted_sum_params(&coefs, &scales, &zps, out_scale, &mut params);
+            let len = 1 + (next() % 100) as usize;
+            let data: Vec<Vec<i8>> = (0..n)
+                .map(|_| (0..len).map(|_| next() as i8).collect())
+                .collect();
+            let refs: Vec<&[i8]> = data.iter().map(|d| d.as_slice()).collect();
+            let (lo, hi) = if case % 3 == 0 {
+                (-128, 127)
+            } else {
+                (-20, 90)
+            };
+            let mut out = vec![0i8; len];
+            weighted_sum_i8(&refs, &params, out_mul, zp_out, lo, hi, &mut out);
+            for j in 0..len {
+                let qs: Vec<i8> = data.iter().map(|d| d[j]).collect();
+                assert_eq!(out[j], sum_ref(&qs, &params, out_mul, zp_out, lo, hi));
+                // Close to the real-valued sum: within 1 LSB (+ rounding of the
+                // 20-bit fractions and the multipliers).
+                let real: f64 = (0..n)
+                    .map(|i| coefs[i] * scales[i] * (qs[i] as i32 - zps[i]) as f64)
+                    .sum();
+                let want = (real / out_scale + zp_out as f64).clamp(lo as f64, hi as f64);
+                assert!(
+                    (out[j] as f64 - want).abs() <= 0.5 + 1e-3 + 1e-6 * want.abs(),
+                    "case {case} j {j}: {} vs {want}",
+                    out[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_params_edges() {
+        let mut p = [SumInput::default(); 2];
+        let m = weighted_sum_params(&[0.0, 0.0], &[0.1, 0.2], &[3, -4], 0.5, &mut p);
+        assert_eq!(m, QMul::ZERO);
+        assert_eq!(
+            p[0],
+            SumInput {
+                zp: 3,
+                mul: QMul::ZERO
+            }
+        );
+        let mut out = [9i8; 3];
+        weighted_sum_i8(&[&[1, 2, 3], &[4, 5, 6]], &p, m, 17, -128, 127, &mut out);
+        assert_eq!(out, [17; 3]);
+        // A plain residual add with equal scales: mul_i = ½, out_mul = 2·s/(2^20·s).
+        let m = weighted_sum_params(&[1.0, 1.0], &[0.5, 0.5], &[0, 0], 0.5, &mut p);
+        assert_eq!(
+            p[0].mul,
+            QMul {
+                m: 1 << 30,
+                shift: 0
+            }
+        );
+        weighted_sum_i8(
+            &[&[1, -100, 127], &[2, -100, 127]],
+            &p,
+            m,
+            0,
+            -128,
+            127,
+            &mut out,
+        );
+        assert_eq!(out, [3, -128, 127]);
+        weighted_sum_i8(
+            &[&[1, -100, 127], &[2, -100, 127]],
+            &p,
+            m,
+            0,
+            -5,
+            5,
+            &mut out,
+        );
+        assert_eq!(out, [3, -5, 5]);
+    }
+
+    #[test]
+    fn upsample_and_image() {
+        for &(c, h, w) in &[(1, 1, 1), (2, 3, 5), (3, 4, 1), (1, 0, 3)] {
+            let input: Vec<i8> = (0..c * h * w).map(|i| i as i8).collect();
+            let mut out = vec![0i8; 4 * c * h * w];
+            upsample_nearest2x_i8(&input, c, h, w, &mut out);
+            for ch in 0..c {
+                for i in 0..2 * h {
+                    for j in 0..2 * w {
+                        assert_eq!(
+                            out[ch * 4 * h * w + i * 2 * w + j],
+                            input[ch * h * w + (i / 2) * w + j / 2]
+                        );
+                    }
+                }
+            }
+        }
+        let src: Vec<u8> = (0..=255).collect();
+        let mut dst = vec![0i8; 256];
+        u8_to_i8_image(&src, &mut dst);
+        for (v, q) in src.iter().zip(&dst) {
+            assert_eq!(*q as i32, *v as i32 - 128);
+        }
+    }
+}
