@@ -628,8 +628,8 @@ impl TensorDesc {
     pub fn numel(&self) -> u64 {
         self.shape[..(self.rank as usize).min(MAX_RANK)]
             .iter()
-            .map(|&d| d as u64)
-            .product()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
     }
 }
 
@@ -643,8 +643,8 @@ impl BufferDesc {
     pub fn numel(&self) -> u64 {
         self.shape[..(self.rank as usize).min(MAX_RANK)]
             .iter()
-            .map(|&d| d as u64)
-            .product()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
     }
 }
 
