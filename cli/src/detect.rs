@@ -231,7 +231,11 @@ pub fn dump_buffer(session: &Session<'_, '_>, id: u32, dir: &Path) -> Result<(),
             .collect();
         return write_npy_i64(&p, &dims, &v).map_err(wr);
     }
-    let data = session.buffer(id).map_err(|e| e.to_string())?;
+    let mut owned = vec![0f32; desc.numel() as usize];
+    session
+        .read_f32(id, &mut owned)
+        .map_err(|e| e.to_string())?;
+    let data = &owned[..];
     if desc.flags & BUF_TOKENS != 0 && dims.len() == 2 {
         let (c, t) = (dims[0], dims[1]);
         let mut tr = vec![0f32; c * t];

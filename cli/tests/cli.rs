@@ -169,6 +169,70 @@ fn happy_path_detect_json_save_dump_inspect_bench() {
 }
 
 #[test]
+fn quantize_pt_fp16_and_int8_with_a_report() {
+    let Some(fix) = reference() else { return };
+    let dir = tmp("quant");
+    let pt = fix.join("model.pt");
+    let out = dir.join("pt16.edr");
+    let o = edgedetr(&[
+        "quantize",
+        pt.to_str().unwrap(),
+        "--imgsz",
+        "320",
+        "--precision",
+        "fp16",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("80 classes"));
+    let calib = fix.join("../../calib");
+    let out8 = dir.join("pt8.edr");
+    let report = dir.join("report.json");
+    let o = edgedetr(&[
+        "quantize",
+        pt.to_str().unwrap(),
+        "--imgsz",
+        "320",
+        "--precision",
+        "int8",
+        "--calib",
+        calib.to_str().unwrap(),
+        "--calib-count",
+        "2",
+        "--report-images",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+        "-o",
+        out8.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    let int8: Vec<&serde_json::Value> =
+        layers.iter().filter(|l| l["precision"] == "int8").collect();
+    assert!(int8.len() > 50);
+    assert!(
+        int8.iter().filter(|l| l["sqnr_db"].is_f64()).count() > 50,
+        "local SQNR missing"
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("SQNR dB") && text.contains("int8 weights") && text.contains("f16 weights"),
+        "{text}"
+    );
+    let o = edgedetr(&[
+        "detect",
+        out8.to_str().unwrap(),
+        fix.join("images/bus.jpg").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn bad_inputs_give_one_clear_error_line() {
     let Some(fix) = reference() else { return };
     let m = model(&fix);

@@ -65,6 +65,27 @@ impl Node {
     }
 }
 
+/// Converts a pickled value (a checkpoint's `model.yaml` dict) into a [`Node`]
+/// tree; values a model definition never holds become [`Node::Null`].
+pub fn node_from_pickle(v: &crate::pt::Value) -> Node {
+    use crate::pt::Value;
+    match v {
+        Value::None => Node::Null,
+        Value::Bool(b) => Node::Bool(*b),
+        Value::Int(i) => Node::Int(*i),
+        Value::Float(f) => Node::Float(*f),
+        Value::Str(s) if &**s == "None" => Node::Null,
+        Value::Str(s) => Node::Str(s.to_string()),
+        Value::List(l) | Value::Tuple(l) => Node::List(l.iter().map(node_from_pickle).collect()),
+        Value::Dict(d) => Node::Map(
+            d.iter()
+                .map(|(k, v)| (node_from_pickle(k), node_from_pickle(v)))
+                .collect(),
+        ),
+        _ => Node::Null,
+    }
+}
+
 /// Parses YAML text into a [`Node`] tree.
 pub fn parse_yaml(text: &str) -> Result<Node, QuantizeError> {
     use yaml_rust2::{Yaml, YamlLoader};

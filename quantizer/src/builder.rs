@@ -8,10 +8,17 @@ use edgedetr_format::{
     BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, BUF_TOKENS, DType, Meta, ModelWriter, NONE, OpDesc,
 };
 
+use std::collections::HashMap;
+
+use edgedetr::kernels::{
+    SumInput, conv_i8_scratch_len, quantize_multiplier, weight_kpad, weighted_sum_params,
+};
+
 use crate::fold::FoldedConv;
+use crate::recipe::{Recipe, WeightPrec, qparams};
 
 /// A feature map (or `[C, T]` token matrix, as `h = 1, w = T`) in the graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Buf {
     /// Buffer id.
     pub id: u32,
@@ -23,6 +30,8 @@ pub struct Buf {
     pub w: usize,
     /// A `[C, T]` token matrix (stored rank 2, dumped token-major).
     pub tokens: bool,
+    /// `(scale, zero_point)` when the buffer holds int8 values.
+    pub q: Option<(f32, i8)>,
 }
 
 impl Buf {
@@ -32,12 +41,46 @@ impl Buf {
     }
 }
 
+/// The per-channel int8 weight scale with the least squared rounding and
+/// clipping error, searched over clipping ratios 0.5–1.0 of the largest
+/// magnitude (symmetric, q ∈ [−127, 127]).
+pub fn weight_scale(row: &[f32]) -> f64 {
+    let amax = row.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    if amax == 0.0 {
+        return 1.0;
+    }
+    let err = |s: f64| -> f64 {
+        row.iter()
+            .map(|&v| {
+                let q = (v as f64 / s).round().clamp(-127.0, 127.0);
+                (q * s - v as f64).powi(2)
+            })
+            .sum()
+    };
+    let mut best = (err(amax / 127.0), amax / 127.0);
+    for i in 50..100 {
+        let s = amax * i as f64 / 100.0 / 127.0;
+        let e = err(s);
+        if e < best.0 {
+            best = (e, s);
+        }
+    }
+    best.1
+}
+
 /// Builds the static graph.
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
     w: ModelWriter,
     stage: u8,
     tensor_bytes: usize,
+    recipe: Recipe,
+    /// Calibration key (producing op's name) of each buffer.
+    key: HashMap<u32, String>,
+    /// Float copies of int8 buffers already dequantised.
+    dequantized: HashMap<u32, Buf>,
+    /// Int8 copies of float buffers already quantised.
+    quantized: HashMap<u32, Buf>,
 }
 
 fn ids<const N: usize>(v: &[u32]) -> [u32; N] {
@@ -50,6 +93,112 @@ impl GraphBuilder {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty graph built with `recipe`.
+    pub fn with_recipe(recipe: Recipe) -> Self {
+        GraphBuilder {
+            recipe,
+            ..Self::default()
+        }
+    }
+
+    /// The recipe.
+    pub fn recipe(&self) -> &Recipe {
+        &self.recipe
+    }
+
+    fn set_key(&mut self, b: Buf, key: &str) {
+        self.key.insert(b.id, key.to_string());
+    }
+
+    /// The calibrated range of the values in `b`.
+    fn range_of(&self, b: Buf) -> Option<(f32, f32)> {
+        let k = self.key.get(&b.id)?;
+        self.recipe.ranges.get(k).copied()
+    }
+
+    /// An int8 buffer shaped like `like` with `c` channels and parameters `q`.
+    fn i8_like(
+        &mut self,
+        name: &str,
+        like: Buf,
+        c: usize,
+        h: usize,
+        w: usize,
+        q: (f32, i8),
+    ) -> Buf {
+        let shape: Vec<u32> = if like.tokens {
+            vec![c as u32, (h * w) as u32]
+        } else {
+            vec![c as u32, h as u32, w as u32]
+        };
+        let flags = if like.tokens { BUF_TOKENS } else { 0 };
+        let id = self.w.add_buffer(name, DType::I8, &shape, flags);
+        self.w.buffer_mut(id).quant = Some(q);
+        Buf {
+            id,
+            c,
+            h,
+            w,
+            tokens: like.tokens,
+            q: Some(q),
+        }
+    }
+
+    /// `b` as f32: itself, or a dequantised copy.
+    pub fn float_of(&mut self, b: Buf) -> Buf {
+        let Some((scale, zp)) = b.q else { return b };
+        if let Some(&d) = self.dequantized.get(&b.id) {
+            return d;
+        }
+        let name = format!("{}.f32", self.w.buffer(b.id).name);
+        let out = if b.tokens {
+            self.tok(&name, b.c, b.w)
+        } else {
+            self.map(&name, b.c, b.h, b.w, 0)
+        };
+        self.op(
+            &name,
+            OpKind::Dequantize,
+            Act::None,
+            &[b.id],
+            out.id,
+            NONE,
+            &[],
+            &[scale.to_bits(), zp as i32 as u32],
+        );
+        if let Some(k) = self.key.get(&b.id).cloned() {
+            self.set_key(out, &k);
+        }
+        self.dequantized.insert(b.id, out);
+        out
+    }
+
+    /// `b` as int8: itself, or a copy quantised with its calibrated range.
+    fn int8_of(&mut self, b: Buf) -> Option<Buf> {
+        if b.q.is_some() {
+            return Some(b);
+        }
+        if let Some(&q) = self.quantized.get(&b.id) {
+            return Some(q);
+        }
+        let (lo, hi) = self.range_of(b)?;
+        let q = qparams(lo, hi);
+        let name = format!("{}.i8", self.w.buffer(b.id).name);
+        let out = self.i8_like(&name, b, b.c, b.h, b.w, q);
+        self.op(
+            &name,
+            OpKind::Quantize,
+            Act::None,
+            &[b.id],
+            out.id,
+            NONE,
+            &[],
+            &[(1.0 / q.0).to_bits(), q.1 as i32 as u32],
+        );
+        self.quantized.insert(b.id, out);
+        Some(out)
     }
 
     /// Stage of the ops added from now on.
@@ -72,6 +221,7 @@ impl GraphBuilder {
             h,
             w,
             tokens: false,
+            q: None,
         }
     }
 
@@ -86,6 +236,7 @@ impl GraphBuilder {
             h: 1,
             w: t,
             tokens: true,
+            q: None,
         }
     }
 
@@ -128,15 +279,24 @@ impl GraphBuilder {
             outputs: [out, NONE],
             scratch,
             tensors: ids(tensors),
-            params: ids::<8>(params).map(|p| if p == NONE { 0 } else { p }),
+            params: {
+                let mut a = [0u32; 8];
+                a[..params.len()].copy_from_slice(params);
+                a
+            },
             ..OpDesc::default()
         };
         self.w.add_op(name, desc);
+        self.key.entry(out).or_insert_with(|| name.to_string());
     }
 
-    /// The caller-written image input `[c, h, w]` (kept readable after a run).
+    /// The caller-written image input `[c, h, w]` (kept readable after a run),
+    /// values in `[0, 1]`.
     pub fn input(&mut self, name: &str, c: usize, h: usize, w: usize) -> Buf {
-        self.map(name, c, h, w, BUF_INPUT | BUF_EXPORTED)
+        let b = self.map(name, c, h, w, BUF_INPUT | BUF_EXPORTED);
+        self.set_key(b, name);
+        self.recipe.ranges.insert(name.to_string(), (0.0, 1.0));
+        b
     }
 
     /// Renames `b` and keeps it live to the end of the graph (a named output).
@@ -146,35 +306,96 @@ impl GraphBuilder {
         spec.flags |= BUF_EXPORTED;
     }
 
-    /// A convolution with folded BN (`groups` 1 or depthwise), padding (k−1)/2.
+    /// A convolution with folded BN (`groups` 1 or depthwise), padding (k−1)/2:
+    /// int8 when the recipe says so, else float with the recipe's weight storage.
     pub fn conv(&mut self, name: &str, x: Buf, f: &FoldedConv, stride: usize, act: Act) -> Buf {
-        let groups = if f.cin_per_group == x.c { 1 } else { x.c };
-        let g = ConvGeom {
+        let post_key = if act == Act::Silu {
+            format!("{name}#act")
+        } else {
+            name.to_string()
+        };
+        if self.recipe.int8_op(name)
+            && matches!(act, Act::None | Act::Relu | Act::Relu6 | Act::Silu)
+            && self.recipe.ranges.contains_key(name)
+            && self.recipe.ranges.contains_key(&post_key)
+            && let Some(xq) = self.int8_of(x)
+        {
+            let out = self.conv_i8(name, xq, f, stride, act);
+            self.set_key(out, &post_key);
+            return out;
+        }
+        let x = self.float_of(x);
+        if act == Act::Silu && self.recipe.split_silu {
+            let pre = self.conv_f32(name, x, f, stride, Act::None);
+            self.set_key(pre, name);
+            let out = self.activation(&post_key, pre, Act::Silu);
+            self.set_key(out, &post_key);
+            return out;
+        }
+        let out = self.conv_f32(name, x, f, stride, act);
+        self.set_key(out, &post_key);
+        out
+    }
+
+    fn geom(x: Buf, f: &FoldedConv, stride: usize) -> ConvGeom {
+        ConvGeom {
             cin: x.c,
             h: x.h,
             w: x.w,
             cout: f.cout,
             k: f.k,
             stride,
-            groups,
+            groups: if f.cin_per_group == x.c { 1 } else { x.c },
+        }
+    }
+
+    fn conv_f32(&mut self, name: &str, x: Buf, f: &FoldedConv, stride: usize, act: Act) -> Buf {
+        let g = Self::geom(x, f, stride);
+        let shape = [
+            f.cout as u32,
+            f.cin_per_group as u32,
+            f.k as u32,
+            f.k as u32,
+        ];
+        let wname = format!("{name}.weight");
+        let (wt, expand) = match self.recipe.weight_prec(name) {
+            WeightPrec::F32 => (self.tensor(&wname, &shape, &f.weight), 0),
+            WeightPrec::F16 => {
+                let mut h = vec![0u16; f.weight.len()];
+                edgedetr::kernels::f16::f32_to_f16_slice(&f.weight, &mut h);
+                let bytes: Vec<u8> = h.iter().flat_map(|v| v.to_le_bytes()).collect();
+                self.tensor_bytes += bytes.len();
+                (
+                    self.w.add_tensor(&wname, DType::F16, &shape, &bytes),
+                    f.weight.len(),
+                )
+            }
+            WeightPrec::I8 => {
+                let per = f.weight.len() / f.cout;
+                let mut q = vec![0u8; f.weight.len()];
+                let mut scales = vec![0f32; f.cout];
+                for (c, row) in f.weight.chunks_exact(per).enumerate() {
+                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let sc = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+                    scales[c] = sc;
+                    for (d, &v) in q[c * per..(c + 1) * per].iter_mut().zip(row) {
+                        *d = (v / sc).round().clamp(-127.0, 127.0) as i8 as u8;
+                    }
+                }
+                let sid = self.tensor(&format!("{name}.weight_scale"), &[f.cout as u32], &scales);
+                self.tensor_bytes += q.len();
+                let id = self.w.add_tensor(&wname, DType::I8, &shape, &q);
+                self.w.set_per_channel_quant(id, 0, sid);
+                (id, f.weight.len())
+            }
         };
-        let wt = self.tensor(
-            &format!("{name}.weight"),
-            &[
-                f.cout as u32,
-                f.cin_per_group as u32,
-                f.k as u32,
-                f.k as u32,
-            ],
-            &f.weight,
-        );
         let bt = self.tensor(&format!("{name}.bias"), &[f.cout as u32], &f.bias);
         let out = if x.tokens {
             self.tok(name, f.cout, x.w)
         } else {
             self.map(name, f.cout, g.out_h(), g.out_w(), 0)
         };
-        let scratch = match g.scratch_len() {
+        let scratch = match g.scratch_len() + expand {
             0 => NONE,
             n => self.w.add_buffer(
                 &format!("{name}.scratch"),
@@ -191,7 +412,153 @@ impl GraphBuilder {
             out.id,
             scratch,
             &[wt, bt],
-            &[f.k as u32, stride as u32, groups as u32],
+            &[f.k as u32, stride as u32, g.groups as u32],
+        );
+        out
+    }
+
+    /// An int8 convolution: per-channel symmetric weights, int32 bias with the
+    /// input zero point folded in, fixed-point requantisation to the calibrated
+    /// output range; ReLU/ReLU6 as clamps, SiLU as a 256-entry table.
+    fn conv_i8(&mut self, name: &str, x: Buf, f: &FoldedConv, stride: usize, act: Act) -> Buf {
+        let g = Self::geom(x, f, stride);
+        let (sx, zx) = x.q.unwrap_or((1.0, 0));
+        let kdim = f.cin_per_group * f.k * f.k;
+        let kpad = weight_kpad(kdim);
+        // Bias correction: the mean output error of the rounded weights,
+        // Σ_k (ŵ − w)·E[x], estimated from the input's calibrated channel means.
+        let means = self
+            .key
+            .get(&x.id)
+            .and_then(|k| self.recipe.means.get(k))
+            .cloned();
+        let mut wq = vec![0u8; f.cout * kpad];
+        let mut bias = Vec::with_capacity(f.cout);
+        let mut sw = Vec::with_capacity(f.cout);
+        for (c, row) in f.weight.chunks_exact(kdim).enumerate() {
+            let s = weight_scale(row);
+            let mut sum = 0i64;
+            let mut shift = 0f64;
+            for (j, (d, &v)) in wq[c * kpad..c * kpad + kdim]
+                .iter_mut()
+                .zip(row)
+                .enumerate()
+            {
+                let q = (v as f64 / s).round().clamp(-127.0, 127.0) as i8;
+                sum += q as i64;
+                *d = q as u8;
+                if let Some(m) = &means {
+                    let ci = if g.groups == 1 { j / (f.k * f.k) } else { c };
+                    shift += (q as f64 * s - v as f64) * m.get(ci).copied().unwrap_or(0.0) as f64;
+                }
+            }
+            let b = ((f.bias[c] as f64 - shift) / (sx as f64 * s)).round() as i64 - zx as i64 * sum;
+            bias.push(b.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            sw.push(s);
+        }
+        let post_key = if act == Act::Silu {
+            format!("{name}#act")
+        } else {
+            name.to_string()
+        };
+        let (lo_r, hi_r) = self.recipe.ranges[&post_key];
+        let (out_q, acc_q, lo, hi, lut) = match act {
+            Act::Silu => {
+                let (plo, phi) = self.recipe.ranges[name];
+                let pre = qparams(plo, phi);
+                let post = qparams(lo_r, hi_r);
+                let mut lut = [0i8; 256];
+                edgedetr::kernels::quant::lut_from_fn(
+                    pre.0,
+                    pre.1 as i32,
+                    1.0 / post.0,
+                    post.1 as i32,
+                    edgedetr::kernels::act::silu,
+                    &mut lut,
+                );
+                (post, pre, -128, 127, Some(lut))
+            }
+            Act::Relu6 | Act::Relu => {
+                let cap = if act == Act::Relu6 { 6.0 } else { f32::MAX };
+                let post = qparams(lo_r.max(0.0), hi_r.min(cap));
+                let lo = post.1 as i32;
+                let hi = if act == Act::Relu6 {
+                    (post.1 as i32 + (6.0 / post.0).round() as i32).min(127)
+                } else {
+                    127
+                };
+                (post, post, lo, hi, None)
+            }
+            _ => {
+                let q = qparams(lo_r, hi_r);
+                (q, q, -128, 127, None)
+            }
+        };
+        let mut muls = Vec::with_capacity(2 * f.cout);
+        for &s in &sw {
+            let m = quantize_multiplier(sx as f64 * s / acc_q.0 as f64);
+            muls.push(m.m);
+            muls.push(m.shift);
+        }
+        let i32_bytes = |v: &[i32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        self.tensor_bytes += wq.len() + 4 * bias.len() + 4 * muls.len();
+        let wt = self.w.add_tensor(
+            &format!("{name}.weight"),
+            DType::I8,
+            &[f.cout as u32, kpad as u32],
+            &wq,
+        );
+        let bt = self.w.add_tensor(
+            &format!("{name}.bias"),
+            DType::I32,
+            &[f.cout as u32],
+            &i32_bytes(&bias),
+        );
+        let mt = self.w.add_tensor(
+            &format!("{name}.requant"),
+            DType::I32,
+            &[f.cout as u32, 2],
+            &i32_bytes(&muls),
+        );
+        let lt = match lut {
+            Some(l) => {
+                let b: Vec<u8> = l.iter().map(|&v| v as u8).collect();
+                self.tensor_bytes += 256;
+                self.w
+                    .add_tensor(&format!("{name}.lut"), DType::I8, &[256], &b)
+            }
+            None => NONE,
+        };
+        let out = self.i8_like(name, x, f.cout, g.out_h(), g.out_w(), out_q);
+        let bytes = conv_i8_scratch_len(&g);
+        let scratch = match bytes.div_ceil(4) {
+            0 => NONE,
+            n => self.w.add_buffer(
+                &format!("{name}.scratch"),
+                DType::F32,
+                &[n as u32],
+                BUF_SCRATCH,
+            ),
+        };
+        let p = [
+            f.k as u32,
+            stride as u32,
+            g.groups as u32,
+            zx as i32 as u32,
+            acc_q.1 as i32 as u32,
+            lo as u32,
+            hi as u32,
+            kpad as u32,
+        ];
+        self.op(
+            name,
+            OpKind::Conv2dI8,
+            Act::None,
+            &[x.id],
+            out.id,
+            scratch,
+            &[wt, bt, mt, lt],
+            &p,
         );
         out
     }
@@ -210,9 +577,12 @@ impl GraphBuilder {
         self.conv(name, x, &f, 1, act)
     }
 
-    /// Nearest ×2 upsampling.
+    /// Nearest ×2 upsampling (int8 maps stay int8, with their parameters).
     pub fn upsample2x(&mut self, name: &str, x: Buf) -> Buf {
-        let out = self.map(name, x.c, 2 * x.h, 2 * x.w, 0);
+        let out = match x.q {
+            Some(q) => self.i8_like(name, x, x.c, 2 * x.h, 2 * x.w, q),
+            None => self.map(name, x.c, 2 * x.h, 2 * x.w, 0),
+        };
         self.op(
             name,
             OpKind::Upsample2x,
@@ -223,11 +593,19 @@ impl GraphBuilder {
             &[],
             &[],
         );
+        if let Some(k) = self.key.get(&x.id).cloned() {
+            self.set_key(out, &k);
+        }
         out
     }
 
-    /// `Σ coef[i] · xs[i]` (2–4 inputs of one shape).
+    /// `Σ coef[i] · xs[i]` (2–4 inputs of one shape): int8 when the recipe says
+    /// so and the coefficients are non-negative, else f32.
     pub fn weighted_sum(&mut self, name: &str, xs: &[Buf], coef: &[f32]) -> Buf {
+        if let Some(out) = self.weighted_sum_i8(name, xs, coef) {
+            return out;
+        }
+        let xs: Vec<Buf> = xs.iter().map(|&b| self.float_of(b)).collect();
         let x0 = xs[0];
         let out = self.like(name, x0, x0.c);
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
@@ -242,11 +620,64 @@ impl GraphBuilder {
             &[],
             &params,
         );
+        self.set_key(out, name);
         out
     }
 
-    /// `act(a + b)`.
+    fn weighted_sum_i8(&mut self, name: &str, xs: &[Buf], coef: &[f32]) -> Option<Buf> {
+        if !self.recipe.int8_op(name) || coef.iter().any(|&c| !(c >= 0.0 && c.is_finite())) {
+            return None;
+        }
+        let (lo, hi) = *self.recipe.ranges.get(name)?;
+        let mut qs = Vec::new();
+        for &b in xs {
+            qs.push(self.int8_of(b)?);
+        }
+        let out_q = qparams(lo, hi);
+        let coefs: Vec<f64> = coef.iter().map(|&c| c as f64).collect();
+        let scales: Vec<f64> = qs.iter().map(|b| b.q.map_or(1.0, |q| q.0 as f64)).collect();
+        let zps: Vec<i32> = qs.iter().map(|b| b.q.map_or(0, |q| q.1 as i32)).collect();
+        let mut params = vec![SumInput::default(); qs.len()];
+        let out_mul = weighted_sum_params(&coefs, &scales, &zps, out_q.0 as f64, &mut params);
+        let mut table: Vec<i32> = params
+            .iter()
+            .flat_map(|p| [p.zp, p.mul.m, p.mul.shift])
+            .collect();
+        table.extend([out_mul.m, out_mul.shift, out_q.1 as i32, -128, 127]);
+        let bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor_bytes += bytes.len();
+        let t = self.w.add_tensor(
+            &format!("{name}.params"),
+            DType::I32,
+            &[table.len() as u32],
+            &bytes,
+        );
+        let x0 = qs[0];
+        let out = self.i8_like(name, x0, x0.c, x0.h, x0.w, out_q);
+        let ins: Vec<u32> = qs.iter().map(|b| b.id).collect();
+        self.op(
+            name,
+            OpKind::WeightedSumI8,
+            Act::None,
+            &ins,
+            out.id,
+            NONE,
+            &[t],
+            &[],
+        );
+        self.set_key(out, name);
+        Some(out)
+    }
+
+    /// `act(a + b)` (int8 as a weighted sum with unit coefficients when the
+    /// recipe says so and there is no activation).
     pub fn add(&mut self, name: &str, a: Buf, b: Buf, act: Act) -> Buf {
+        if act == Act::None
+            && let Some(out) = self.weighted_sum_i8(name, &[a, b], &[1.0, 1.0])
+        {
+            return out;
+        }
+        let (a, b) = (self.float_of(a), self.float_of(b));
         let out = self.like(name, a, a.c);
         self.op(
             name,
@@ -258,11 +689,13 @@ impl GraphBuilder {
             &[],
             &[],
         );
+        self.set_key(out, name);
         out
     }
 
     /// `x + t` with a constant `t` of x's shape.
     pub fn add_tensor(&mut self, name: &str, x: Buf, t: &[f32]) -> Buf {
+        let x = self.float_of(x);
         let tid = self.tensor(
             &format!("{name}.tensor"),
             &[x.c as u32, (x.h * x.w) as u32],
@@ -284,6 +717,7 @@ impl GraphBuilder {
 
     /// Multi-head attention core (no projections).
     pub fn attention(&mut self, name: &str, q: Buf, k: Buf, v: Buf, heads: usize) -> Buf {
+        let (q, k, v) = (self.float_of(q), self.float_of(k), self.float_of(v));
         let out = self.like(name, q, q.c);
         let n = attention_scratch_len(q.c, q.h * q.w, k.h * k.w);
         let scratch = self.w.add_buffer(
@@ -315,6 +749,8 @@ impl GraphBuilder {
         beta: &[f32],
         eps: f32,
     ) -> Buf {
+        let x = self.float_of(x);
+        let residual = residual.map(|r| self.float_of(r));
         let g = self.tensor(&format!("{name}.weight"), &[gamma.len() as u32], gamma);
         let b = self.tensor(&format!("{name}.bias"), &[beta.len() as u32], beta);
         let out = self.like(name, x, x.c);
@@ -335,6 +771,8 @@ impl GraphBuilder {
 
     /// Concatenates maps along the token axis into a `[C, Σ h·w]` token matrix.
     pub fn concat_tokens(&mut self, name: &str, xs: &[Buf]) -> Buf {
+        let xs: Vec<Buf> = xs.iter().map(|&b| self.float_of(b)).collect();
+        let xs = &xs[..];
         let t = xs.iter().map(|b| b.h * b.w).sum();
         let out = self.tok(name, xs[0].c, t);
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
@@ -353,6 +791,7 @@ impl GraphBuilder {
 
     /// `x[c, t] · mask[t]`.
     pub fn mask_tokens(&mut self, name: &str, x: Buf, mask: &[f32]) -> Buf {
+        let x = self.float_of(x);
         let m = self.tensor(&format!("{name}.mask"), &[mask.len() as u32], mask);
         let out = self.like(name, x, x.c);
         self.op(
@@ -370,6 +809,7 @@ impl GraphBuilder {
 
     /// Indices of the top `k` tokens by their maximum over channels.
     pub fn topk_tokens(&mut self, name: &str, scores: Buf, k: usize) -> u32 {
+        let scores = self.float_of(scores);
         let out = self.index(name, k);
         let scratch = self.w.add_buffer(
             &format!("{name}.scratch"),
@@ -392,6 +832,7 @@ impl GraphBuilder {
 
     /// Gathers the token columns `index` (length k) of a buffer.
     pub fn gather(&mut self, name: &str, index: u32, k: usize, src: Buf) -> Buf {
+        let src = self.float_of(src);
         let out = self.tok(name, src.c, k);
         self.op(
             name,
@@ -433,6 +874,7 @@ impl GraphBuilder {
 
     /// Element-wise activation.
     pub fn activation(&mut self, name: &str, x: Buf, act: Act) -> Buf {
+        let x = self.float_of(x);
         let out = self.like(name, x, x.c);
         self.op(
             name,
@@ -449,6 +891,7 @@ impl GraphBuilder {
 
     /// Softmax over each group of `group` consecutive channels.
     pub fn softmax_groups(&mut self, name: &str, x: Buf, group: usize) -> Buf {
+        let x = self.float_of(x);
         let out = self.like(name, x, x.c);
         self.op(
             name,
@@ -465,6 +908,7 @@ impl GraphBuilder {
 
     /// Deformable-attention sampling locations from `reference [4, Q]` and offsets.
     pub fn deform_locations(&mut self, name: &str, reference: Buf, off: Buf, points: usize) -> Buf {
+        let (reference, off) = (self.float_of(reference), self.float_of(off));
         let out = self.like(name, off, off.c);
         self.op(
             name,
@@ -491,6 +935,11 @@ impl GraphBuilder {
         points: usize,
         shapes: &[(usize, usize)],
     ) -> Buf {
+        let (value, loc, weights) = (
+            self.float_of(value),
+            self.float_of(loc),
+            self.float_of(weights),
+        );
         let out = self.like(name, loc, value.c);
         let mut params = vec![(heads | (shapes.len() << 8) | (points << 16)) as u32];
         for &(h, w) in shapes {
@@ -512,6 +961,7 @@ impl GraphBuilder {
 
     /// `sigmoid(delta + inverse_sigmoid(reference))`.
     pub fn refine_boxes(&mut self, name: &str, delta: Buf, reference: Buf) -> Buf {
+        let (delta, reference) = (self.float_of(delta), self.float_of(reference));
         let out = self.like(name, delta, delta.c);
         self.op(
             name,
@@ -535,6 +985,7 @@ impl GraphBuilder {
         boxes: Buf,
         k: usize,
     ) -> (u32, u32) {
+        let (logits, boxes) = (self.float_of(logits), self.float_of(boxes));
         let rows = self.w.add_buffer(name, DType::F32, &[k as u32, 6], 0);
         let query = self.index(query_name, k);
         let scratch = self.w.add_buffer(

@@ -6,9 +6,13 @@
 
 pub mod arch;
 pub mod builder;
+pub mod calib;
 pub mod decoder;
 pub mod error;
 pub mod fold;
+pub mod pt;
+pub mod recipe;
+pub mod report;
 pub mod rtdetr;
 pub mod state_dict;
 
@@ -22,6 +26,10 @@ pub use state_dict::{StateDict, Tensor};
 pub enum Precision {
     /// Every weight and activation in f32.
     Fp32,
+    /// Every weight stored in fp16; activations and arithmetic in f32.
+    Fp16,
+    /// The mixed int8 recipe ([`recipe`]); needs calibration images.
+    Int8,
 }
 
 /// What to build.
@@ -69,6 +77,101 @@ pub fn class_count(sd: &StateDict) -> Result<usize, QuantizeError> {
 
 /// Builds the model file (backbone, AIFI, neck, decoder and postprocess) from a state dict.
 pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
+    let weights = match opts.precision {
+        Precision::Fp32 => recipe::WeightPolicy::Fp32,
+        Precision::Fp16 => recipe::WeightPolicy::Fp16,
+        Precision::Int8 => {
+            return Err(QuantizeError::Unsupported(
+                "int8 needs calibration images: use build_int8 (edgedetr quantize --calib DIR)"
+                    .into(),
+            ));
+        }
+    };
+    build_with(
+        sd,
+        opts,
+        recipe::Recipe {
+            weights,
+            ..recipe::Recipe::default()
+        },
+    )
+}
+
+/// Settings of the int8 recipe.
+#[derive(Clone, Debug)]
+pub struct Int8Options {
+    /// How activation ranges are chosen from the calibration statistics.
+    pub method: calib::RangeMethod,
+    /// Op-name prefixes kept in float (`--keep-float`).
+    pub keep_float: Vec<String>,
+}
+
+impl Default for Int8Options {
+    fn default() -> Self {
+        Int8Options {
+            method: calib::RangeMethod::Mse,
+            keep_float: Vec::new(),
+        }
+    }
+}
+
+/// What [`build_int8`] produces.
+#[derive(Clone, Debug)]
+pub struct Int8Build {
+    /// The int8 model.
+    pub built: Built,
+    /// The activation ranges it used, by op name.
+    pub ranges: recipe::Ranges,
+    /// The fp32 calibration graph (SiLU split out), the reference of the report.
+    pub calibration: Vec<u8>,
+}
+
+/// Builds the mixed int8 model: calibrates the fp32 graph over `src` (one
+/// image at a time), chooses ranges, and builds the int8 recipe.
+pub fn build_int8(
+    sd: &StateDict,
+    opts: &Options,
+    q: &Int8Options,
+    src: &mut dyn calib::CalibSource,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Int8Build, QuantizeError> {
+    let calibration = build_with(
+        sd,
+        opts,
+        recipe::Recipe {
+            split_silu: true,
+            ..recipe::Recipe::default()
+        },
+    )?;
+    let stats = calib::collect_stats(&calibration.bytes, src, progress)?;
+    let ranges = calib::choose_ranges(&stats, q.method);
+    let means = calib::channel_means(&stats);
+
+    let built = build_with(
+        sd,
+        opts,
+        recipe::Recipe {
+            int8: true,
+            ranges: ranges.clone(),
+            means,
+            keep_float: q.keep_float.clone(),
+            weights: recipe::WeightPolicy::Mixed,
+            split_silu: false,
+        },
+    )?;
+    Ok(Int8Build {
+        built,
+        ranges,
+        calibration: calibration.bytes,
+    })
+}
+
+/// Builds the model file with an explicit [`recipe::Recipe`].
+pub fn build_with(
+    sd: &StateDict,
+    opts: &Options,
+    recipe: recipe::Recipe,
+) -> Result<Built, QuantizeError> {
     let s = opts.imgsz;
     if s == 0 || !s.is_multiple_of(32) || s > 8192 {
         return Err(QuantizeError::Unsupported(format!(
@@ -105,7 +208,7 @@ pub fn build(sd: &StateDict, opts: &Options) -> Result<Built, QuantizeError> {
             arch.decoder_layers
         )));
     }
-    let mut g = builder::GraphBuilder::new();
+    let mut g = builder::GraphBuilder::with_recipe(recipe);
     let input = g.input("input", 3, s, s);
     let bb = rtdetr::backbone(&mut g, sd, input)?;
     let (p, _) = rtdetr::neck(&mut g, sd, bb, arch.aifi_heads)?;

@@ -175,7 +175,7 @@ fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf, heads: usize) -> Result<Bu
             "AIFI width {c} is not a multiple of 4"
         )));
     }
-    if heads == 0 || c % heads != 0 {
+    if heads == 0 || !c.is_multiple_of(heads) {
         return Err(QuantizeError::Unsupported(format!(
             "AIFI: {heads} heads do not divide the width {c}"
         )));

@@ -70,7 +70,39 @@ fn running_a_frame_allocates_nothing() {
     if skip_requested("running_a_frame_allocates_nothing") {
         return;
     }
-    let bytes = fp32_model(320);
+    assert_frames_allocate_nothing(fp32_model(320));
+}
+
+#[test]
+fn fp16_and_int8_frames_allocate_nothing() {
+    if skip_requested("fp16_and_int8_frames_allocate_nothing") {
+        return;
+    }
+    let mut opts = edgedetr_quantizer::Options {
+        imgsz: 320,
+        precision: edgedetr_quantizer::Precision::Fp16,
+        ..Default::default()
+    };
+    let fp16 = edgedetr_quantizer::build(state_dict(), &opts).unwrap();
+    assert_frames_allocate_nothing(&edgedetr::std_io::AlignedBytes::from_slice(&fp16.bytes));
+    opts.precision = edgedetr_quantizer::Precision::Int8;
+    let mut src =
+        edgedetr_cli::calib_images::ImageFolder::open(&reference_dir().join("calib"), Some(2))
+            .unwrap();
+    let int8 = edgedetr_quantizer::build_int8(
+        state_dict(),
+        &opts,
+        &Default::default(),
+        &mut src,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_frames_allocate_nothing(&edgedetr::std_io::AlignedBytes::from_slice(
+        &int8.built.bytes,
+    ));
+}
+
+fn assert_frames_allocate_nothing(bytes: &[u8]) {
     let input = golden("bus_320", "input").data;
     let model = Model::from_bytes(bytes).expect("model loads");
     let mut arena = vec![0u8; model.arena_size()];
@@ -85,7 +117,11 @@ fn running_a_frame_allocates_nothing() {
         let mut ops = 0;
         session.run_each(0..model.op_count(), |_| ops += 1);
         assert_eq!(ops, model.op_count());
-        std::hint::black_box(session.buffer(p3).unwrap()[0]);
+        let first = match session.buffer_i8(p3) {
+            Ok(v) => v[0] as f32,
+            Err(_) => session.buffer(p3).unwrap()[0],
+        };
+        std::hint::black_box(first);
         let found = session
             .detections(&edgedetr::PostProcess::default(), 810, 1080, &mut dets)
             .unwrap();

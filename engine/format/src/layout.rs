@@ -636,7 +636,12 @@ impl TensorDesc {
 impl BufferDesc {
     /// `(scale, zero_point)` of an int8 buffer.
     pub fn quant(&self) -> Option<(f32, i32)> {
-        (self.dtype == DType::I8 as u8).then(|| (f32::from_bits(self.scale_bits), self.zero_point as i8 as i32))
+        (self.dtype == DType::I8 as u8).then(|| {
+            (
+                f32::from_bits(self.scale_bits),
+                self.zero_point as i8 as i32,
+            )
+        })
     }
 
     /// Number of elements (product of the used dimensions).

@@ -287,7 +287,9 @@ impl<'a> ModelFile<'a> {
                 b.scale_bits == 0 && b.zero_point == 0
             };
             if !quant_ok {
-                return Err(bad("an int8 buffer needs a positive scale; other buffers none"));
+                return Err(bad(
+                    "an int8 buffer needs a positive scale; other buffers none",
+                ));
             }
             if !b.offset.is_multiple_of(64) || !b.size.is_multiple_of(64) {
                 return Err(bad("offset or size is not a multiple of 64"));

@@ -95,6 +95,62 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(bytemuck::cast_slice(v))
     }
 
+    /// Reads int8 buffer `id` (its scale and zero point are in its descriptor,
+    /// [`edgedetr_format::BufferDesc::quant`]).
+    pub fn buffer_i8(&self, id: u32) -> Result<&[i8], Error> {
+        let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
+        if b.dtype != DType::I8 as u8 {
+            return Err(Error::WrongDType);
+        }
+        // SAFETY: `&self` excludes any mutable view for the slice's lifetime.
+        let v = unsafe { self.arena.bytes(&b) };
+        Ok(bytemuck::cast_slice(v))
+    }
+
+    /// Copies `data` into int8 buffer `id`.
+    pub fn set_buffer_i8(&mut self, id: u32, data: &[i8]) -> Result<(), Error> {
+        let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
+        if b.dtype != DType::I8 as u8 {
+            return Err(Error::WrongDType);
+        }
+        // SAFETY: `&mut self` excludes every other view for the slice's lifetime.
+        let dst = unsafe { self.arena.bytes_mut(&b) };
+        if dst.len() != data.len() {
+            return Err(Error::ShapeMismatch {
+                expected: dst.len(),
+                given: data.len(),
+            });
+        }
+        dst.copy_from_slice(bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Reads buffer `id` as f32 into `out` (int8 buffers dequantised, i32 converted).
+    pub fn read_f32(&self, id: u32, out: &mut [f32]) -> Result<(), Error> {
+        let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
+        let n = b.numel() as usize;
+        if out.len() != n {
+            return Err(Error::ShapeMismatch {
+                expected: n,
+                given: out.len(),
+            });
+        }
+        match DType::from_u8(b.dtype) {
+            Some(DType::F32) => out.copy_from_slice(self.buffer(id)?),
+            Some(DType::I8) => {
+                let (scale, zp) = b.quant().unwrap_or((1.0, 0));
+                edgedetr_kernels::dequantize_slice(self.buffer_i8(id)?, scale, zp, out);
+            }
+            Some(DType::I32) => {
+                for (o, &v) in out.iter_mut().zip(self.buffer_i32(id)?) {
+                    *o = v as f32;
+                }
+            }
+            _ => return Err(Error::WrongDType),
+        }
+        Ok(())
+    }
+
     /// Copies `data` into i32 buffer `id` (e.g. to inject the golden top-k).
     pub fn set_buffer_i32(&mut self, id: u32, data: &[i32]) -> Result<(), Error> {
         let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;

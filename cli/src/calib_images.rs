@@ -1,0 +1,58 @@
+//! A folder of calibration images as a [`CalibSource`].
+
+use std::path::{Path, PathBuf};
+
+use edgedetr_quantizer::calib::CalibSource;
+
+use crate::image_io::{load_rgb8, preprocess_to_input};
+
+/// JPEG and PNG files of a folder (sorted by name), decoded one at a time.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    paths: Vec<PathBuf>,
+}
+
+impl ImageFolder {
+    /// Lists the `.jpg`, `.jpeg` and `.png` files of `dir`, at most `limit`.
+    pub fn open(dir: &Path, limit: Option<usize>) -> Result<Self, String> {
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read calibration folder {}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
+            })
+            .collect();
+        paths.sort();
+        if let Some(n) = limit {
+            paths.truncate(n);
+        }
+        if paths.is_empty() {
+            return Err(format!("no JPEG or PNG images in {}", dir.display()));
+        }
+        Ok(ImageFolder { paths })
+    }
+
+    /// The image files.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+}
+
+impl CalibSource for ImageFolder {
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn label(&self, i: usize) -> String {
+        self.paths[i].display().to_string()
+    }
+
+    fn load(&mut self, i: usize, s: usize, out: &mut [f32]) -> Result<(), String> {
+        let (rgb, w, h) = load_rgb8(&self.paths[i])?;
+        preprocess_to_input(&rgb, w, h, s, out)
+    }
+}
