@@ -209,8 +209,8 @@ pub fn run(a: Args) -> Result<(), String> {
 }
 
 /// Writes buffer `id` as `<dir>/<name>.npy`, shaped like the goldens: feature
-/// maps `[1, C, H, W]`, token matrices token-major `[1, T, C]`, index vectors
-/// `[K]` as int64, other tensors with a leading batch dimension.
+/// maps `[1, C, H, W]`, token matrices token-major `[1, T, C]`, indices as
+/// int64 in their stored shape, other tensors with a leading batch dimension.
 pub fn dump_buffer(session: &Session<'_, '_>, id: u32, dir: &Path) -> Result<(), String> {
     let model = session.model();
     let (Some(desc), Some(name)) = (model.buffer(id), model.buffer_name(id)) else {

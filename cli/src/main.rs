@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Turn a checkpoint (`.safetensors`) into a model file.
+    /// Turn a checkpoint (ultralytics `.pt` or `.safetensors`) into a model file: fp32, fp16 or int8.
     Quantize(quantize::Args),
     /// Run a model on preprocessed inputs; dump intermediates.
     Detect(detect::Args),

@@ -987,7 +987,8 @@ impl GraphBuilder {
     ) -> (u32, u32) {
         let (logits, boxes) = (self.float_of(logits), self.float_of(boxes));
         let rows = self.w.add_buffer(name, DType::F32, &[k as u32, 6], 0);
-        let query = self.index(query_name, k);
+        // `[1, K]`, the shape of ultralytics' `output_topk_query`.
+        let query = self.w.add_buffer(query_name, DType::I32, &[1, k as u32], 0);
         let scratch = self.w.add_buffer(
             &format!("{name}.scratch"),
             DType::F32,
