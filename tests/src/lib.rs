@@ -251,3 +251,17 @@ pub fn original_size(run: &str) -> (usize, usize) {
         wh[1].as_u64().unwrap() as usize,
     )
 }
+
+/// The id of buffer `name`; panics with the name when the model lacks it.
+pub fn id(model: &edgedetr::Model<'_>, name: &str) -> u32 {
+    model
+        .buffer_id(name)
+        .unwrap_or_else(|| panic!("model has no buffer {name}"))
+}
+
+/// The index of the op that writes buffer `name`.
+pub fn producer(model: &edgedetr::Model<'_>, name: &str) -> usize {
+    model
+        .producer(id(model, name))
+        .unwrap_or_else(|| panic!("no op writes {name}"))
+}

@@ -8,18 +8,6 @@ struct Ctx {
     run: &'static str,
 }
 
-fn id(model: &Model<'_>, name: &str) -> u32 {
-    model
-        .buffer_id(name)
-        .unwrap_or_else(|| panic!("model has no buffer {name}"))
-}
-
-fn producer(model: &Model<'_>, name: &str) -> usize {
-    model
-        .producer(id(model, name))
-        .unwrap_or_else(|| panic!("no op writes {name}"))
-}
-
 fn feed(session: &mut Session<'_, '_>, run: &str, name: &str) {
     let m = session.model();
     let b = id(m, name);

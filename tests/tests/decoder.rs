@@ -6,18 +6,6 @@ use std::collections::{HashMap, HashSet};
 use edgedetr::{Detection, Model, PostProcess, Session};
 use edgedetr_tests::*;
 
-fn id(model: &Model<'_>, name: &str) -> u32 {
-    model
-        .buffer_id(name)
-        .unwrap_or_else(|| panic!("model has no buffer {name}"))
-}
-
-fn producer(model: &Model<'_>, name: &str) -> usize {
-    model
-        .producer(id(model, name))
-        .unwrap_or_else(|| panic!("no op writes {name}"))
-}
-
 fn engine(s: &Session<'_, '_>, name: &str) -> Vec<f32> {
     engine_tensor(s, name).unwrap_or_else(|| panic!("no buffer {name}"))
 }
