@@ -3,7 +3,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgedetr::{Model, Session};
 use edgedetr_tests::*;
@@ -11,14 +10,16 @@ use edgedetr_tests::*;
 /// Counts allocations made by the thread that armed it.
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+// Both per thread: tests run in parallel, and each counts only its own
+// allocations.
 thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note() {
     if ARMED.with(Cell::get) {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
+        ALLOCS.with(|a| a.set(a.get() + 1));
     }
 }
 
@@ -49,11 +50,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn allocations_during(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, Ordering::SeqCst);
+    ALLOCS.with(|a| a.set(0));
     ARMED.with(|a| a.set(true));
     f();
     ARMED.with(|a| a.set(false));
-    ALLOCS.load(Ordering::SeqCst)
+    ALLOCS.with(Cell::get)
 }
 
 #[test]
