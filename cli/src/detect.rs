@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
-use edgedetr::format::{BUF_TOKENS, DType};
+use edgedetr::format::DType;
 use edgedetr::std_io::{read_npy, write_npy_f32, write_npy_i64};
 use edgedetr::{Detection, Model, PostProcess, Session};
+use edgedetr_cli::golden_layout::golden_layout;
 
 use crate::draw::{RgbCanvas, draw_detections};
 use crate::image_io;
@@ -231,22 +232,6 @@ pub fn dump_buffer(session: &Session<'_, '_>, id: u32, dir: &Path) -> Result<(),
             .collect();
         return write_npy_i64(&p, &dims, &v).map_err(wr);
     }
-    let mut owned = vec![0f32; desc.numel() as usize];
-    session
-        .read_f32(id, &mut owned)
-        .map_err(|e| e.to_string())?;
-    let data = &owned[..];
-    if desc.flags & BUF_TOKENS != 0 && dims.len() == 2 {
-        let (c, t) = (dims[0], dims[1]);
-        let mut tr = vec![0f32; c * t];
-        for ch in 0..c {
-            for tok in 0..t {
-                tr[tok * c + ch] = data[ch * t + tok];
-            }
-        }
-        return write_npy_f32(&p, &[1, t, c], &tr).map_err(wr);
-    }
-    let mut shape = vec![1usize];
-    shape.extend(dims);
-    write_npy_f32(&p, &shape, data).map_err(wr)
+    let (shape, data) = golden_layout(session, id).map_err(|e| e.to_string())?;
+    write_npy_f32(&p, &shape, &data).map_err(wr)
 }

@@ -4,4 +4,5 @@
 #![deny(missing_docs)]
 
 pub mod calib_images;
+pub mod golden_layout;
 pub mod image_io;

@@ -163,32 +163,10 @@ pub fn run_size(run: &str) -> usize {
 /// Reads buffer `name` of a session in the goldens' layout: token matrices
 /// (`BUF_TOKENS`) transposed to token-major, indices as f32.
 pub fn engine_tensor(session: &edgedetr::Session<'_, '_>, name: &str) -> Option<Vec<f32>> {
-    use edgedetr::format::{BUF_TOKENS, DType};
-    let model = session.model();
-    let id = model.buffer_id(name)?;
-    let desc = model.buffer(id)?;
-    if desc.dtype == DType::I32 as u8 {
-        return Some(
-            session
-                .buffer_i32(id)
-                .ok()?
-                .iter()
-                .map(|&v| v as f32)
-                .collect(),
-        );
-    }
-    let data = session.buffer(id).ok()?;
-    if desc.flags & BUF_TOKENS != 0 && desc.rank == 2 {
-        let (c, t) = (desc.shape[0] as usize, desc.shape[1] as usize);
-        let mut out = vec![0f32; c * t];
-        for ch in 0..c {
-            for tok in 0..t {
-                out[tok * c + ch] = data[ch * t + tok];
-            }
-        }
-        return Some(out);
-    }
-    Some(data.to_vec())
+    let id = session.model().buffer_id(name)?;
+    edgedetr_cli::golden_layout::golden_layout(session, id)
+        .ok()
+        .map(|(_, data)| data)
 }
 
 /// Transposes token-major `[T, C]` data to channel-major `[C, T]`.

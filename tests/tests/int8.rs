@@ -19,23 +19,7 @@ fn sqnr(engine: &[f32], golden: &[f32]) -> f64 {
 
 /// A buffer's values as f32 (int8 buffers dequantised).
 fn values(s: &Session<'_, '_>, name: &str) -> Vec<f32> {
-    let m = s.model();
-    let id = m
-        .buffer_id(name)
-        .unwrap_or_else(|| panic!("no buffer {name}"));
-    let d = m.buffer(id).unwrap();
-    match d.quant() {
-        Some((scale, zp)) => s
-            .buffer_i8(id)
-            .unwrap()
-            .iter()
-            .map(|&q| (q as i32 - zp) as f32 * scale)
-            .collect(),
-        None => {
-            assert_eq!(d.dtype, DType::F32 as u8);
-            s.buffer(id).unwrap().to_vec()
-        }
-    }
+    engine_tensor(s, name).unwrap_or_else(|| panic!("no buffer {name}"))
 }
 
 /// ONNX Runtime's static per-channel int8 on the same model (issue 5):

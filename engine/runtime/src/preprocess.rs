@@ -202,20 +202,7 @@ pub fn resize_linear_u8_cv(
     dh: usize,
     scratch: &mut [i32],
 ) -> Result<(), PreprocessError> {
-    let src_len = image_len(sw, sh)?;
-    let dst_len = image_len(dw, dh)?;
-    if src.len() != src_len {
-        return Err(PreprocessError::SrcLen {
-            expected: src_len,
-            given: src.len(),
-        });
-    }
-    if dst.len() != dst_len {
-        return Err(PreprocessError::DstLen {
-            expected: dst_len,
-            given: dst.len(),
-        });
-    }
+    check_lens(image_len(sw, sh)?, src.len(), image_len(dw, dh)?, dst.len())?;
     let needed = resize_scratch_len(sw, sh, dw, dh);
     if scratch.len() < needed {
         return Err(PreprocessError::ScratchTooSmall {
@@ -349,16 +336,26 @@ fn resize_linear(
 /// Checks the sizes of an HWC→CHW conversion.
 fn check_convert(src: &[u8], w: usize, h: usize, dst: &[f32]) -> Result<(), PreprocessError> {
     let len = image_len(w, h)?;
-    if src.len() != len {
+    check_lens(len, src.len(), len, dst.len())
+}
+
+/// Checks source and destination lengths against the expected ones.
+fn check_lens(
+    src_len: usize,
+    src_given: usize,
+    dst_len: usize,
+    dst_given: usize,
+) -> Result<(), PreprocessError> {
+    if src_given != src_len {
         return Err(PreprocessError::SrcLen {
-            expected: len,
-            given: src.len(),
+            expected: src_len,
+            given: src_given,
         });
     }
-    if dst.len() != len {
+    if dst_given != dst_len {
         return Err(PreprocessError::DstLen {
-            expected: len,
-            given: dst.len(),
+            expected: dst_len,
+            given: dst_given,
         });
     }
     Ok(())
