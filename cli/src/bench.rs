@@ -37,10 +37,11 @@ pub fn run(a: Args) -> Result<(), String> {
     let mut arena = vec![0u8; model.arena_size()];
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
     let kernels = session.kernels().name();
-    // A deterministic mid-grey-ish input.
-    for (i, v) in session.input_mut().iter_mut().enumerate() {
-        *v = ((i * 2654435761) % 255) as f32 / 255.0;
-    }
+    // A deterministic mid-grey-ish input (u8 pixels: f32 and int8 models alike).
+    let pixels: Vec<u8> = (0..3 * model.input_size() * model.input_size())
+        .map(|i| ((i * 2654435761) % 255) as u8)
+        .collect();
+    session.set_input_u8(&pixels).map_err(|e| e.to_string())?;
     let stages = [Stage::Backbone, Stage::Neck, Stage::Decoder, Stage::Post];
     let n = model.op_count();
     let mut per_stage: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];

@@ -48,7 +48,10 @@ struct Input {
     height: usize,
 }
 
-fn load_npy_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, String> {
+/// Reads a preprocessed `.npy` tensor into the session's input
+/// (`Session::set_input_f32`: copied for f32-input models, back to pixels for
+/// u8-input ones, lossless for the values `k / 255` preprocessing gives).
+fn load_npy_input(path: &Path, s: usize, session: &mut Session<'_, '_>) -> Result<Input, String> {
     let a = read_npy(path).map_err(|e| e.to_string())?;
     if a.shape != [1, 3, s, s] && a.shape != [3, s, s] {
         return Err(format!(
@@ -64,7 +67,9 @@ fn load_npy_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, Strin
             a.descr
         ));
     }
-    dst.copy_from_slice(&a.data);
+    session
+        .set_input_f32(&a.data)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     // The picture behind the tensor, for --save.
     let plane = s * s;
     let rgb = (0..plane)
@@ -78,16 +83,29 @@ fn load_npy_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, Strin
     })
 }
 
-fn load_input(path: &Path, s: usize, dst: &mut [f32]) -> Result<Input, String> {
+/// Loads `path` into the session's input: an image through the u8
+/// preprocessing (`Session::set_input_u8`, so an int8 model gets the resized
+/// pixels with no float round trip, an f32 model `pixel / 255`), or a `.npy`
+/// tensor. `pixels` is reused between images.
+fn load_input(
+    path: &Path,
+    s: usize,
+    session: &mut Session<'_, '_>,
+    pixels: &mut Vec<u8>,
+) -> Result<Input, String> {
     if path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
     {
-        return load_npy_input(path, s, dst);
+        return load_npy_input(path, s, session);
     }
     let (rgb, width, height) = image_io::load_rgb8(path)?;
-    image_io::preprocess_to_input(&rgb, width, height, s, dst)
+    pixels.resize(3 * s * s, 0);
+    image_io::preprocess_to_input_u8(&rgb, width, height, s, pixels)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    session
+        .set_input_u8(pixels)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Input { rgb, width, height })
 }
@@ -143,8 +161,9 @@ pub fn run(a: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    let mut pixels = Vec::new();
     for path in &a.inputs {
-        let mut input = load_input(path, s, session.input_mut())?;
+        let mut input = load_input(path, s, &mut session, &mut pixels)?;
         let start = Instant::now();
         session.run();
         let post = PostProcess {

@@ -14,13 +14,21 @@
 //! [`preprocess_to_input`] then stretches the image to S×S and builds the
 //! `[1, 3, S, S]` float input exactly as ultralytics' `RTDETRPredictor` does
 //! (`edgedetr::preprocess`). For the reference images, decode + preprocess
-//! reproduces the golden `input.npy` bit for bit.
+//! reproduces the golden `input.npy` bit for bit. [`preprocess_to_input_u8`]
+//! stops before the division by 255: the CHW u8 pixels that
+//! `Session::set_input_u8` writes, which int8 models take as they are (no
+//! float round trip).
 
 mod jpeg;
 
 use std::path::Path;
 
-use edgedetr::preprocess::{hwc_rgb_u8_to_chw_rgb_f32, resize_linear_u8_cv, resize_scratch_len};
+use std::borrow::Cow;
+
+use edgedetr::preprocess::{
+    PreprocessError, hwc_rgb_u8_to_chw_rgb_f32, hwc_rgb_u8_to_chw_rgb_u8, resize_linear_u8_cv,
+    resize_scratch_len,
+};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -107,9 +115,36 @@ pub fn preprocess_to_input(
     s: usize,
     out: &mut [f32],
 ) -> Result<(), String> {
-    let err = |e: edgedetr::preprocess::PreprocessError| format!("preprocessing: {e}");
+    let resized = resize_to_input(rgb, w, h, s)?;
+    hwc_rgb_u8_to_chw_rgb_f32(&resized, s, s, out).map_err(preprocess_err)
+}
+
+/// [`preprocess_to_input`] without the division by 255: the same resize, CHW
+/// RGB `u8` pixels in `out` (`3 * s * s` bytes), so that
+/// `out[i] as f32 / 255` is exactly [`preprocess_to_input`]'s `out[i]`. The
+/// input of `Session::set_input_u8`, which int8 models read directly.
+///
+/// # Errors
+/// A message for zero sizes or buffers of the wrong length.
+pub fn preprocess_to_input_u8(
+    rgb: &[u8],
+    w: usize,
+    h: usize,
+    s: usize,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let resized = resize_to_input(rgb, w, h, s)?;
+    hwc_rgb_u8_to_chw_rgb_u8(&resized, s, s, out).map_err(preprocess_err)
+}
+
+fn preprocess_err(e: PreprocessError) -> String {
+    format!("preprocessing: {e}")
+}
+
+/// The `w×h` RGB image stretched to `s×s` RGB (itself when already `s×s`).
+fn resize_to_input(rgb: &[u8], w: usize, h: usize, s: usize) -> Result<Cow<'_, [u8]>, String> {
     if w == s && h == s {
-        return hwc_rgb_u8_to_chw_rgb_f32(rgb, s, s, out).map_err(err);
+        return Ok(Cow::Borrowed(rgb));
     }
     let len = s
         .checked_mul(s)
@@ -117,8 +152,8 @@ pub fn preprocess_to_input(
         .ok_or("preprocessing: input size overflows")?;
     let mut resized = vec![0u8; len];
     let mut scratch = vec![0i32; resize_scratch_len(w, h, s, s)];
-    resize_linear_u8_cv(rgb, w, h, &mut resized, s, s, &mut scratch).map_err(err)?;
-    hwc_rgb_u8_to_chw_rgb_f32(&resized, s, s, out).map_err(err)
+    resize_linear_u8_cv(rgb, w, h, &mut resized, s, s, &mut scratch).map_err(preprocess_err)?;
+    Ok(Cow::Owned(resized))
 }
 
 #[cfg(test)]
@@ -198,5 +233,38 @@ mod tests {
         assert!(preprocess_to_input(&rgb, 4, 2, 3, &mut out[1..]).is_err());
         assert!(preprocess_to_input(&rgb, 0, 2, 3, &mut out).is_err());
         assert!(preprocess_to_input(&rgb[1..], 4, 2, 3, &mut out).is_err());
+        let mut out = vec![0u8; 3 * 3 * 3];
+        preprocess_to_input_u8(&rgb, 4, 2, 3, &mut out).unwrap();
+        assert!(preprocess_to_input_u8(&rgb, 4, 2, 3, &mut out[1..]).is_err());
+        assert!(preprocess_to_input_u8(&rgb, 0, 2, 3, &mut out).is_err());
+        assert!(preprocess_to_input_u8(&rgb[1..], 4, 2, 3, &mut out).is_err());
+        // Same-size input (no resize) also checks its length.
+        assert!(preprocess_to_input_u8(&rgb[1..], 3, 3, 3, &mut out).is_err());
+    }
+
+    #[test]
+    fn the_u8_input_is_the_f32_input_times_255() {
+        let mut x = 7u32;
+        let mut px = || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        };
+        for (w, h, s) in [
+            (5, 3, 4),
+            (13, 9, 32),
+            (32, 32, 32),
+            (40, 7, 32),
+            (1, 1, 32),
+        ] {
+            let rgb: Vec<u8> = (0..w * h * 3).map(|_| px()).collect();
+            let mut f = vec![0f32; 3 * s * s];
+            let mut u = vec![0u8; 3 * s * s];
+            preprocess_to_input(&rgb, w, h, s, &mut f).unwrap();
+            preprocess_to_input_u8(&rgb, w, h, s, &mut u).unwrap();
+            for (&a, &b) in f.iter().zip(&u) {
+                assert_eq!((a * 255.0).round(), f32::from(b), "{w}x{h} -> {s}");
+                assert_eq!(a.to_bits(), (f32::from(b) / 255.0).to_bits());
+            }
+        }
     }
 }

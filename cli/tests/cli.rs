@@ -223,11 +223,76 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         text.contains("SQNR dB") && text.contains("int8 weights") && text.contains("f16 weights"),
         "{text}"
     );
+    // The stem reads the u8 image directly; the report still measures it.
+    let stem = layers
+        .iter()
+        .find(|l| l["layer"] == "model.0.conv0.convbn_0")
+        .expect("the stem convolution in the report");
+    assert!(
+        stem["precision"].as_str().unwrap().starts_with("int8"),
+        "{stem}"
+    );
+    assert!(stem["sqnr_db"].is_f64(), "stem SQNR missing: {stem}");
+
+    // detect on the int8 model: an image (u8 path) and the golden tensor of
+    // the same image (f32 path) see the same pixels, so the same detections.
+    let dump = dir.join("dump8");
     let o = edgedetr(&[
         "detect",
         out8.to_str().unwrap(),
         fix.join("images/bus.jpg").to_str().unwrap(),
         "--json",
+        "--conf",
+        "0",
+        "--max-det",
+        "20",
+        "--dump",
+        dump.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let image: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let o = edgedetr(&[
+        "detect",
+        out8.to_str().unwrap(),
+        fix.join("golden/bus_320/input.npy").to_str().unwrap(),
+        "--json",
+        "--conf",
+        "0",
+        "--max-det",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tensor: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let (a, b) = (
+        image["detections"].as_array().unwrap(),
+        tensor["detections"].as_array().unwrap(),
+    );
+    assert_eq!((a.len(), b.len()), (20, 20));
+    assert!(a.iter().all(|d| d["score"].as_f64().unwrap().is_finite()));
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["class_id"], y["class_id"]);
+        assert_eq!(x["score"], y["score"]);
+    }
+    // The dumped input is the image, dequantised: pixel / 255.
+    let dumped = edgedetr::std_io::read_npy(dump.join("bus/input.npy")).unwrap();
+    let golden = edgedetr::std_io::read_npy(fix.join("golden/bus_320/input.npy")).unwrap();
+    assert_eq!(dumped.shape, golden.shape);
+    assert!(
+        dumped
+            .data
+            .iter()
+            .zip(&golden.data)
+            .all(|(a, b)| (a - b).abs() <= 1e-6)
+    );
+    let o = edgedetr(&[
+        "bench",
+        out8.to_str().unwrap(),
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -291,12 +291,56 @@ impl GraphBuilder {
     }
 
     /// The caller-written image input `[c, h, w]` (kept readable after a run),
-    /// values in `[0, 1]`.
+    /// values in `[0, 1]`, read by the RT-DETR stem convolution
+    /// [`crate::rtdetr::STEM_CONV`]: see [`GraphBuilder::input_for`].
     pub fn input(&mut self, name: &str, c: usize, h: usize, w: usize) -> Buf {
+        self.input_for(name, c, h, w, crate::rtdetr::STEM_CONV)
+    }
+
+    /// The caller-written image input `[c, h, w]` (kept readable after a run),
+    /// values in `[0, 1]` (`pixel / 255`), whose first reader is the
+    /// convolution named `first_conv`.
+    ///
+    /// When the recipe runs `first_conv` in int8 (and has calibrated it), the
+    /// input is the u8 image itself: an int8 buffer with scale 1/255 and zero
+    /// point −128 ([`edgedetr::model::InputDType::U8`]: byte `pixel ^ 0x80`),
+    /// which that convolution reads directly, the division by 255 folded into
+    /// its input scale. Float readers get a dequantised copy
+    /// ([`GraphBuilder::float_of`]). Otherwise (fp32, fp16, the calibration
+    /// graph, a float stem) it is an f32 buffer.
+    pub fn input_for(&mut self, name: &str, c: usize, h: usize, w: usize, first_conv: &str) -> Buf {
+        self.recipe.ranges.insert(name.to_string(), (0.0, 1.0));
+        if self.recipe.int8_op(first_conv) && self.recipe.ranges.contains_key(first_conv) {
+            return self.u8_image_input(name, c, h, w);
+        }
         let b = self.map(name, c, h, w, BUF_INPUT | BUF_EXPORTED);
         self.set_key(b, name);
-        self.recipe.ranges.insert(name.to_string(), (0.0, 1.0));
         b
+    }
+
+    /// The int8 image input of [`GraphBuilder::input_for`]: `(1/255, −128)`,
+    /// the parameters the calibrated range `[0, 1]` gives
+    /// ([`crate::recipe::qparams`]), so the stem convolution is the one it
+    /// was when a `Quantize` op made the int8 copy of an f32 input.
+    fn u8_image_input(&mut self, name: &str, c: usize, h: usize, w: usize) -> Buf {
+        use edgedetr::model::{U8_INPUT_SCALE, U8_INPUT_ZERO_POINT};
+        let q = (U8_INPUT_SCALE, U8_INPUT_ZERO_POINT);
+        debug_assert_eq!(q, qparams(0.0, 1.0));
+        let shape = [c as u32, h as u32, w as u32];
+        let id = self
+            .w
+            .add_buffer(name, DType::I8, &shape, BUF_INPUT | BUF_EXPORTED);
+        self.w.buffer_mut(id).quant = Some(q);
+        // No calibration key, like the `.i8` copy a `Quantize` op made: the
+        // stem convolution's bias correction stays as it was (none).
+        Buf {
+            id,
+            c,
+            h,
+            w,
+            tokens: false,
+            q: Some(q),
+        }
     }
 
     /// Renames `b` and keeps it live to the end of the graph (a named output).

@@ -13,6 +13,11 @@ use crate::state_dict::StateDict;
 /// LayerNorm epsilon (torch default, SPEC.md §2).
 pub const LN_EPS: f32 = 1e-5;
 
+/// The stem convolution, the only op that reads the image input. When the
+/// recipe runs it in int8, the model takes the u8 image directly
+/// ([`GraphBuilder::input`]).
+pub const STEM_CONV: &str = "model.0.conv0.convbn_0";
+
 /// One UIB block of the backbone: start depthwise kernel (0 = none), middle
 /// depthwise kernel (0 = none), stride of the middle depthwise conv.
 type Uib = (usize, usize, usize);
@@ -99,7 +104,7 @@ pub fn backbone(
 ) -> Result<[Buf; 4], QuantizeError> {
     g.set_stage(Stage::Backbone);
     let p = "model.0.";
-    let x = seed_conv(g, sd, &format!("{p}conv0.convbn_0"), input, 2, true)?;
+    let x = seed_conv(g, sd, STEM_CONV, input, 2, true)?;
     let x = seed_conv(g, sd, &format!("{p}layer1.convbn_0"), x, 2, true)?;
     let x1 = seed_conv(g, sd, &format!("{p}layer1.convbn_1"), x, 1, true)?;
     let x = seed_conv(g, sd, &format!("{p}layer2.convbn_0"), x1, 2, true)?;

@@ -90,8 +90,7 @@ fn int8_640_sqnr_and_size() -> [f64; 2] {
     let model = Model::from_bytes(&bytes).expect("int8 model loads");
     let mut arena = vec![0u8; model.arena_size()];
     let mut s = Session::new(&model, &mut arena).unwrap();
-    s.input_mut()
-        .copy_from_slice(&golden("bus_640", "input").data);
+    s.set_input_f32(&golden("bus_640", "input").data).unwrap();
     let t = std::time::Instant::now();
     s.run();
     eprintln!("int8 frame: {:.1} s", t.elapsed().as_secs_f64());
@@ -142,7 +141,7 @@ fn int8_layer_by_layer_diagnostic() {
     let mut farena = vec![0u8; fmodel.arena_size()];
     let mut fs = Session::new(&fmodel, &mut farena).unwrap();
     let input = golden("bus_320", "input").data;
-    s.input_mut().copy_from_slice(&input);
+    s.set_input_f32(&input).unwrap();
     fs.input_mut().copy_from_slice(&input);
     // Run fp32 op by op, remembering every output by op name.
     let mut ref_out = std::collections::HashMap::new();
@@ -203,8 +202,7 @@ fn int8_model_detects_and_reports_every_int8_layer() {
     assert!(int8_ops >= 70, "only {int8_ops} int8 convolutions");
     let mut arena = vec![0u8; model.arena_size()];
     let mut s = Session::new(&model, &mut arena).unwrap();
-    s.input_mut()
-        .copy_from_slice(&golden("bus_320", "input").data);
+    s.set_input_f32(&golden("bus_320", "input").data).unwrap();
     s.run();
     let mut dets = [edgedetr::Detection::default(); 300];
     let n = s
@@ -224,6 +222,109 @@ fn int8_model_detects_and_reports_every_int8_layer() {
             .iter()
             .all(|d| d.score.is_finite() && d.x1.is_finite())
     );
+}
+
+/// The int8 model takes the u8 image: its input buffer is int8 with scale
+/// 1/255 and zero point −128, read directly by the int8 stem convolution.
+#[test]
+fn int8_model_takes_the_u8_image_directly() {
+    if skip_requested("int8_model_takes_the_u8_image_directly") {
+        return;
+    }
+    let model = Model::from_bytes(int8_320()).unwrap();
+    assert_eq!(model.input_dtype(), edgedetr::InputDType::U8);
+    let f = model.file();
+    let input = f.meta().input_buffer;
+    assert_eq!(model.input_buffer(), input);
+    assert_eq!(model.buffer_name(input), Some("input"));
+    let b = model.buffer(input).unwrap();
+    assert_eq!(b.dtype, DType::I8 as u8);
+    assert_eq!(&b.shape[..b.rank as usize], &[3, 320, 320]);
+    assert_eq!(b.quant(), Some((1.0 / 255.0, -128)));
+    let flags = edgedetr::format::BUF_INPUT | edgedetr::format::BUF_EXPORTED;
+    assert_eq!(b.flags & flags, flags);
+    let readers: Vec<_> = (0..f.op_count() as u32)
+        .map(|i| f.op(i))
+        .filter(|d| d.input_ids().any(|id| id == input))
+        .collect();
+    assert!(
+        readers
+            .iter()
+            .all(|d| d.kind != edgedetr::OpKind::Quantize as u16),
+        "a Quantize op reads the input"
+    );
+    let stem = edgedetr_quantizer::rtdetr::STEM_CONV;
+    assert!(
+        readers
+            .iter()
+            .any(|d| f.str(d.name) == stem && d.kind == edgedetr::OpKind::Conv2dI8 as u16),
+        "{stem} does not read the input as an int8 convolution"
+    );
+}
+
+/// Every exported buffer of a run, as bytes, by name.
+fn exported_bytes(s: &Session<'_, '_>) -> Vec<(String, Vec<u8>)> {
+    let model = s.model();
+    model
+        .exported_buffers()
+        .map(|id| {
+            let d = model.buffer(id).unwrap();
+            let bytes: Vec<u8> = match DType::from_u8(d.dtype) {
+                Some(DType::I8) => s.buffer_i8(id).unwrap().iter().map(|&x| x as u8).collect(),
+                Some(DType::I32) => s
+                    .buffer_i32(id)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                _ => s
+                    .buffer(id)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+            };
+            (model.buffer_name(id).unwrap().to_string(), bytes)
+        })
+        .collect()
+}
+
+/// An image's u8 pixels through `set_input_u8`, the same values `/ 255`
+/// through `set_input_f32`, and the golden `input.npy` give byte-identical
+/// runs of the int8 model.
+#[test]
+fn int8_u8_and_f32_inputs_give_identical_outputs() {
+    if skip_requested("int8_u8_and_f32_inputs_give_identical_outputs") {
+        return;
+    }
+    let model = Model::from_bytes(int8_320()).unwrap();
+    let s = model.input_size();
+    let (rgb, w, h) =
+        edgedetr_cli::image_io::load_rgb8(&fixture_dir().join("images/bus.jpg")).unwrap();
+    let mut pixels = vec![0u8; 3 * s * s];
+    edgedetr_cli::image_io::preprocess_to_input_u8(&rgb, w, h, s, &mut pixels).unwrap();
+    let as_f32: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+    let run = |write: &dyn Fn(&mut Session<'_, '_>)| {
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut session = Session::new(&model, &mut arena).unwrap();
+        write(&mut session);
+        session.run();
+        exported_bytes(&session)
+    };
+    let by_u8 = run(&|s| s.set_input_u8(&pixels).unwrap());
+    let by_f32 = run(&|s| s.set_input_f32(&as_f32).unwrap());
+    assert!(by_u8.len() >= 10, "{} exported buffers", by_u8.len());
+    assert!(by_u8.iter().any(|(n, _)| n == "output_topk"));
+    for ((n, a), (_, b)) in by_u8.iter().zip(&by_f32) {
+        assert!(a == b, "{n} differs between set_input_u8 and set_input_f32");
+    }
+    let by_golden = run(&|s| s.set_input_f32(&golden("bus_320", "input").data).unwrap());
+    for ((n, a), (_, b)) in by_u8.iter().zip(&by_golden) {
+        assert!(
+            a == b,
+            "{n} differs between the image and the golden input.npy"
+        );
+    }
 }
 
 /// Byte-identical int8 tensors on every architecture: the x86 run writes the
@@ -257,8 +358,7 @@ fn int8_tensors_are_bit_exact_across_architectures() {
     let model = Model::from_bytes(&bytes).unwrap();
     let mut arena = vec![0u8; model.arena_size()];
     let mut s = Session::new(&model, &mut arena).unwrap();
-    s.input_mut()
-        .copy_from_slice(&golden("bus_320", "input").data);
+    s.set_input_f32(&golden("bus_320", "input").data).unwrap();
     s.run();
     let mut lines = Vec::new();
     for id in model.exported_buffers() {

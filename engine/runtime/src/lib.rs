@@ -25,6 +25,6 @@ pub use edgedetr_format as format;
 pub use edgedetr_kernels as kernels;
 pub use error::Error;
 pub use graph::{OpKind, Stage};
-pub use model::Model;
+pub use model::{InputDType, Model};
 pub use session::Session;
 pub use view::Aligned64;

@@ -1,9 +1,35 @@
 //! [`Model`]: a validated model file ready for sessions.
 
-use edgedetr_format::{BUF_EXPORTED, BufferDesc, ModelFile};
+use edgedetr_format::{BUF_EXPORTED, BufferDesc, DType, FormatError, ModelFile};
 
 use crate::error::Error;
 use crate::graph::{Stage, check_op};
+
+/// Scale of a [`InputDType::U8`] input buffer: `1/255`, the preprocessing's
+/// division folded into the int8 quantisation of the image.
+pub const U8_INPUT_SCALE: f32 = 1.0 / 255.0;
+
+/// Zero point of a [`InputDType::U8`] input buffer: pixel `p` is stored as the
+/// int8 `p − 128`, the byte `p ^ 0x80`.
+pub const U8_INPUT_ZERO_POINT: i8 = -128;
+
+/// How a model takes its image `[3, S, S]` (CHW, RGB): see
+/// [`Model::input_dtype`].
+///
+/// [`crate::Session::set_input_u8`] and [`crate::Session::set_input_f32`]
+/// accept either kind of model, so callers need not care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputDType {
+    /// An f32 buffer holding `pixel / 255` (fp32 and fp16 models, and int8
+    /// models whose stem convolution is kept in float).
+    F32,
+    /// The u8 pixels themselves, read directly by an int8 stem convolution:
+    /// an int8 buffer with scale [`U8_INPUT_SCALE`] and zero point
+    /// [`U8_INPUT_ZERO_POINT`], so pixel `p` is stored as the byte `p ^ 0x80`
+    /// and means the value `p / 255` (int8 models).
+    U8,
+}
 
 /// A loaded model: the validated, zero-copy view of a model file.
 ///
@@ -18,6 +44,7 @@ use crate::graph::{Stage, check_op};
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'b> {
     file: ModelFile<'b>,
+    input: InputDType,
 }
 
 impl<'b> Model<'b> {
@@ -31,7 +58,20 @@ impl<'b> Model<'b> {
         for i in 0..file.op_count() as u32 {
             check_op(&file, i)?;
         }
-        Ok(Model { file })
+        let input = input_dtype_of(&file)?;
+        Ok(Model { file, input })
+    }
+
+    /// How the model takes its image: f32 `pixel / 255`, or the u8 pixels
+    /// (int8 models). [`crate::Session::set_input_u8`] and
+    /// [`crate::Session::set_input_f32`] write either.
+    pub fn input_dtype(&self) -> InputDType {
+        self.input
+    }
+
+    /// Id of the image input buffer `[3, S, S]`.
+    pub fn input_buffer(&self) -> u32 {
+        self.file.meta().input_buffer
     }
 
     /// The underlying file view.
@@ -103,5 +143,26 @@ impl<'b> Model<'b> {
     pub fn exported_buffers(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.file.buffer_count() as u32)
             .filter(|&i| self.file.buffer(i).flags & BUF_EXPORTED != 0)
+    }
+}
+
+/// The input buffer's kind: `[3, S, S]` elements, f32, or int8 holding u8
+/// pixels (scale 1/255, zero point −128).
+fn input_dtype_of(file: &ModelFile<'_>) -> Result<InputDType, Error> {
+    // The reader checked that the id is in range.
+    let b = file.buffer(file.meta().input_buffer);
+    let s = u64::from(file.meta().input_size);
+    if b.numel() != 3 * s * s {
+        return Err(FormatError::BadMeta("the input buffer must hold [3, S, S] values").into());
+    }
+    match DType::from_u8(b.dtype) {
+        Some(DType::F32) => Ok(InputDType::F32),
+        Some(DType::I8) if b.quant() == Some((U8_INPUT_SCALE, i32::from(U8_INPUT_ZERO_POINT))) => {
+            Ok(InputDType::U8)
+        }
+        _ => Err(FormatError::BadMeta(
+            "the input buffer must be f32, or int8 with scale 1/255 and zero point -128",
+        )
+        .into()),
     }
 }

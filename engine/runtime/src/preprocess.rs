@@ -11,6 +11,10 @@
 //!    of random sizes; the unit tests embed cv2 outputs).
 //! 2. [`hwc_rgb_u8_to_chw_rgb_f32`] (or [`hwc_bgr_u8_to_chw_rgb_f32`]): HWC→CHW
 //!    and `value / 255` in `f32`, exactly what numpy's `float32 / 255` gives.
+//!    Models that take the u8 image (int8, [`crate::model::InputDType::U8`])
+//!    skip the division: [`hwc_rgb_u8_to_chw_rgb_u8`] (or
+//!    [`hwc_bgr_u8_to_chw_rgb_u8`]) only reorders the resized bytes, then
+//!    [`crate::Session::set_input_u8`] writes them.
 //!
 //! **Channel order.** The edgedetr pipeline keeps images in **RGB** order from
 //! decoding on (the CLI's decoder yields RGB, camera frames usually are RGB).
@@ -334,9 +338,9 @@ fn resize_linear(
 }
 
 /// Checks the sizes of an HWC→CHW conversion.
-fn check_convert(src: &[u8], w: usize, h: usize, dst: &[f32]) -> Result<(), PreprocessError> {
+fn check_convert(src: &[u8], w: usize, h: usize, dst_len: usize) -> Result<(), PreprocessError> {
     let len = image_len(w, h)?;
-    check_lens(len, src.len(), len, dst.len())
+    check_lens(len, src.len(), len, dst_len)
 }
 
 /// Checks source and destination lengths against the expected ones.
@@ -377,6 +381,16 @@ fn hwc_to_chw(src: &[u8], plane: usize, dst: &mut [f32], order: [usize; 3]) {
     }
 }
 
+/// HWC `u8` → CHW `u8`; `order[c]` is the source channel of output channel `c`.
+fn hwc_to_chw_u8(src: &[u8], plane: usize, dst: &mut [u8], order: [usize; 3]) {
+    for (c, out) in dst.chunks_exact_mut(plane).enumerate() {
+        let ch = order[c];
+        for (o, px) in out.iter_mut().zip(src.chunks_exact(CN)) {
+            *o = px[ch];
+        }
+    }
+}
+
 /// Converts a `w×h` interleaved **BGR** `u8` image (OpenCV's order) into the
 /// network input layout: planar CHW in **RGB** order, each value `v / 255` in
 /// `f32`. `dst` holds `3 * w * h` values (`[1, 3, h, w]` flattened). Matches
@@ -391,7 +405,7 @@ pub fn hwc_bgr_u8_to_chw_rgb_f32(
     h: usize,
     dst: &mut [f32],
 ) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst)?;
+    check_convert(src, w, h, dst.len())?;
     hwc_to_chw(src, w * h, dst, [2, 1, 0]);
     Ok(())
 }
@@ -407,8 +421,43 @@ pub fn hwc_rgb_u8_to_chw_rgb_f32(
     h: usize,
     dst: &mut [f32],
 ) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst)?;
+    check_convert(src, w, h, dst.len())?;
     hwc_to_chw(src, w * h, dst, [0, 1, 2]);
+    Ok(())
+}
+
+/// Converts a `w×h` interleaved **RGB** `u8` image into planar CHW RGB `u8`,
+/// the pixels unchanged: the input of a u8-input (int8) model
+/// ([`crate::Session::set_input_u8`]), which then sees exactly the values
+/// [`hwc_rgb_u8_to_chw_rgb_f32`] gives an f32 model (`f32[i] = u8[i] / 255`).
+/// `dst` holds `3 * w * h` bytes.
+///
+/// # Errors
+/// [`PreprocessError`] for a zero size or slices of the wrong length.
+pub fn hwc_rgb_u8_to_chw_rgb_u8(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    dst: &mut [u8],
+) -> Result<(), PreprocessError> {
+    check_convert(src, w, h, dst.len())?;
+    hwc_to_chw_u8(src, w * h, dst, [0, 1, 2]);
+    Ok(())
+}
+
+/// Converts a `w×h` interleaved **BGR** `u8` image (OpenCV's order) into
+/// planar CHW **RGB** `u8`; otherwise as [`hwc_rgb_u8_to_chw_rgb_u8`].
+///
+/// # Errors
+/// [`PreprocessError`] for a zero size or slices of the wrong length.
+pub fn hwc_bgr_u8_to_chw_rgb_u8(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    dst: &mut [u8],
+) -> Result<(), PreprocessError> {
+    check_convert(src, w, h, dst.len())?;
+    hwc_to_chw_u8(src, w * h, dst, [2, 1, 0]);
     Ok(())
 }
 
@@ -718,6 +767,59 @@ mod tests {
             given: 0,
         };
         assert!(std::format!("{e}").contains("scratch"));
+    }
+
+    #[test]
+    fn u8_conversion_is_the_f32_one_times_255() {
+        // Every byte value, odd sizes (1x1 .. 7x5), both channel orders.
+        for (w, h, seed) in [(1, 1, 3), (2, 1, 5), (3, 3, 7), (7, 5, 11), (16, 17, 13)] {
+            let src = lcg_image(w, h, seed);
+            let mut f = vec![0f32; 3 * w * h];
+            let mut u = vec![0u8; 3 * w * h];
+            hwc_rgb_u8_to_chw_rgb_f32(&src, w, h, &mut f).unwrap();
+            hwc_rgb_u8_to_chw_rgb_u8(&src, w, h, &mut u).unwrap();
+            for (&a, &b) in f.iter().zip(&u) {
+                assert_eq!((a * 255.0).round(), f32::from(b));
+                assert_eq!(a.to_bits(), (f32::from(b) / 255.0).to_bits());
+            }
+            hwc_bgr_u8_to_chw_rgb_f32(&src, w, h, &mut f).unwrap();
+            hwc_bgr_u8_to_chw_rgb_u8(&src, w, h, &mut u).unwrap();
+            for (&a, &b) in f.iter().zip(&u) {
+                assert_eq!((a * 255.0).round(), f32::from(b));
+            }
+        }
+        let all: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v / 2]).collect();
+        let mut f = vec![0f32; all.len()];
+        let mut u = vec![0u8; all.len()];
+        hwc_rgb_u8_to_chw_rgb_f32(&all, 16, 16, &mut f).unwrap();
+        hwc_rgb_u8_to_chw_rgb_u8(&all, 16, 16, &mut u).unwrap();
+        assert!(
+            f.iter()
+                .zip(&u)
+                .all(|(&a, &b)| (a * 255.0).round() == f32::from(b))
+        );
+        // Planar RGB: the R plane first.
+        assert_eq!(u[..3], [0, 1, 2]);
+        assert_eq!(u[256..259], [255, 254, 253]);
+        // The same size checks as the f32 conversion.
+        assert_eq!(
+            hwc_rgb_u8_to_chw_rgb_u8(&all, 16, 16, &mut u[1..]),
+            Err(PreprocessError::DstLen {
+                expected: 768,
+                given: 767
+            })
+        );
+        assert_eq!(
+            hwc_bgr_u8_to_chw_rgb_u8(&all[1..], 16, 16, &mut u),
+            Err(PreprocessError::SrcLen {
+                expected: 768,
+                given: 767
+            })
+        );
+        assert_eq!(
+            hwc_rgb_u8_to_chw_rgb_u8(&all, 0, 16, &mut u),
+            Err(PreprocessError::ZeroSize)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use edgedetr_kernels::dispatch::Kernels;
 
 use crate::error::Error;
 use crate::exec;
-use crate::model::Model;
+use crate::model::{InputDType, Model, U8_INPUT_ZERO_POINT};
 use crate::view::ArenaPtr;
 
 /// One inference context: a model, the caller's arena and the chosen kernels.
@@ -107,14 +107,19 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(bytemuck::cast_slice(v))
     }
 
-    /// Copies `data` into int8 buffer `id`.
-    pub fn set_buffer_i8(&mut self, id: u32, data: &[i8]) -> Result<(), Error> {
+    /// Mutable bytes of int8 buffer `id`.
+    fn i8_bytes_mut(&mut self, id: u32) -> Result<&mut [u8], Error> {
         let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
         if b.dtype != DType::I8 as u8 {
             return Err(Error::WrongDType);
         }
         // SAFETY: `&mut self` excludes every other view for the slice's lifetime.
-        let dst = unsafe { self.arena.bytes_mut(&b) };
+        Ok(unsafe { self.arena.bytes_mut(&b) })
+    }
+
+    /// Copies `data` into int8 buffer `id`.
+    pub fn set_buffer_i8(&mut self, id: u32, data: &[i8]) -> Result<(), Error> {
+        let dst = self.i8_bytes_mut(id)?;
         if dst.len() != data.len() {
             return Err(Error::ShapeMismatch {
                 expected: dst.len(),
@@ -190,10 +195,101 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(())
     }
 
-    /// The preprocessed image input `[3, S, S]`, to fill before [`Session::run`].
+    /// The f32 image input `[3, S, S]` (`pixel / 255`), to fill before
+    /// [`Session::run`].
+    ///
+    /// Only models whose [`Model::input_dtype`] is [`InputDType::F32`] have
+    /// one: for a u8-input model (int8) this slice is **empty**. Prefer
+    /// [`Session::set_input_u8`] or [`Session::set_input_f32`], which write
+    /// either kind of model.
     pub fn input_mut(&mut self) -> &mut [f32] {
-        let id = self.model.file().meta().input_buffer;
+        let id = self.model.input_buffer();
         self.buffer_mut(id).unwrap_or(&mut [])
+    }
+
+    /// Writes the image, `3·S·S` CHW RGB `u8` pixels (the preprocessed,
+    /// resized image), before [`Session::run`].
+    ///
+    /// A u8-input model ([`InputDType::U8`]) stores each pixel `p` as the
+    /// byte `p ^ 0x80` (the int8 `p − 128`); an f32-input model gets
+    /// `p / 255` in `f32` (a correctly rounded division, as numpy's
+    /// `float32 / 255`). Either way the model sees exactly the values of the
+    /// f32 preprocessing. Allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `chw` does not hold `3·S·S` pixels.
+    pub fn set_input_u8(&mut self, chw: &[u8]) -> Result<(), Error> {
+        let id = self.model.input_buffer();
+        let n = self.model.buffer(id).map_or(0, |b| b.numel() as usize);
+        check_len(n, chw.len())?;
+        self.write_input_u8(0, chw)
+    }
+
+    /// Writes part of the image: `pixels` (CHW RGB `u8`, as in
+    /// [`Session::set_input_u8`]) from element `offset` of `[3, S, S]` on, so
+    /// that firmware can copy a camera frame a line at a time without a
+    /// frame buffer of its own. Allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `offset + pixels.len()` exceeds `3·S·S`
+    /// (`expected` is the room left).
+    pub fn write_input_u8(&mut self, offset: usize, pixels: &[u8]) -> Result<(), Error> {
+        let id = self.model.input_buffer();
+        let room = |len: usize| -> Result<core::ops::Range<usize>, Error> {
+            match offset.checked_add(pixels.len()) {
+                Some(end) if end <= len => Ok(offset..end),
+                _ => Err(Error::ShapeMismatch {
+                    expected: len.saturating_sub(offset),
+                    given: pixels.len(),
+                }),
+            }
+        };
+        match self.model.input_dtype() {
+            InputDType::U8 => {
+                let dst = self.i8_bytes_mut(id)?;
+                let r = room(dst.len())?;
+                edgedetr_kernels::u8_to_i8_image(pixels, bytemuck::cast_slice_mut(&mut dst[r]));
+            }
+            InputDType::F32 => {
+                let dst = self.buffer_mut(id)?;
+                let r = room(dst.len())?;
+                for (d, &p) in dst[r].iter_mut().zip(pixels) {
+                    *d = f32::from(p) / 255.0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the image as `3·S·S` CHW RGB `f32` values in `[0, 1]`
+    /// (`pixel / 255`, e.g. a golden `input.npy`), before [`Session::run`].
+    ///
+    /// An f32-input model gets a copy. A u8-input model ([`InputDType::U8`])
+    /// stores `round(v · 255)` clamped to `0..=255` (rounding half away from
+    /// zero; NaN as 0), as the byte `^ 0x80`: lossless for values `k / 255`,
+    /// which is what the f32 preprocessing produces. Allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `chw` does not hold `3·S·S` values.
+    pub fn set_input_f32(&mut self, chw: &[f32]) -> Result<(), Error> {
+        let id = self.model.input_buffer();
+        match self.model.input_dtype() {
+            InputDType::U8 => {
+                let dst = self.i8_bytes_mut(id)?;
+                check_len(dst.len(), chw.len())?;
+                let zp = i32::from(U8_INPUT_ZERO_POINT);
+                for (d, &v) in dst.iter_mut().zip(chw) {
+                    // clamp(round(v·255) − 128, −128, 127): the pixel minus 128.
+                    *d = edgedetr_kernels::quantize_f32(v, 255.0, zp) as u8;
+                }
+            }
+            InputDType::F32 => {
+                let dst = self.buffer_mut(id)?;
+                check_len(dst.len(), chw.len())?;
+                dst.copy_from_slice(chw);
+            }
+        }
+        Ok(())
     }
 
     /// Runs the whole graph.
@@ -260,5 +356,14 @@ impl<'m, 'a> Session<'m, 'a> {
             scratch,
             act,
         );
+    }
+}
+
+/// `Ok` when `given` elements fill a buffer of `expected` elements.
+fn check_len(expected: usize, given: usize) -> Result<(), Error> {
+    if expected == given {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch { expected, given })
     }
 }

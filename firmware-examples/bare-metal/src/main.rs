@@ -91,10 +91,20 @@ fn detect(arena: &mut [u8]) -> Result<(), Error> {
     })?;
     info!("kernels: {}", session.kernels().name());
 
-    // A real application writes the preprocessed camera frame here: [3, S, S]
-    // f32, RGB, scaled to [0, 1] (see SPEC.md, preprocessing). A gradient stands in.
-    for (i, v) in session.input_mut().iter_mut().enumerate() {
-        *v = (i % 256) as f32 / 255.0;
+    // A real application writes the resized camera frame here, [3, S, S] u8
+    // RGB pixels (see SPEC.md, preprocessing), a line at a time: the session
+    // stores them as the model wants (pixel / 255 in f32, or the u8 pixels of
+    // an int8 model). A gradient stands in.
+    let mut line = [0u8; 256];
+    for (i, p) in line.iter_mut().enumerate() {
+        *p = i as u8;
+    }
+    let total = 3 * s * s;
+    let mut at = 0;
+    while at < total {
+        let n = line.len().min(total - at);
+        session.write_input_u8(at, &line[..n])?;
+        at += n;
     }
     session.run();
 
