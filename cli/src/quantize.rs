@@ -10,7 +10,7 @@ use edgedetr_cli::calib_images::ImageFolder;
 use edgedetr_quantizer::arch::{Arch, check_arch, node_from_pickle, parse_yaml};
 use edgedetr_quantizer::calib::RangeMethod;
 use edgedetr_quantizer::report::{LayerRow, layer_report};
-use edgedetr_quantizer::{Int8Options, Options, Precision, StateDict};
+use edgedetr_quantizer::{Int8Options, Options, Precision, StateDict, WeightRounding};
 
 /// Numeric precision of the model file.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -46,6 +46,10 @@ pub struct Args {
     /// Activation range method: mse (default), minmax, percentile[:p].
     #[arg(long, default_value = "mse")]
     pub range_method: String,
+    /// int8 weight rounding: gptq (default; compensates rounding errors over the
+    /// calibration images' inputs) or nearest.
+    #[arg(long, default_value = "gptq")]
+    pub weight_rounding: String,
     /// Op-name prefixes to keep in float, comma-separated (e.g. model.0.conv0,model.9.).
     #[arg(long, value_delimiter = ',')]
     pub keep_float: Vec<String>,
@@ -170,12 +174,19 @@ pub fn run(a: Args) -> Result<(), String> {
                 a.range_method
             )
         })?;
+        let rounding = WeightRounding::parse(&a.weight_rounding).ok_or_else(|| {
+            format!(
+                "--weight-rounding {}: use gptq or nearest",
+                a.weight_rounding
+            )
+        })?;
         let mut src = ImageFolder::open(dir, a.calib_count)?;
         let n = src.paths().len();
         eprintln!(
-            "calibrating on {n} images from {} ({} range)",
+            "calibrating on {n} images from {} ({} range, {} weight rounding)",
             dir.display(),
-            a.range_method
+            a.range_method,
+            a.weight_rounding
         );
         let mut progress = |done: usize, total: usize| {
             let width = 30;
@@ -193,6 +204,7 @@ pub fn run(a: Args) -> Result<(), String> {
         let q = Int8Options {
             method,
             keep_float: a.keep_float.clone(),
+            rounding,
         };
         let b =
             edgedetr_quantizer::build_int8(&sd, &opts, &q, &mut src, &mut progress).map_err(ctx)?;
@@ -200,8 +212,18 @@ pub fn run(a: Args) -> Result<(), String> {
             "measuring local SQNR on {} image(s)",
             a.report_images.min(n)
         );
-        let rows =
+        let mut rows =
             layer_report(&b.built.bytes, &b.calibration, &mut src, a.report_images).map_err(ctx)?;
+        for r in &mut rows {
+            if r.precision == "int8" && b.gptq.binary_search(&r.name).is_ok() {
+                r.precision = "int8 gptq".into();
+            }
+        }
+        eprintln!(
+            "{} int8 convolutions rounded with GPTQ (patches up to {} long; longer ones to nearest)",
+            b.gptq.len(),
+            edgedetr_quantizer::gptq::MAX_K
+        );
         (b.built.bytes, b.built.weight_bytes, Some(rows))
     } else {
         if a.calib.is_some() {

@@ -211,9 +211,16 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let layers = v["layers"].as_array().unwrap();
-    let int8: Vec<&serde_json::Value> =
-        layers.iter().filter(|l| l["precision"] == "int8").collect();
+    let int8: Vec<&serde_json::Value> = layers
+        .iter()
+        .filter(|l| l["precision"] == "int8" || l["precision"] == "int8 gptq")
+        .collect();
     assert!(int8.len() > 50);
+    let gptq = layers
+        .iter()
+        .filter(|l| l["precision"] == "int8 gptq")
+        .count();
+    assert!(gptq >= 40, "only {gptq} convolutions rounded with GPTQ");
     assert!(
         int8.iter().filter(|l| l["sqnr_db"].is_f64()).count() > 50,
         "local SQNR missing"

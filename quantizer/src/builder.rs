@@ -478,9 +478,22 @@ impl GraphBuilder {
             .cloned();
         let mut wq = vec![0u8; f.cout * kpad];
         let mut bias = Vec::with_capacity(f.cout);
-        let mut sw = Vec::with_capacity(f.cout);
+        let sw: Vec<f64> = f.weight.chunks_exact(kdim).map(weight_scale).collect();
+        // The int8 levels: GPTQ where calibration measured the input's
+        // second moments, else nearest.
+        let levels: Vec<i8> = match self.recipe.hessians.get(name) {
+            Some(h) if h.kdim == kdim && h.groups == g.groups => {
+                crate::gptq::round_rows(&f.weight, &sw, h, f.cout)
+            }
+            _ => f
+                .weight
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v as f64 / sw[i / kdim]).round().clamp(-127.0, 127.0) as i8)
+                .collect(),
+        };
         for (c, row) in f.weight.chunks_exact(kdim).enumerate() {
-            let s = weight_scale(row);
+            let s = sw[c];
             let mut sum = 0i64;
             let mut shift = 0f64;
             for (j, (d, &v)) in wq[c * kpad..c * kpad + kdim]
@@ -488,7 +501,7 @@ impl GraphBuilder {
                 .zip(row)
                 .enumerate()
             {
-                let q = (v as f64 / s).round().clamp(-127.0, 127.0) as i8;
+                let q = levels[c * kdim + j];
                 sum += q as i64;
                 *d = q as u8;
                 if let Some(m) = &means {
@@ -498,7 +511,6 @@ impl GraphBuilder {
             }
             let b = ((f.bias[c] as f64 - shift) / (sx as f64 * s)).round() as i64 - zx as i64 * sum;
             bias.push(b.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
-            sw.push(s);
         }
         let post_key = if act == Act::Silu {
             format!("{name}#act")

@@ -16,6 +16,7 @@ use edgedetr::std_io::AlignedBytes;
 use edgedetr::{Model, Session};
 
 use crate::error::QuantizeError;
+use crate::gptq::{ConvShape, Hessian};
 use crate::recipe::Ranges;
 
 /// Histogram bins per tensor.
@@ -137,6 +138,28 @@ pub fn collect_stats(
     src: &mut dyn CalibSource,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<HashMap<String, TensorStats>, QuantizeError> {
+    Ok(collect(model_bytes, src, &|_| false, progress)?.stats)
+}
+
+/// What [`collect`] gathers.
+#[derive(Debug, Default)]
+pub struct Calibration {
+    /// Statistics of every f32 op output, by op name.
+    pub stats: HashMap<String, TensorStats>,
+    /// Input second moments of the convolutions chosen for GPTQ rounding, by
+    /// op name.
+    pub hessians: HashMap<String, Hessian>,
+}
+
+/// [`collect_stats`], and also the input second moments ([`Hessian`]) of
+/// every convolution op named `n` with `hessian_for(n)` and a patch no longer
+/// than [`crate::gptq::MAX_K`] (accumulated in the second pass).
+pub fn collect(
+    model_bytes: &[u8],
+    src: &mut dyn CalibSource,
+    hessian_for: &dyn Fn(&str) -> bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Calibration, QuantizeError> {
     if src.is_empty() {
         return Err(QuantizeError::Unsupported("no calibration images".into()));
     }
@@ -150,6 +173,7 @@ pub fn collect_stats(
         Session::new(&model, &mut arena).map_err(|e| QuantizeError::Unsupported(e.to_string()))?;
     let n = src.len();
     let mut stats: HashMap<String, TensorStats> = HashMap::new();
+    let mut hessians: HashMap<String, Hessian> = HashMap::new();
     let total = 2 * n;
     for pass in 0..2 {
         for i in 0..n {
@@ -178,8 +202,19 @@ pub fn collect_stats(
                 session.buffer(input).map_err(err)?,
             );
             for op in 0..model.op_count() {
-                session.run_ops(op..op + 1).map_err(err)?;
                 let d = f.op(op as u32);
+                if pass == 1
+                    && let Some(shape) = conv_shape(f, &d)
+                    && shape.kdim() <= crate::gptq::MAX_K
+                    && hessian_for(f.str(d.name))
+                {
+                    let x = session.buffer(d.inputs[0]).map_err(err)?;
+                    hessians
+                        .entry(f.str(d.name).to_string())
+                        .or_insert_with(|| Hessian::new(&shape))
+                        .accumulate(&shape, x);
+                }
+                session.run_ops(op..op + 1).map_err(err)?;
                 if f.buffer(d.outputs[0]).dtype != DType::F32 as u8 {
                     continue;
                 }
@@ -193,7 +228,35 @@ pub fn collect_stats(
             progress(pass * n + i + 1, total);
         }
     }
-    Ok(stats)
+    Ok(Calibration { stats, hessians })
+}
+
+/// The input geometry of an f32 convolution op over a map, if `d` is one.
+fn conv_shape(
+    f: &edgedetr::format::ModelFile<'_>,
+    d: &edgedetr::format::OpDesc,
+) -> Option<ConvShape> {
+    if d.kind != edgedetr::OpKind::Conv2d as u16 {
+        return None;
+    }
+    let x = f.buffer(d.inputs[0]);
+    if x.dtype != DType::F32 as u8 || x.rank != 3 || x.flags & edgedetr::format::BUF_TOKENS != 0 {
+        return None;
+    }
+    let [k, stride, groups] = [d.params[0], d.params[1], d.params[2]].map(|v| v as usize);
+    let (cin, h, w) = (
+        x.shape[0] as usize,
+        x.shape[1] as usize,
+        x.shape[2] as usize,
+    );
+    (k % 2 == 1 && stride > 0 && groups > 0 && cin % groups == 0).then_some(ConvShape {
+        cin,
+        h,
+        w,
+        k,
+        stride,
+        groups,
+    })
 }
 
 /// The squared-error cost of quantising the histogram with range `[lo, hi]`.

@@ -10,6 +10,7 @@ pub mod calib;
 pub mod decoder;
 pub mod error;
 pub mod fold;
+pub mod gptq;
 pub mod pt;
 pub mod recipe;
 pub mod report;
@@ -104,6 +105,8 @@ pub struct Int8Options {
     pub method: calib::RangeMethod,
     /// Op-name prefixes kept in float (`--keep-float`).
     pub keep_float: Vec<String>,
+    /// How int8 convolution weights are rounded.
+    pub rounding: WeightRounding,
 }
 
 impl Default for Int8Options {
@@ -111,6 +114,30 @@ impl Default for Int8Options {
         Int8Options {
             method: calib::RangeMethod::Mse,
             keep_float: Vec::new(),
+            rounding: WeightRounding::Gptq,
+        }
+    }
+}
+
+/// How the weights of int8 convolutions are rounded to their int8 levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightRounding {
+    /// Each weight to its nearest level.
+    Nearest,
+    /// GPTQ ([`gptq`]): in order, compensating each rounding error with the
+    /// weights not yet rounded, so that the output error over the
+    /// calibration images is least (patches up to [`gptq::MAX_K`] long;
+    /// longer ones round to nearest).
+    Gptq,
+}
+
+impl WeightRounding {
+    /// Parses `nearest` or `gptq`.
+    pub fn parse(s: &str) -> Option<WeightRounding> {
+        match s {
+            "nearest" => Some(WeightRounding::Nearest),
+            "gptq" => Some(WeightRounding::Gptq),
+            _ => None,
         }
     }
 }
@@ -124,6 +151,8 @@ pub struct Int8Build {
     pub ranges: recipe::Ranges,
     /// The fp32 calibration graph (SiLU split out), the reference of the report.
     pub calibration: Vec<u8>,
+    /// The int8 convolutions whose weights GPTQ rounded, sorted.
+    pub gptq: Vec<String>,
 }
 
 /// Builds the mixed int8 model: calibrates the fp32 graph over `src` (one
@@ -143,9 +172,22 @@ pub fn build_int8(
             ..recipe::Recipe::default()
         },
     )?;
-    let stats = calib::collect_stats(&calibration.bytes, src, progress)?;
-    let ranges = calib::choose_ranges(&stats, q.method);
-    let means = calib::channel_means(&stats);
+    let plan = recipe::Recipe {
+        int8: true,
+        keep_float: q.keep_float.clone(),
+        ..recipe::Recipe::default()
+    };
+    let gptq = q.rounding == WeightRounding::Gptq;
+    let cal = calib::collect(
+        &calibration.bytes,
+        src,
+        &|name| gptq && plan.int8_op(name),
+        progress,
+    )?;
+    let mut gptq: Vec<String> = cal.hessians.keys().cloned().collect();
+    gptq.sort();
+    let ranges = calib::choose_ranges(&cal.stats, q.method);
+    let means = calib::channel_means(&cal.stats);
 
     let built = build_with(
         sd,
@@ -154,6 +196,7 @@ pub fn build_int8(
             int8: true,
             ranges: ranges.clone(),
             means,
+            hessians: cal.hessians,
             keep_float: q.keep_float.clone(),
             weights: recipe::WeightPolicy::Mixed,
             split_silu: false,
@@ -163,6 +206,7 @@ pub fn build_int8(
         built,
         ranges,
         calibration: calibration.bytes,
+        gptq,
     })
 }
 

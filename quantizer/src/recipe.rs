@@ -50,6 +50,9 @@ pub struct Recipe {
     pub ranges: Ranges,
     /// Per-channel means of every op output, by op name (for bias correction).
     pub means: HashMap<String, Vec<f32>>,
+    /// Input second moments of int8 convolutions, by op name: those listed
+    /// round their weights with GPTQ ([`crate::gptq`]), the others to nearest.
+    pub hessians: HashMap<String, crate::gptq::Hessian>,
 
     /// Op-name prefixes kept in float (`--keep-float`).
     pub keep_float: Vec<String>,

@@ -18,7 +18,8 @@ use crate::error::QuantizeError;
 pub struct LayerRow {
     /// Op name.
     pub name: String,
-    /// `int8`, `f32`, `f16 weights` or `int8 weights`.
+    /// `int8`, `f32`, `f16 weights` or `int8 weights` (the CLI marks int8
+    /// convolutions whose weights GPTQ rounded `int8 gptq`).
     pub precision: String,
     /// Bytes of the op's constants (weights, biases, tables).
     pub weight_bytes: u64,

@@ -28,9 +28,11 @@ const ORT_SQNR: [f64; 2] = [33.2, 30.2];
 /// The targets of issue 5.
 const TARGET_SQNR: [f64; 2] = [34.0, 31.0];
 
+/// The acceptance bar of issue 5 at 640: the targets, hence above ONNX
+/// Runtime, and the file no more than 0.3× the fp32 one.
 #[test]
-fn int8_640_beats_onnxruntime_and_is_small() {
-    if skip_requested("int8_640_beats_onnxruntime_and_is_small") {
+fn int8_640_meets_the_sqnr_targets_and_is_small() {
+    if skip_requested("int8_640_meets_the_sqnr_targets_and_is_small") {
         return;
     }
     let sq = int8_640_sqnr_and_size();
@@ -38,12 +40,6 @@ fn int8_640_beats_onnxruntime_and_is_small() {
         sq[0] > ORT_SQNR[0] && sq[1] > ORT_SQNR[1],
         "chained SQNR {sq:?} dB does not beat ONNX Runtime's {ORT_SQNR:?}"
     );
-}
-
-#[test]
-#[ignore = "not reached yet: 33.8 / 30.7 dB at backbone_out1/2 against the targets 34 / 31"]
-fn int8_640_meets_the_sqnr_targets() {
-    let sq = int8_640_sqnr_and_size();
     assert!(
         sq[0] >= TARGET_SQNR[0] && sq[1] >= TARGET_SQNR[1],
         "chained SQNR {sq:?} dB below {TARGET_SQNR:?}"
@@ -60,10 +56,14 @@ fn int8_640_sqnr_and_size() -> [f64; 2] {
         ..Options::default()
     };
     let t = std::time::Instant::now();
-    // EDGEDETR_INT8_METHOD (minmax, percentile[:p], mse) lets one compare methods.
+    // EDGEDETR_INT8_METHOD (minmax, percentile[:p], mse) compares range methods.
     let mut q = Int8Options::default();
     if let Ok(m) = std::env::var("EDGEDETR_INT8_METHOD") {
         q.method = edgedetr_quantizer::calib::RangeMethod::parse(&m).expect("a range method");
+    }
+    // EDGEDETR_INT8_ROUNDING (gptq, nearest) compares weight rounding.
+    if let Ok(r) = std::env::var("EDGEDETR_INT8_ROUNDING") {
+        q.rounding = edgedetr_quantizer::WeightRounding::parse(&r).expect("gptq or nearest");
     }
     let b = edgedetr_quantizer::build_int8(state_dict(), &opts, &q, &mut src, &mut |_, _| {})
         .expect("int8 build");
