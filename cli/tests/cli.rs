@@ -405,4 +405,25 @@ fn bad_inputs_give_one_clear_error_line() {
         ]),
         "unsupported checkpoint",
     );
+    let calib = fix.parent().unwrap().parent().unwrap().join("calib");
+    for (flag, value, needle) in [
+        ("--weight-rounding", "adaround", "use gptq or nearest"),
+        ("--range-method", "entropy", "use mse, minmax or percentile"),
+    ] {
+        assert_error(
+            &edgedetr(&[
+                "quantize",
+                ck.to_str().unwrap(),
+                "--precision",
+                "int8",
+                "--calib",
+                calib.to_str().unwrap(),
+                flag,
+                value,
+                "-o",
+                out.to_str().unwrap(),
+            ]),
+            needle,
+        );
+    }
 }

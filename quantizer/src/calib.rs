@@ -153,7 +153,8 @@ pub struct Calibration {
 
 /// [`collect_stats`], and also the input second moments ([`Hessian`]) of
 /// every convolution op named `n` with `hessian_for(n)` and a patch no longer
-/// than [`crate::gptq::MAX_K`] (accumulated in the second pass).
+/// than [`crate::gptq::MAX_K`] (accumulated in the second pass, over the first
+/// [`crate::gptq::MAX_IMAGES`] images).
 pub fn collect(
     model_bytes: &[u8],
     src: &mut dyn CalibSource,
@@ -204,6 +205,7 @@ pub fn collect(
             for op in 0..model.op_count() {
                 let d = f.op(op as u32);
                 if pass == 1
+                    && i < crate::gptq::MAX_IMAGES
                     && let Some(shape) = conv_shape(f, &d)
                     && shape.kdim() <= crate::gptq::MAX_K
                     && hessian_for(f.str(d.name))

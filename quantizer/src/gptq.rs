@@ -10,7 +10,7 @@
 //! second-moment matrix `H = Σ x xᵀ` (over im2col patches of the calibration
 //! images), so that the error of the convolution's *output* is what is
 //! minimised. That takes the chained SQNR to ≈ 37.8 / 34.1 dB in the same
-//! simulation. The per-channel scales (max |w| / 127) are unchanged, so the
+//! simulation. The per-channel scales ([`crate::builder::weight_scale`]) are unchanged, so the
 //! runtime kernels and the requantisation do not change.
 //!
 //! [`Hessian`] accumulates `H` per convolution group from sampled output
@@ -23,6 +23,11 @@ pub const MAX_K: usize = 1280;
 
 /// Output positions sampled per image and convolution.
 pub const SAMPLES_PER_IMAGE: usize = 8192;
+
+/// Calibration images whose patches are accumulated (the first ones): enough
+/// samples for `H` (`MAX_IMAGES · SAMPLES_PER_IMAGE ≫ MAX_K`), and a bound on
+/// the time GPTQ adds to a large calibration set.
+pub const MAX_IMAGES: usize = 64;
 
 /// The second-moment matrix of a convolution's input patches, one `K × K`
 /// block per group.
