@@ -680,8 +680,43 @@ impl GraphBuilder {
         out
     }
 
+    /// `Σ coef[i] · xs'[i]` where `xs'[up] = upsample2x(xs[up])` (named
+    /// `up_name`) and the other inputs have the upsampled shape. In int8 the
+    /// upsampling is fused into the weighted sum (no upsampled map); in float
+    /// it is an op of its own.
+    pub fn upsample_weighted_sum(
+        &mut self,
+        up_name: &str,
+        name: &str,
+        xs: &[Buf],
+        up: usize,
+        coef: &[f32],
+    ) -> Buf {
+        if let Some(out) = self.weighted_sum_i8_masked(name, xs, 1 << up, coef) {
+            return out;
+        }
+        let mut v = xs.to_vec();
+        v[up] = self.upsample2x(up_name, xs[up]);
+        self.weighted_sum(name, &v, coef)
+    }
+
     fn weighted_sum_i8(&mut self, name: &str, xs: &[Buf], coef: &[f32]) -> Option<Buf> {
+        self.weighted_sum_i8_masked(name, xs, 0, coef)
+    }
+
+    /// The int8 weighted sum; inputs whose bit is set in `upsampled` are
+    /// half-size maps read through nearest ×2 upsampling.
+    fn weighted_sum_i8_masked(
+        &mut self,
+        name: &str,
+        xs: &[Buf],
+        upsampled: u32,
+        coef: &[f32],
+    ) -> Option<Buf> {
         if !self.recipe.int8_op(name) || coef.iter().any(|&c| !(c >= 0.0 && c.is_finite())) {
+            return None;
+        }
+        if upsampled != 0 && xs.iter().any(|b| b.tokens) {
             return None;
         }
         let (lo, hi) = *self.recipe.ranges.get(name)?;
@@ -709,7 +744,12 @@ impl GraphBuilder {
             &bytes,
         );
         let x0 = qs[0];
-        let out = self.i8_like(name, x0, x0.c, x0.h, x0.w, out_q);
+        let (h, w) = if upsampled & 1 == 1 {
+            (2 * x0.h, 2 * x0.w)
+        } else {
+            (x0.h, x0.w)
+        };
+        let out = self.i8_like(name, x0, x0.c, h, w, out_q);
         let ins: Vec<u32> = qs.iter().map(|b| b.id).collect();
         self.op(
             name,
@@ -719,7 +759,7 @@ impl GraphBuilder {
             out.id,
             NONE,
             &[t],
-            &[],
+            &[upsampled],
         );
         self.set_key(out, name);
         Some(out)

@@ -260,6 +260,30 @@ fn bifpn(
     Ok(g.weighted_sum(&format!("model.{pos}"), xs, &bifpn_coefficients(&w.data)))
 }
 
+/// Logical layer `pos − 1` (nearest ×2 upsampling of `small`) feeding the
+/// BiFPN fusion `pos` of `[upsampled, other]`; fused into one op in int8.
+fn upsample_bifpn(
+    g: &mut GraphBuilder,
+    sd: &StateDict,
+    pos: usize,
+    small: Buf,
+    other: Buf,
+) -> Result<Buf, QuantizeError> {
+    let w = sd.get_shaped(&format!("model.{pos}.weight"), &[2])?;
+    if (small.c, 2 * small.h, 2 * small.w) != (other.c, other.h, other.w) {
+        return Err(QuantizeError::Unsupported(format!(
+            "BiFPN `model.{pos}` inputs differ in shape"
+        )));
+    }
+    Ok(g.upsample_weighted_sum(
+        &format!("model.{}", pos - 1),
+        &format!("model.{pos}"),
+        &[small, other],
+        0,
+        &bifpn_coefficients(&w.data),
+    ))
+}
+
 /// RepC3 (c1 = c2, e = 1: `cv3` is the identity): `m(cv1(x)) + cv2(x)`.
 fn repc3(g: &mut GraphBuilder, sd: &StateDict, pos: usize, x: Buf) -> Result<Buf, QuantizeError> {
     let p = format!("model.{pos}.");
@@ -297,11 +321,10 @@ pub fn neck(
     let l8 = ul_conv(g, sd, "model.4", x2, 1, Act::Silu)?;
     let l9 = ul_conv(g, sd, "model.5", x3, 1, Act::Silu)?;
     let l10 = ul_conv(g, sd, "model.6", l7, 1, Act::Silu)?;
-    let l11 = g.upsample2x("model.7", l10);
-    let l12 = bifpn(g, sd, 8, &[l11, l9])?;
+    // l11 and l14 (upsampling) are fused into the sums l12 and l15 in int8.
+    let l12 = upsample_bifpn(g, sd, 8, l10, l9)?;
     let l13 = repc3(g, sd, 9, l12)?;
-    let l14 = g.upsample2x("model.10", l13);
-    let l15 = bifpn(g, sd, 11, &[l14, l8])?;
+    let l15 = upsample_bifpn(g, sd, 11, l13, l8)?;
     let l16 = repc3(g, sd, 12, l15)?;
     let l17 = ul_conv(g, sd, "model.13", x1, 2, Act::Silu)?;
     let l18 = bifpn(g, sd, 14, &[l17, l8, l16])?;

@@ -243,3 +243,21 @@ pub fn producer(model: &edgedetr::Model<'_>, name: &str) -> usize {
         .producer(id(model, name))
         .unwrap_or_else(|| panic!("no op writes {name}"))
 }
+
+/// Finishes a small synthetic graph (one-class, `size`² RGB input `input`)
+/// into an aligned model file.
+pub fn finish_synthetic(
+    g: edgedetr_quantizer::builder::GraphBuilder,
+    size: usize,
+    input: u32,
+    source: &str,
+) -> AlignedBytes {
+    let meta = edgedetr::format::Meta {
+        input_size: size as u32,
+        in_channels: 3,
+        num_classes: 1,
+        input_buffer: input,
+        ..edgedetr::format::Meta::default()
+    };
+    AlignedBytes::from_slice(&g.finish(meta, source, &["a"]))
+}

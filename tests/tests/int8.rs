@@ -200,6 +200,14 @@ fn int8_model_detects_and_reports_every_int8_layer() {
         .filter(|&i| f.op(i).kind == edgedetr::OpKind::Conv2dI8 as u16)
         .count();
     assert!(int8_ops >= 70, "only {int8_ops} int8 convolutions");
+    // The BiFPN's two upsamplings are fused into their int8 weighted sums.
+    let fused = (0..f.op_count() as u32)
+        .filter(|&i| {
+            f.op(i).kind == edgedetr::OpKind::WeightedSumI8 as u16 && f.op(i).params[0] == 1
+        })
+        .count();
+    assert_eq!(fused, 2);
+    assert!((0..f.op_count() as u32).all(|i| f.op(i).kind != edgedetr::OpKind::Upsample2x as u16));
     let mut arena = vec![0u8; model.arena_size()];
     let mut s = Session::new(&model, &mut arena).unwrap();
     s.set_input_f32(&golden("bus_320", "input").data).unwrap();

@@ -62,14 +62,7 @@ fn graph(first_conv: &str, int8: bool) -> AlignedBytes {
     g.export(y, "out");
     let a = g.activation("float_in", x, Act::Relu);
     g.export(a, "float_out");
-    let meta = Meta {
-        input_size: S as u32,
-        in_channels: 3,
-        num_classes: 1,
-        input_buffer: x.id,
-        ..Meta::default()
-    };
-    AlignedBytes::from_slice(&g.finish(meta, "int8_input test", &["a"]))
+    edgedetr_tests::finish_synthetic(g, S, x.id, "int8_input test")
 }
 
 fn op_kinds_reading(model: &Model<'_>, id: u32) -> Vec<OpKind> {

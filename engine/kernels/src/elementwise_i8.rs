@@ -117,29 +117,112 @@ pub fn weighted_sum_i8(
     hi: i8,
     out: &mut [i8],
 ) {
-    let n = inputs.len();
-    assert!(
-        (1..=MAX_SUM_INPUTS).contains(&n) && params.len() == n,
-        "weighted_sum_i8: need 1 to {MAX_SUM_INPUTS} inputs and as many params"
-    );
+    check_sum("weighted_sum_i8", inputs.len(), params, lo, hi);
     assert!(
         inputs.iter().all(|x| x.len() == out.len()),
         "weighted_sum_i8: length mismatch"
     );
-    assert!(
-        params.iter().all(|p| (-128..=127).contains(&p.zp)),
-        "weighted_sum_i8: zero point outside [-128, 127]"
-    );
-    assert!(lo <= hi, "weighted_sum_i8: lo {lo} > hi {hi}");
     let (lo, hi) = (lo as i32, hi as i32);
     for (j, o) in out.iter_mut().enumerate() {
-        let mut acc = 0i32;
-        for (x, p) in inputs.iter().zip(params) {
-            // |q − zp| ≤ 255, so the shift stays below 2^28.
-            let shifted = (x[j] as i32 - p.zp) << SUM_LEFT_SHIFT;
-            acc = acc.wrapping_add(requant(shifted, p.mul));
+        *o = sum_one(inputs.iter().map(|x| x[j]), params, out_mul, zp_out, lo, hi);
+    }
+}
+
+/// The checks shared by the weighted sums: `n ∈ 1..=4` inputs and as many
+/// params, int8 zero points, `lo ≤ hi`.
+fn check_sum(what: &str, n: usize, params: &[SumInput], lo: i8, hi: i8) {
+    assert!(
+        (1..=MAX_SUM_INPUTS).contains(&n) && params.len() == n,
+        "{what}: need 1 to {MAX_SUM_INPUTS} inputs and as many params"
+    );
+    assert!(
+        params.iter().all(|p| (-128..=127).contains(&p.zp)),
+        "{what}: zero point outside [-128, 127]"
+    );
+    assert!(lo <= hi, "{what}: lo {lo} > hi {hi}");
+}
+
+/// One output of the weighted sum from its inputs' values, in input order.
+#[inline]
+fn sum_one(
+    qs: impl Iterator<Item = i8>,
+    params: &[SumInput],
+    out_mul: QMul,
+    zp_out: i32,
+    lo: i32,
+    hi: i32,
+) -> i8 {
+    let mut acc = 0i32;
+    for (q, p) in qs.zip(params) {
+        // |q − zp| ≤ 255, so the shift stays below 2^28.
+        let shifted = (q as i32 - p.zp) << SUM_LEFT_SHIFT;
+        acc = acc.wrapping_add(requant(shifted, p.mul));
+    }
+    zp_out.saturating_add(requant(acc, out_mul)).clamp(lo, hi) as i8
+}
+
+/// [`weighted_sum_i8`] over `[c][h][w]` maps where the inputs whose bit is
+/// set in `upsampled` are half-size maps `[c][h/2][w/2]` read through nearest
+/// ×2 upsampling (`x[ch][i/2][j/2]`): the BiFPN's upsample and weighted sum
+/// fused, byte-identical to [`upsample_nearest2x_i8`] followed by
+/// [`weighted_sum_i8`], without the upsampled map.
+///
+/// Panics as [`weighted_sum_i8`] does, and unless `h` and `w` are even when
+/// `upsampled` has a bit set, `upsampled` has no bit at or above
+/// `inputs.len()`, each input holds `c·h·w` (or `c·h·w/4` when upsampled)
+/// values and `out` holds `c·h·w`.
+#[allow(clippy::too_many_arguments)]
+pub fn weighted_sum_i8_map(
+    inputs: &[&[i8]],
+    upsampled: u32,
+    (c, h, w): (usize, usize, usize),
+    params: &[SumInput],
+    out_mul: QMul,
+    zp_out: i32,
+    lo: i8,
+    hi: i8,
+    out: &mut [i8],
+) {
+    let n = inputs.len();
+    check_sum("weighted_sum_i8_map", n, params, lo, hi);
+    assert!(
+        upsampled >> n == 0 && (upsampled == 0 || (h % 2 == 0 && w % 2 == 0)),
+        "weighted_sum_i8_map: bad upsampling mask {upsampled:#b} for {n} inputs of {h}x{w}"
+    );
+    let up = |i: usize| upsampled >> i & 1 == 1;
+    let len = c * h * w;
+    assert!(
+        out.len() == len
+            && inputs
+                .iter()
+                .enumerate()
+                .all(|(i, x)| x.len() == if up(i) { len / 4 } else { len }),
+        "weighted_sum_i8_map: length mismatch"
+    );
+    if upsampled == 0 {
+        weighted_sum_i8(inputs, params, out_mul, zp_out, lo, hi, out);
+        return;
+    }
+    let (lo, hi) = (lo as i32, hi as i32);
+    let mut rows: [&[i8]; MAX_SUM_INPUTS] = [&[]; MAX_SUM_INPUTS];
+    for (r, orow) in out.chunks_exact_mut(w).enumerate() {
+        // Output row r = (ch, y): the input rows it reads.
+        let (ch, y) = (r / h, r % h);
+        for (i, (d, x)) in rows.iter_mut().zip(inputs).enumerate() {
+            *d = if up(i) {
+                &x[(ch * (h / 2) + y / 2) * (w / 2)..][..w / 2]
+            } else {
+                &x[r * w..][..w]
+            };
         }
-        *o = zp_out.saturating_add(requant(acc, out_mul)).clamp(lo, hi) as i8;
+        let rows = &rows[..n];
+        for (j, o) in orow.iter_mut().enumerate() {
+            let qs = rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| if up(i) { row[j / 2] } else { row[j] });
+            *o = sum_one(qs, params, out_mul, zp_out, lo, hi);
+        }
     }
 }
 
@@ -215,15 +298,19 @@ mod tests {
         (zp_out as i128 + rq(acc, out_mul)).clamp(lo as i128, hi as i128) as i8
     }
 
-    #[test]
-    fn weighted_sum_matches_rule_and_reals() {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
+    /// A xorshift64 generator.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
-        };
+        }
+    }
+
+    #[test]
+    fn weighted_sum_matches_rule_and_reals() {
+        let mut next = xorshift(0x1234_5678_9abc_def0u64);
         for case in 0..200 {
             let n = 1 + case % 4;
             let coefs: Vec<f64> = (0..n).map(|_| (next() % 1000) as f64 / 400.0).collect();
@@ -269,6 +356,85 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fused_upsampling_equals_upsample_then_sum() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        for case in 0..60 {
+            let n = 1 + case % 4;
+            let (c, h, w) = (
+                1 + (next() % 3) as usize,
+                2 * (1 + (next() % 5) as usize),
+                2 * (1 + (next() % 7) as usize),
+            );
+            let mask = (next() as u32) & ((1 << n) - 1);
+            let coefs: Vec<f64> = (0..n).map(|_| (next() % 1000) as f64 / 400.0).collect();
+            let scales: Vec<f64> = (0..n)
+                .map(|_| 0.01 + (next() % 100) as f64 / 2000.0)
+                .collect();
+            let zps: Vec<i32> = (0..n).map(|_| (next() % 256) as i32 - 128).collect();
+            let mut params = vec![SumInput::default(); n];
+            let out_mul = weighted_sum_params(&coefs, &scales, &zps, 0.05, &mut params);
+            let len = c * h * w;
+            let data: Vec<Vec<i8>> = (0..n)
+                .map(|i| {
+                    let m = if mask >> i & 1 == 1 { len / 4 } else { len };
+                    (0..m).map(|_| next() as i8).collect()
+                })
+                .collect();
+            // The unfused graph: upsample the masked inputs, then sum.
+            let full: Vec<Vec<i8>> = data
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    if mask >> i & 1 == 1 {
+                        let mut u = vec![0i8; len];
+                        upsample_nearest2x_i8(d, c, h / 2, w / 2, &mut u);
+                        u
+                    } else {
+                        d.clone()
+                    }
+                })
+                .collect();
+            let full_refs: Vec<&[i8]> = full.iter().map(|d| d.as_slice()).collect();
+            let mut want = vec![0i8; len];
+            weighted_sum_i8(&full_refs, &params, out_mul, 3, -100, 120, &mut want);
+            let refs: Vec<&[i8]> = data.iter().map(|d| d.as_slice()).collect();
+            let mut got = vec![0i8; len];
+            weighted_sum_i8_map(
+                &refs,
+                mask,
+                (c, h, w),
+                &params,
+                out_mul,
+                3,
+                -100,
+                120,
+                &mut got,
+            );
+            assert_eq!(got, want, "case {case}: mask {mask:#b} {c}x{h}x{w}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "bad upsampling mask")]
+    fn fused_upsampling_needs_even_sizes() {
+        let p = [SumInput::default(); 2];
+        let x = [0i8; 15];
+        let y = [0i8; 4];
+        let mut out = [0i8; 15];
+        weighted_sum_i8_map(
+            &[&x, &y],
+            0b10,
+            (1, 3, 5),
+            &p,
+            QMul::default(),
+            0,
+            -128,
+            127,
+            &mut out,
+        );
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub use conv::ConvGeom;
 pub use conv_i8::{Requant, conv_i8_scratch_len, reference_conv2d_i8, weight_kpad};
 pub use dispatch::Kernels;
 pub use elementwise_i8::{
-    SumInput, u8_to_i8_image, upsample_nearest2x_i8, weighted_sum_i8, weighted_sum_params,
+    SumInput, u8_to_i8_image, upsample_nearest2x_i8, weighted_sum_i8, weighted_sum_i8_map,
+    weighted_sum_params,
 };
 pub use f16::{f16_to_f32_slice, f32_to_f16_bits};
 pub use gemm::{Epilogue, MatRef, sgemm_scratch_len};

@@ -127,16 +127,23 @@ fn run_int8_op(
                 *d = i8s(s);
             }
             let o = 3 * n;
-            edgedetr_kernels::weighted_sum_i8(
+            let out_mul = QMul {
+                m: v[o],
+                shift: v[o + 1],
+            };
+            let (zp, lo, hi) = (v[o + 2], v[o + 3] as i8, v[o + 4] as i8);
+            let Some(dims) = chw(&file.buffer(op.outputs[0])) else {
+                return true; // unreachable: the loader checked the rank
+            };
+            edgedetr_kernels::weighted_sum_i8_map(
                 &inputs[..n],
+                op.params[0],
+                dims,
                 &params[..n],
-                QMul {
-                    m: v[o],
-                    shift: v[o + 1],
-                },
-                v[o + 2],
-                v[o + 3] as i8,
-                v[o + 4] as i8,
+                out_mul,
+                zp,
+                lo,
+                hi,
                 bytemuck::cast_slice_mut(out),
             );
         }

@@ -22,7 +22,7 @@
 //! | [`OpKind::Conv2dI8`] | i8 x `[Cin,H,W]` | i8 `[Cout,OH,OW]` | i8 weight `[Cout,kpad]`, i32 bias `[Cout]`, i32 multipliers `[Cout,2]` (m, shift), optional i8 LUT `[256]` | k, stride, groups, zp_in, zp_out, lo, hi, kpad (scratch bytes) |
 //! | [`OpKind::Quantize`] | f32 | i8, same size | – | 1/scale (f32 bits), zp |
 //! | [`OpKind::Dequantize`] | i8 | f32, same size | – | scale (f32 bits), zp |
-//! | [`OpKind::WeightedSumI8`] | 2–4 i8 maps | i8 | i32 table: (zp, m, shift) per input, then out m, shift, zp, lo, hi | – |
+//! | [`OpKind::WeightedSumI8`] | 2–4 i8 maps (`[C,H,W]`, or `[C,H/2,W/2]` read ×2-upsampled when their bit is set in the mask) | i8 `[C,H,W]` | i32 table: (zp, m, shift) per input, then out m, shift, zp, lo, hi | mask of upsampled inputs |
 //! | [`OpKind::FinalTopK`] | logits `[nc,Q]`, boxes `[4,Q]` | rows `[K,6]`, i32 queries `[K]` | – | – (scratch ≥ 2K) |
 //!
 //! Feature maps are channel-major; a token matrix `[C, T]` is the same memory as
@@ -611,11 +611,29 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
         }
         OpKind::WeightedSumI8 => {
             no_act()?;
-            if !(2..=4).contains(&n_in)
-                || op.input_ids().any(|id| numel(id) != out.numel() as usize)
-            {
+            let mask = op.params[0];
+            let up = |i: usize| mask >> i & 1 == 1;
+            if !(2..=4).contains(&n_in) || mask >> n_in != 0 {
                 return Err(bad(
-                    "int8 weighted sum needs 2 to 4 inputs of the output's size",
+                    "int8 weighted sum needs 2 to 4 inputs and a mask of those upsampled",
+                ));
+            }
+            let (c, h, w) = chw(&out).ok_or(bad("bad rank"))?;
+            let sizes_ok = if mask == 0 {
+                op.input_ids().all(|id| numel(id) == out.numel() as usize)
+            } else {
+                out.rank == 3
+                    && h % 2 == 0
+                    && w % 2 == 0
+                    && op.input_ids().enumerate().all(|(i, id)| {
+                        let b = buf(id);
+                        let want = if up(i) { (c, h / 2, w / 2) } else { (c, h, w) };
+                        b.rank == 3 && chw(&b) == Some(want)
+                    })
+            };
+            if !sizes_ok {
+                return Err(bad(
+                    "int8 weighted-sum inputs must match the output (half its size when upsampled)",
                 ));
             }
             let t = any_tensor(0, DType::I32)?;
