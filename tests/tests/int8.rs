@@ -364,23 +364,36 @@ fn int8_tensors_are_bit_exact_across_architectures() {
         })
     };
     let model = Model::from_bytes(&bytes).unwrap();
-    let mut arena = vec![0u8; model.arena_size()];
-    let mut s = Session::new(&model, &mut arena).unwrap();
-    s.set_input_f32(&golden("bus_320", "input").data).unwrap();
-    s.run();
-    let mut lines = Vec::new();
-    for id in model.exported_buffers() {
-        let d = model.buffer(id).unwrap();
-        if d.dtype == DType::I8 as u8 {
-            let v = s.buffer_i8(id).unwrap();
-            let bytes: Vec<u8> = v.iter().map(|&x| x as u8).collect();
-            let h = edgedetr::format::checksum::xxh64(&bytes);
-            lines.push(format!("{} {h:016x}", model.buffer_name(id).unwrap()));
+    // The hashes of every exported int8 tensor, with the given kernels.
+    let hashes = |kernels: edgedetr::kernels::Kernels| -> Vec<String> {
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut s = Session::with_kernels(&model, &mut arena, kernels).unwrap();
+        s.set_input_f32(&golden("bus_320", "input").data).unwrap();
+        s.run();
+        let mut lines = Vec::new();
+        for id in model.exported_buffers() {
+            let d = model.buffer(id).unwrap();
+            if d.dtype == DType::I8 as u8 {
+                let v = s.buffer_i8(id).unwrap();
+                let bytes: Vec<u8> = v.iter().map(|&x| x as u8).collect();
+                let h = edgedetr::format::checksum::xxh64(&bytes);
+                lines.push(format!("{} {h:016x}", model.buffer_name(id).unwrap()));
+            }
         }
-    }
+        lines
+    };
+    let best = edgedetr::kernels::Kernels::from_env();
+    let lines = hashes(best);
     assert!(
         lines.len() >= 7,
         "expected int8 backbone outputs and P3-P5, got {lines:?}"
+    );
+    // The SIMD path and the scalar path agree on this architecture.
+    assert_eq!(
+        lines,
+        hashes(edgedetr::kernels::Kernels::scalar()),
+        "int8 tensors differ between the {} and scalar kernels",
+        best.name()
     );
     let text = lines.join("\n");
     eprintln!("int8 tensor hashes ({}):\n{text}", std::env::consts::ARCH);

@@ -22,6 +22,44 @@ impl Avx2Fma {
     }
 }
 
+impl Avx2Fma {
+    /// [`crate::conv_i8::conv_s8`] compiled with AVX2 enabled.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv_s8(
+        self,
+        g: &ConvGeom,
+        input: &[i8],
+        zp_in: i32,
+        weight: &[i8],
+        kpad: usize,
+        bias: &[i32],
+        rq: &crate::conv_i8::Requant<'_>,
+        out: &mut [i8],
+        scratch: &mut [u8],
+    ) {
+        // SAFETY: `self` proves the CPU runs AVX2 and FMA; the function only
+        // adds those features to safe, bounds-checked code.
+        unsafe { conv_s8_avx2(g, input, zp_in, weight, kpad, bias, rq, out, scratch) }
+    }
+}
+
+/// The portable int8 convolution, auto-vectorised for AVX2.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+fn conv_s8_avx2(
+    g: &ConvGeom,
+    input: &[i8],
+    zp_in: i32,
+    weight: &[i8],
+    kpad: usize,
+    bias: &[i32],
+    rq: &crate::conv_i8::Requant<'_>,
+    out: &mut [i8],
+    scratch: &mut [u8],
+) {
+    crate::conv_i8::conv_s8(g, input, zp_in, weight, kpad, bias, rq, out, scratch);
+}
+
 /// `cpuid` leaf 1 (FMA, OSXSAVE, AVX), `xgetbv` (XMM+YMM state enabled) and
 /// leaf 7 (AVX2): what `is_x86_feature_detected!` checks, without `std`.
 fn cpu_has_avx2_fma() -> bool {

@@ -221,11 +221,15 @@ fn libm_exp(x: f32) -> f32 {
     s.max(1e-6)
 }
 
-/// Every path this build has (the int8 kernels are scalar on every path for
-/// now, but each selectable table is exercised).
+/// Every path this CPU runs: scalar, and the best SIMD path (AVX2 on
+/// x86_64, confirmed by `cpuid`; NEON on aarch64).
 fn paths() -> Vec<Kernels> {
     let mut v = vec![Kernels::scalar()];
-    let best = Kernels::for_caps(Caps::compile_time());
+    let best = Kernels::for_caps(Caps {
+        avx2_fma: true,
+        neon: true,
+        ..Caps::compile_time()
+    });
     if best.name() != "scalar" {
         v.push(best);
     }
@@ -749,7 +753,7 @@ fn small_helpers_byte_exact() {
     );
 }
 
-/// Scalar int8 convolution throughput on the neck's 3×3 256→256 convolution.
+/// int8 convolution throughput of each path on the neck's convolutions.
 /// `cargo test --release -p edgedetr-kernels --test int8_exact -- --ignored --nocapture`
 #[test]
 #[ignore = "benchmark: run with --release -- --ignored --nocapture"]
@@ -768,32 +772,34 @@ fn conv_i8_throughput() {
                 groups,
             };
             let p = Problem::random(&mut r, g);
-            let kern = Kernels::scalar();
-            let mut out = vec![0i8; p.out_len()];
-            let mut scratch = vec![0u8; conv_i8_scratch_len(&g)];
-            let rq = p.rq();
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let t = Instant::now();
-                kern.conv2d_i8(
-                    &g,
-                    &p.input,
-                    p.zp_in,
-                    &p.weight,
-                    p.kpad,
-                    &p.bias,
-                    &rq,
-                    &mut out,
-                    &mut scratch,
+            for kern in paths() {
+                let mut out = vec![0i8; p.out_len()];
+                let mut scratch = vec![0u8; conv_i8_scratch_len(&g)];
+                let rq = p.rq();
+                let mut best = f64::INFINITY;
+                for _ in 0..3 {
+                    let t = Instant::now();
+                    kern.conv2d_i8(
+                        &g,
+                        &p.input,
+                        p.zp_in,
+                        &p.weight,
+                        p.kpad,
+                        &p.bias,
+                        &rq,
+                        &mut out,
+                        &mut scratch,
+                    );
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                let ops = 2.0 * (g.cout * conv_i8_reduction_len(&g) * g.out_h() * g.out_w()) as f64;
+                println!(
+                    "conv2d_i8 {} {k}x{k} {cin}->{cout} groups {groups} at {hw}x{hw}: {:.2} ms, {:.2} GOP/s",
+                    kern.name(),
+                    best * 1e3,
+                    ops / best / 1e9
                 );
-                best = best.min(t.elapsed().as_secs_f64());
             }
-            let ops = 2.0 * (g.cout * conv_i8_reduction_len(&g) * g.out_h() * g.out_w()) as f64;
-            println!(
-                "conv2d_i8 scalar {k}x{k} {cin}->{cout} groups {groups} at {hw}x{hw}: {:.2} ms, {:.2} GOP/s",
-                best * 1e3,
-                ops / best / 1e9
-            );
         }
     }
 }
