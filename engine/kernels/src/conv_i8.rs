@@ -293,55 +293,61 @@ impl Kernels {
             scratch.len(),
             conv_i8_scratch_len(g)
         );
+        let a = ConvI8 {
+            g,
+            input,
+            zp_in,
+            weight,
+            kpad,
+            bias,
+            rq,
+        };
         match self.path {
             // The portable kernels compiled for AVX2 (256-bit `vpmaddwd`
             // dot products): integer arithmetic, so byte-identical.
             #[cfg(target_arch = "x86_64")]
-            crate::dispatch::Path::Avx2Fma(t) => {
-                t.conv_s8(g, input, zp_in, weight, kpad, bias, rq, out, scratch)
-            }
-            _ => conv_s8(g, input, zp_in, weight, kpad, bias, rq, out, scratch),
+            crate::dispatch::Path::Avx2Fma(t) => t.conv_s8(&a, out, scratch),
+            _ => conv_s8(&a, out, scratch),
         }
     }
 }
 
-/// The portable int8 convolution (dense or depthwise), inlined into each
-/// path's build of it (arguments checked by the caller).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) fn conv_s8(
-    g: &ConvGeom,
-    input: &[i8],
+/// The operands of an int8 convolution (checked by [`Kernels::conv2d_i8`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ConvI8<'a> {
+    g: &'a ConvGeom,
+    input: &'a [i8],
     zp_in: i32,
-    weight: &[i8],
+    weight: &'a [i8],
     kpad: usize,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
-    if g.groups == 1 {
-        scalar_conv_s8(g, input, zp_in, weight, kpad, bias, rq, out, scratch);
+    bias: &'a [i32],
+    rq: &'a Requant<'a>,
+}
+
+/// The portable int8 convolution (dense or depthwise), inlined into each
+/// path's build of it.
+#[inline(always)]
+pub(crate) fn conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    if a.g.groups == 1 {
+        scalar_conv_s8(a, out, scratch);
     } else {
-        scalar_dwconv_s8(g, input, zp_in, weight, kpad, bias, rq, out);
+        scalar_dwconv_s8(a, out);
     }
 }
 
 /// Dense int8 convolution: im2col tiles of `NB` pixels, then a `1×NR`
 /// dot-product micro-kernel per weight row (arguments checked by the caller).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn scalar_conv_s8(
-    g: &ConvGeom,
-    input: &[i8],
-    zp_in: i32,
-    weight: &[i8],
-    kpad: usize,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
+fn scalar_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    let ConvI8 {
+        g,
+        input,
+        zp_in,
+        weight,
+        kpad,
+        bias,
+        rq,
+    } = *a;
     let kb = weight_kpad(conv_i8_reduction_len(g));
     let n = g.out_h() * g.out_w();
     let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
@@ -449,18 +455,17 @@ fn dot_1x1_s8(w: &[i8], b: &[u8]) -> i32 {
 /// Depthwise int8 convolution, one output row segment at a time:
 /// `acc = bias + zp_in·Σw + Σ_valid taps w·(x − zp_in)` (the reference sum
 /// regrouped, exact in wrapping i32), rows and columns of padding skipped.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn scalar_dwconv_s8(
-    g: &ConvGeom,
-    input: &[i8],
-    zp_in: i32,
-    weight: &[i8],
-    kpad: usize,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    out: &mut [i8],
-) {
+fn scalar_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
+    let ConvI8 {
+        g,
+        input,
+        zp_in,
+        weight,
+        kpad,
+        bias,
+        rq,
+    } = *a;
     let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut acc = [0i32; DW_ROW];

@@ -9,6 +9,7 @@ use core::arch::x86_64::*;
 use crate::Act;
 use crate::blocked::{DwRow, MicroKernel, TileEpi, dw_vector_cols};
 use crate::conv::ConvGeom;
+use crate::conv_i8::ConvI8;
 use crate::reference::input_row;
 
 /// Proof that the CPU runs AVX2 and FMA3 (and the OS saves YMM registers).
@@ -24,40 +25,17 @@ impl Avx2Fma {
 
 impl Avx2Fma {
     /// [`crate::conv_i8::conv_s8`] compiled with AVX2 enabled.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn conv_s8(
-        self,
-        g: &ConvGeom,
-        input: &[i8],
-        zp_in: i32,
-        weight: &[i8],
-        kpad: usize,
-        bias: &[i32],
-        rq: &crate::conv_i8::Requant<'_>,
-        out: &mut [i8],
-        scratch: &mut [u8],
-    ) {
+    pub(crate) fn conv_s8(self, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
         // SAFETY: `self` proves the CPU runs AVX2 and FMA; the function only
         // adds those features to safe, bounds-checked code.
-        unsafe { conv_s8_avx2(g, input, zp_in, weight, kpad, bias, rq, out, scratch) }
+        unsafe { conv_s8_avx2(a, out, scratch) }
     }
 }
 
 /// The portable int8 convolution, auto-vectorised for AVX2.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-fn conv_s8_avx2(
-    g: &ConvGeom,
-    input: &[i8],
-    zp_in: i32,
-    weight: &[i8],
-    kpad: usize,
-    bias: &[i32],
-    rq: &crate::conv_i8::Requant<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
-    crate::conv_i8::conv_s8(g, input, zp_in, weight, kpad, bias, rq, out, scratch);
+fn conv_s8_avx2(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    crate::conv_i8::conv_s8(a, out, scratch);
 }
 
 /// `cpuid` leaf 1 (FMA, OSXSAVE, AVX), `xgetbv` (XMM+YMM state enabled) and
