@@ -23,6 +23,43 @@ impl Neon {
     }
 }
 
+/// Proof that the CPU has the dot-product extension (`SDOT`/`UDOT`, Armv8.2+):
+/// compiled in (`target_feature = "dotprod"`) or, with `std`, detected at run
+/// time. Without `std` and without the compile-time feature the path is not
+/// reachable: a caller's claim alone never selects it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dotprod(());
+
+impl Dotprod {
+    /// The token, if the CPU has the feature.
+    pub(crate) fn new() -> Option<Dotprod> {
+        #[cfg(feature = "std")]
+        let detected = std::arch::is_aarch64_feature_detected!("dotprod");
+        #[cfg(not(feature = "std"))]
+        let detected = cfg!(target_feature = "dotprod");
+        detected.then_some(Dotprod(()))
+    }
+
+    /// [`crate::conv_i8::conv_s8`] compiled with the dot-product extension.
+    pub(crate) fn conv_s8(
+        self,
+        a: &crate::conv_i8::ConvI8<'_>,
+        out: &mut [i8],
+        scratch: &mut [u8],
+    ) {
+        // SAFETY: `self` proves the CPU runs SDOT; the function only adds that
+        // feature to safe, bounds-checked code.
+        unsafe { conv_s8_dotprod(a, out, scratch) }
+    }
+}
+
+/// The portable int8 convolution, auto-vectorised with `SDOT` (LLVM turns
+/// the `i8·i8 → i32` dot products into `sdot v.4s, v.16b, v.16b`).
+#[target_feature(enable = "neon,dotprod")]
+fn conv_s8_dotprod(a: &crate::conv_i8::ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    crate::conv_i8::conv_s8(a, out, scratch);
+}
+
 /// 8×8: 16 accumulators, 8 registers of `A` (4 consecutive `k` of each row,
 /// one `LD1` when `cs == 1`, used lane by lane with `FMLA (by element)`), 2 for
 /// the `B` row: 26 of 32 registers. Per 4 `k` steps: 64 FMAs against 16 loads,

@@ -147,7 +147,7 @@ impl Kernels {
                 }
             }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Path::Neon(t) => {
+            Path::Neon(t) | Path::NeonDotprod(t, _) => {
                 if g.is_depthwise() {
                     crate::aarch64::neon_dwconv_f32(t, g, input, weight, bias, act, out);
                 } else {

@@ -45,7 +45,8 @@
 //! [`Kernels::conv2d_i8`] runs portable kernels written for
 //! auto-vectorisation, compiled once per path (the AVX2 path builds them with
 //! AVX2 enabled: 256-bit `vpmaddwd`, 3.7× the baseline build on 3×3 256→256;
-//! hand-written dot-product kernels are still to come): dense convolutions as an integer GEMM over tiles of [`NB`] output
+//! the `neon_dotprod` path with the dot-product extension, where LLVM emits
+//! `SDOT`; hand-written kernels are still to come): dense convolutions as an integer GEMM over tiles of [`NB`] output
 //! pixels packed im2col-style into the caller's scratch as `[pixel][kpad']`
 //! byte columns (`kpad' = weight_kpad(K)`, zero-padded), so the inner loop is
 //! an `i8·i8 → i32` dot product over contiguous bytes that compilers
@@ -307,6 +308,9 @@ impl Kernels {
             // dot products): integer arithmetic, so byte-identical.
             #[cfg(target_arch = "x86_64")]
             crate::dispatch::Path::Avx2Fma(t) => t.conv_s8(&a, out, scratch),
+            // The same with `SDOT` dot products (Armv8.2+).
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            crate::dispatch::Path::NeonDotprod(_, d) => d.conv_s8(&a, out, scratch),
             _ => conv_s8(&a, out, scratch),
         }
     }

@@ -19,12 +19,16 @@ pub(crate) enum Path {
     /// NEON (aarch64).
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     Neon(crate::aarch64::Neon),
+    /// NEON with the dot-product extension (aarch64, Armv8.2+: A55/A76/A78):
+    /// the NEON float kernels, and int8 kernels built with `sdot`.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    NeonDotprod(crate::aarch64::Neon, crate::aarch64::Dotprod),
 }
 
 /// Every path of the crate, as (name, the capability set that selects it):
 /// the inventory `from_env` and the tests iterate over.
 #[cfg(any(test, feature = "std"))]
-pub(crate) const PATHS: [(&str, Caps); 3] = [
+pub(crate) const PATHS: [(&str, Caps); 4] = [
     ("scalar", Caps::scalar()),
     (
         "avx2_fma",
@@ -37,6 +41,14 @@ pub(crate) const PATHS: [(&str, Caps); 3] = [
         "neon",
         Caps {
             neon: true,
+            ..Caps::scalar()
+        },
+    ),
+    (
+        "neon_dotprod",
+        Caps {
+            neon: true,
+            dotprod: true,
             ..Caps::scalar()
         },
     ),
@@ -67,6 +79,15 @@ impl Kernels {
             };
         }
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        if caps.neon
+            && caps.dotprod
+            && let Some(d) = crate::aarch64::Dotprod::new()
+        {
+            return Kernels {
+                path: Path::NeonDotprod(crate::aarch64::Neon::new(), d),
+            };
+        }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         if caps.neon {
             return Kernels {
                 path: Path::Neon(crate::aarch64::Neon::new()),
@@ -76,7 +97,7 @@ impl Kernels {
         Kernels::scalar()
     }
 
-    /// The path's name: `"scalar"`, `"avx2_fma"` or `"neon"`.
+    /// The path's name: `"scalar"`, `"avx2_fma"`, `"neon"` or `"neon_dotprod"`.
     pub fn name(&self) -> &'static str {
         match self.path {
             Path::Scalar => "scalar",
@@ -84,12 +105,14 @@ impl Kernels {
             Path::Avx2Fma(_) => "avx2_fma",
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
             Path::Neon(_) => "neon",
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Path::NeonDotprod(..) => "neon_dotprod",
         }
     }
 
     /// [`Caps::detect`], unless the environment variable `EDGEDETR_KERNELS`
-    /// forces a path: `scalar`, `avx2` (or `avx2_fma`), `neon`, or `best` (the
-    /// default). A forced path the CPU lacks, or an unknown value, gives the
+    /// forces a path: `scalar`, `avx2` (or `avx2_fma`), `neon`, `neon_dotprod`,
+    /// or `best` (the default). A forced path the CPU lacks, or an unknown value, gives the
     /// scalar path (no panic); [`name`](Self::name) tells which one was taken.
     #[cfg(feature = "std")]
     pub fn from_env() -> Kernels {
@@ -104,6 +127,7 @@ impl Kernels {
             Kernels::for_caps(Caps {
                 avx2_fma: wanted.avx2_fma && detected.avx2_fma,
                 neon: wanted.neon && detected.neon,
+                dotprod: wanted.dotprod && detected.dotprod,
                 ..Caps::scalar()
             })
         };
@@ -171,7 +195,11 @@ mod tests {
             assert_eq!(k.name(), "avx2_fma");
         }
         #[cfg(target_arch = "aarch64")]
-        assert_eq!(k.name(), "neon");
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            assert_eq!(k.name(), "neon_dotprod");
+        } else {
+            assert_eq!(k.name(), "neon");
+        }
     }
 
     #[cfg(feature = "std")]
@@ -180,6 +208,7 @@ mod tests {
         let all = Caps {
             avx2_fma: true,
             neon: true,
+            dotprod: true,
             ..Caps::scalar()
         };
         assert_eq!(Kernels::from_name("scalar", all).name(), "scalar");
@@ -188,13 +217,27 @@ mod tests {
         assert_eq!(Kernels::from_name("", all).name(), best);
         assert_eq!(Kernels::from_name("BEST", all).name(), best);
         // A forced path is taken when it exists, else scalar, never a panic.
-        for name in ["avx2", "avx2_fma", "neon"] {
+        for name in ["avx2", "avx2_fma", "neon", "neon_dotprod"] {
             let got = Kernels::from_name(name, all).name();
-            assert!(got == "scalar" || got.starts_with(name), "{name} -> {got}");
+            // (neon_dotprod falls back to neon on a CPU without the extension)
+            assert!(
+                got == "scalar" || got.starts_with(name) || name.starts_with(got),
+                "{name} -> {got}"
+            );
             assert_eq!(Kernels::from_name(name, Caps::scalar()).name(), "scalar");
         }
         #[cfg(target_arch = "aarch64")]
         assert_eq!(Kernels::from_name("neon", all).name(), "neon");
+        // neon_dotprod only where the CPU has the extension.
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(
+            Kernels::from_name("neon_dotprod", all).name(),
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                "neon_dotprod"
+            } else {
+                "neon"
+            }
+        );
         #[cfg(target_arch = "aarch64")]
         assert_eq!(Kernels::from_name("avx2", all).name(), "scalar");
         #[cfg(target_arch = "x86_64")]

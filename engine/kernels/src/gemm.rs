@@ -137,7 +137,9 @@ impl Kernels {
                 crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch)
             }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Path::Neon(t) => crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch),
+            Path::Neon(t) | Path::NeonDotprod(t, _) => {
+                crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch)
+            }
         }
     }
 }

@@ -545,12 +545,16 @@ macro_rules! path_tests {
 path_tests!(scalar, all());
 path_tests!(avx2_fma, target_arch = "x86_64");
 path_tests!(neon, all(target_arch = "aarch64", target_feature = "neon"));
+path_tests!(
+    neon_dotprod,
+    all(target_arch = "aarch64", target_feature = "neon")
+);
 
 /// Every path in the inventory has a test module above.
 #[test]
 fn inventory_is_tested() {
     let names: Vec<&str> = PATHS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["scalar", "avx2_fma", "neon"]);
+    assert_eq!(names, ["scalar", "avx2_fma", "neon", "neon_dotprod"]);
 }
 
 /// A portable micro-kernel with odd tile sizes: tests the blocked driver and

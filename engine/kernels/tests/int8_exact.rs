@@ -228,6 +228,7 @@ fn paths() -> Vec<Kernels> {
     let best = Kernels::for_caps(Caps {
         avx2_fma: true,
         neon: true,
+        dotprod: true,
         ..Caps::compile_time()
     });
     if best.name() != "scalar" {
