@@ -365,8 +365,10 @@ pub(crate) fn conv_s8_with(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scra
     }
 }
 
-/// Dense int8 convolution: im2col tiles of `NB` pixels, then a `1×NR`
-/// dot-product micro-kernel per weight row (arguments checked by the caller).
+/// Dense int8 convolution: im2col tiles of `NB` pixels, then the `2×NR`
+/// dot-product micro-kernel `dot` per pair of weight rows (the portable `1×NR`
+/// one for an odd last row, `1×1` for a tile's last columns); arguments
+/// checked by the caller.
 #[inline(always)]
 fn scalar_conv_s8(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let ConvI8 {
@@ -481,8 +483,10 @@ fn pack_im2col_s8(g: &ConvGeom, input: &[i8], zp_in: i32, j0: usize, kb: usize, 
 ///
 /// Written for auto-vectorisation: four independent `i8·i8 → i32` sum
 /// reductions over the same bytes of `w` in one plain indexed loop, which
-/// LLVM turns into `pmaddwd` reductions on x86 (`smull`/`sadalp` on aarch64);
-/// about 2.5× faster here than explicit 16-byte chunking with lane arrays.
+/// LLVM vectorises along `k` (SSE2 widening multiplies on baseline x86_64,
+/// `smull` + `saddw` on aarch64, `sdot` with the dot-product extension; the
+/// AVX2 path has its own `vpmaddwd` kernel); about 2.5× faster than explicit
+/// 16-byte chunking with lane arrays when it was written.
 #[inline(always)]
 fn dot_1x4_s8(w: &[i8], cols: &[u8], kb: usize) -> [i32; NR] {
     let w = &w[..kb];
