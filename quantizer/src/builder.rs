@@ -201,6 +201,20 @@ impl GraphBuilder {
         Some(out)
     }
 
+    /// The scratch buffer `<name>.scratch` of `words` f32 words for op
+    /// `name`, or [`NONE`] when it needs none.
+    fn scratch(&mut self, name: &str, words: usize) -> u32 {
+        match words {
+            0 => NONE,
+            n => self.w.add_buffer(
+                &format!("{name}.scratch"),
+                DType::F32,
+                &[n as u32],
+                BUF_SCRATCH,
+            ),
+        }
+    }
+
     /// Stage of the ops added from now on.
     pub fn set_stage(&mut self, stage: Stage) {
         self.stage = stage as u8;
@@ -439,15 +453,7 @@ impl GraphBuilder {
         } else {
             self.map(name, f.cout, g.out_h(), g.out_w(), 0)
         };
-        let scratch = match g.scratch_len() + expand {
-            0 => NONE,
-            n => self.w.add_buffer(
-                &format!("{name}.scratch"),
-                DType::F32,
-                &[n as u32],
-                BUF_SCRATCH,
-            ),
-        };
+        let scratch = self.scratch(name, g.scratch_len() + expand);
         self.op(
             name,
             OpKind::Conv2d,
@@ -586,16 +592,7 @@ impl GraphBuilder {
             None => NONE,
         };
         let out = self.i8_like(name, x, f.cout, g.out_h(), g.out_w(), out_q);
-        let bytes = conv_i8_scratch_len(&g);
-        let scratch = match bytes.div_ceil(4) {
-            0 => NONE,
-            n => self.w.add_buffer(
-                &format!("{name}.scratch"),
-                DType::F32,
-                &[n as u32],
-                BUF_SCRATCH,
-            ),
-        };
+        let scratch = self.scratch(name, conv_i8_scratch_len(&g).div_ceil(4));
         let p = [
             f.k as u32,
             stride as u32,
@@ -816,12 +813,7 @@ impl GraphBuilder {
         let (q, k, v) = (self.float_of(q), self.float_of(k), self.float_of(v));
         let out = self.like(name, q, q.c);
         let n = attention_scratch_len(q.c, q.h * q.w, k.h * k.w);
-        let scratch = self.w.add_buffer(
-            &format!("{name}.scratch"),
-            DType::F32,
-            &[n as u32],
-            BUF_SCRATCH,
-        );
+        let scratch = self.scratch(name, n);
         self.op(
             name,
             OpKind::Attention,
@@ -907,12 +899,7 @@ impl GraphBuilder {
     pub fn topk_tokens(&mut self, name: &str, scores: Buf, k: usize) -> u32 {
         let scores = self.float_of(scores);
         let out = self.index(name, k);
-        let scratch = self.w.add_buffer(
-            &format!("{name}.scratch"),
-            DType::F32,
-            &[k as u32],
-            BUF_SCRATCH,
-        );
+        let scratch = self.scratch(name, k);
         self.op(
             name,
             OpKind::TopKTokens,
@@ -1085,12 +1072,7 @@ impl GraphBuilder {
         let rows = self.w.add_buffer(name, DType::F32, &[k as u32, 6], 0);
         // `[1, K]`, the shape of ultralytics' `output_topk_query`.
         let query = self.w.add_buffer(query_name, DType::I32, &[1, k as u32], 0);
-        let scratch = self.w.add_buffer(
-            &format!("{name}.scratch"),
-            DType::F32,
-            &[2 * k as u32],
-            BUF_SCRATCH,
-        );
+        let scratch = self.scratch(name, 2 * k);
         let desc = OpDesc {
             kind: OpKind::FinalTopK as u16,
             stage: self.stage,

@@ -120,12 +120,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Copies `data` into int8 buffer `id`.
     pub fn set_buffer_i8(&mut self, id: u32, data: &[i8]) -> Result<(), Error> {
         let dst = self.i8_bytes_mut(id)?;
-        if dst.len() != data.len() {
-            return Err(Error::ShapeMismatch {
-                expected: dst.len(),
-                given: data.len(),
-            });
-        }
+        check_len(dst.len(), data.len())?;
         dst.copy_from_slice(bytemuck::cast_slice(data));
         Ok(())
     }
@@ -134,12 +129,7 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn read_f32(&self, id: u32, out: &mut [f32]) -> Result<(), Error> {
         let b = self.model.buffer(id).ok_or(Error::UnknownBuffer)?;
         let n = b.numel() as usize;
-        if out.len() != n {
-            return Err(Error::ShapeMismatch {
-                expected: n,
-                given: out.len(),
-            });
-        }
+        check_len(n, out.len())?;
         match DType::from_u8(b.dtype) {
             Some(DType::F32) => out.copy_from_slice(self.buffer(id)?),
             Some(DType::I8) => {
@@ -165,12 +155,7 @@ impl<'m, 'a> Session<'m, 'a> {
         // SAFETY: `&mut self` excludes every other view; 4-byte elements.
         let v = unsafe { self.arena.f32s_mut(&b) };
         let dst: &mut [i32] = bytemuck::cast_slice_mut(v);
-        if dst.len() != data.len() {
-            return Err(Error::ShapeMismatch {
-                expected: dst.len(),
-                given: data.len(),
-            });
-        }
+        check_len(dst.len(), data.len())?;
         dst.copy_from_slice(data);
         Ok(())
     }
@@ -185,12 +170,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Copies `data` into f32 buffer `id`.
     pub fn set_buffer(&mut self, id: u32, data: &[f32]) -> Result<(), Error> {
         let dst = self.buffer_mut(id)?;
-        if dst.len() != data.len() {
-            return Err(Error::ShapeMismatch {
-                expected: dst.len(),
-                given: data.len(),
-            });
-        }
+        check_len(dst.len(), data.len())?;
         dst.copy_from_slice(data);
         Ok(())
     }
