@@ -327,12 +327,12 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             if (oh, ow) != (g.out_h(), g.out_w()) {
                 return Err(bad("output size does not match the convolution"));
             }
+            if op.tensors[0] == NONE {
+                return Err(bad("missing constant tensor"));
+            }
             let w = file.tensor(op.tensors[0]);
             let cin_g = g.cin / g.groups;
-            if op.tensors[0] == NONE
-                || w.rank != 4
-                || w.shape != [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32]
-            {
+            if w.rank != 4 || w.shape != [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32] {
                 return Err(bad("weight shape does not match the convolution"));
             }
             if tensor(1)?.numel() != g.cout as u64 {
