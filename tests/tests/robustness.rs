@@ -128,8 +128,8 @@ impl Resealer {
     }
 }
 
-/// Every op of the real model with a constant-tensor or scratch slot cleared
-/// is rejected with a typed error, and pointing a tensor or input slot at
+/// Every op of the real model with a constant-tensor or scratch slot or all
+/// its inputs cleared is rejected with a typed error, and pointing a tensor or input slot at
 /// another tensor or buffer never panics (rewiring on every third op, to keep
 /// the test short: each case hashes the 75 MB file twice). This is the class of corruption the fuzzer found reaching
 /// `ModelFile::tensor(NONE)`.
@@ -174,6 +174,11 @@ fn resealed_operand_mutations_are_errors() {
             m.inputs[slot] = (b + 1 + i as u32) % n_buffers;
             cases.push((m, false));
         }
+        // No inputs at all (the mutation sweep of the int8 model found
+        // `check_op` reading `inputs[0]` before counting the inputs).
+        let mut m = op;
+        m.inputs = [NONE; 4];
+        cases.push((m, true));
         if op.scratch != NONE {
             let mut m = op;
             m.scratch = NONE;

@@ -256,6 +256,11 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
     let act = Act::from_u8(op.act).ok_or(bad("unknown activation"))?;
     let buf = |i: u32| file.buffer(i);
     let n_in = op.input_ids().count();
+    // Every op kind reads at least one buffer; the checks below may look at
+    // `inputs[0]` before they count the inputs.
+    if n_in == 0 {
+        return Err(bad("op reads no buffer"));
+    }
     let out = buf(op.outputs[0]);
     let two_outputs = kind == OpKind::FinalTopK;
     if (op.outputs[1] != NONE) != two_outputs {
