@@ -261,3 +261,65 @@ pub fn finish_synthetic(
     };
     AlignedBytes::from_slice(&g.finish(meta, source, &["a"]))
 }
+
+/// A model file whose records the tests rewrite in place; [`Resealed::sealed`]
+/// rewrites the XXH64 checksum so that validation sees the change.
+pub struct Resealed {
+    raw: AlignedBytes,
+}
+
+impl Resealed {
+    /// A 64-byte aligned copy of `bytes`.
+    pub fn new(bytes: &[u8]) -> Self {
+        Resealed {
+            raw: AlignedBytes::from_slice(bytes),
+        }
+    }
+
+    /// The section table, in file order.
+    pub fn sections(&self) -> Vec<edgedetr::format::SectionEntry> {
+        use edgedetr::format::{HEADER_LEN, Header, Record, SECTION_ENTRY_LEN, SectionEntry};
+        let header = Header::decode(&self.raw[..HEADER_LEN]);
+        (0..header.section_count as usize)
+            .map(|i| {
+                let at = HEADER_LEN + i * SECTION_ENTRY_LEN;
+                SectionEntry::decode(&self.raw[at..at + SECTION_ENTRY_LEN])
+            })
+            .collect()
+    }
+
+    /// The section of `kind`; panics if the file has none.
+    pub fn section(&self, kind: edgedetr::format::SectionKind) -> edgedetr::format::SectionEntry {
+        self.sections()
+            .into_iter()
+            .find(|e| e.kind == kind as u32)
+            .unwrap_or_else(|| panic!("no {kind:?} section"))
+    }
+
+    /// Record `i` of section `e`.
+    pub fn record<R: edgedetr::format::Record>(
+        &self,
+        e: &edgedetr::format::SectionEntry,
+        i: usize,
+    ) -> R {
+        let at = e.offset as usize + i * R::LEN;
+        R::decode(&self.raw[at..at + R::LEN])
+    }
+
+    /// Replaces record `i` of section `e` (the checksum is left stale).
+    pub fn set_record<R: edgedetr::format::Record>(
+        &mut self,
+        e: &edgedetr::format::SectionEntry,
+        i: usize,
+        rec: &R,
+    ) {
+        let at = e.offset as usize + i * R::LEN;
+        rec.encode(&mut self.raw.as_mut_slice()[at..at + R::LEN]);
+    }
+
+    /// The file with its checksum rewritten over the current bytes.
+    pub fn sealed(&mut self) -> &AlignedBytes {
+        edgedetr::format::checksum::seal(self.raw.as_mut_slice());
+        &self.raw
+    }
+}

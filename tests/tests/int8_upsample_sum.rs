@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 
-use edgedetr::format::{CHECKSUM_FROM, OpDesc, Record, checksum::xxh64};
+use edgedetr::format::{OpDesc, SectionKind};
 use edgedetr::kernels::Act;
 use edgedetr::std_io::AlignedBytes;
 use edgedetr::{Model, OpKind, Session};
 use edgedetr_quantizer::builder::GraphBuilder;
 use edgedetr_quantizer::fold::FoldedConv;
 use edgedetr_quantizer::recipe::Recipe;
+use edgedetr_tests::Resealed;
 
 /// Input size of the graphs.
 const S: usize = 32;
@@ -121,34 +122,23 @@ fn float_recipes_keep_the_upsampling_op() {
 
 /// The fused model with the weighted sum's mask replaced by `mask`
 /// (checksum rewritten so that validation sees it).
-fn with_mask(mask: u32) -> AlignedBytes {
-    let bytes = graph(true, true);
-    let model = Model::from_bytes(&bytes).unwrap();
-    let f = model.file();
-    let sum = (0..f.op_count() as u32)
-        .map(|i| f.op(i))
-        .find(|d| d.kind == OpKind::WeightedSumI8 as u16)
+fn with_mask(mask: u32) -> Resealed {
+    let mut file = Resealed::new(&graph(true, true));
+    let ops = file.section(SectionKind::Ops);
+    let (i, mut sum) = (0..ops.count as usize)
+        .map(|i| (i, file.record::<OpDesc>(&ops, i)))
+        .find(|(_, d)| d.kind == OpKind::WeightedSumI8 as u16)
         .unwrap();
-    let mut rec = vec![0u8; OpDesc::LEN];
-    sum.encode(&mut rec);
-    let mut raw = bytes.to_vec();
-    let at = raw
-        .windows(rec.len())
-        .position(|w| w == rec.as_slice())
-        .expect("the op record in the file");
-    let mut patched = sum;
-    patched.params[0] = mask;
-    patched.encode(&mut raw[at..at + OpDesc::LEN]);
-    let c = xxh64(&raw[CHECKSUM_FROM..]);
-    raw[24..32].copy_from_slice(&c.to_le_bytes());
-    AlignedBytes::from_slice(&raw)
+    sum.params[0] = mask;
+    file.set_record(&ops, i, &sum);
+    file
 }
 
 #[test]
 fn the_loader_rejects_bad_masks() {
-    assert!(Model::from_bytes(&with_mask(1)).is_ok());
+    assert!(Model::from_bytes(with_mask(1).sealed()).is_ok());
     for mask in [0, 0b10, 0b11, 0b100] {
-        let e = Model::from_bytes(&with_mask(mask))
+        let e = Model::from_bytes(with_mask(mask).sealed())
             .err()
             .unwrap_or_else(|| panic!("mask {mask:#b} accepted"));
         assert!(e.to_string().contains("weighted"), "mask {mask:#b}: {e}");

@@ -18,16 +18,13 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use edgedetr::format::{
-    BufferDesc, CHECKSUM_FROM, HEADER_LEN, Header, NONE, OpDesc, Record, SECTION_ENTRY_LEN,
-    SectionEntry, SectionKind, TensorDesc, checksum::xxh64,
-};
-use edgedetr::std_io::AlignedBytes;
+use edgedetr::format::{BufferDesc, NONE, OpDesc, Record, SectionEntry, SectionKind, TensorDesc};
 use edgedetr::{Model, Session};
+use edgedetr_tests::Resealed;
 
 /// A model file being mutated in place.
 struct Sweep {
-    raw: AlignedBytes,
+    file: Resealed,
     stride: usize,
     panics: Vec<String>,
 }
@@ -43,10 +40,7 @@ enum Outcome {
 impl Sweep {
     /// Reseals the checksum, loads, and runs the model when `run` is set.
     fn load(&mut self, run: bool) -> Outcome {
-        let raw = self.raw.as_mut_slice();
-        let c = xxh64(&raw[CHECKSUM_FROM..]);
-        raw[24..32].copy_from_slice(&c.to_le_bytes());
-        let bytes = &self.raw;
+        let bytes = self.file.sealed();
         let r = catch_unwind(AssertUnwindSafe(|| {
             let Ok(m) = Model::from_bytes(bytes) else {
                 return Outcome::Rejected;
@@ -72,10 +66,9 @@ impl Sweep {
         let (mut tried, mut accepted) = (0, BTreeMap::new());
         let mut n_accepted = 0;
         for i in 0..e.count as usize {
-            let at = e.offset as usize + i * R::LEN;
-            let orig = R::decode(&self.raw[at..at + R::LEN]);
+            let orig: R = self.file.record(e, i);
             for (field, m) in variants(&orig) {
-                m.encode(&mut self.raw.as_mut_slice()[at..at + R::LEN]);
+                self.file.set_record(e, i, &m);
                 tried += 1;
                 match self.load(n_accepted % self.stride == 0) {
                     Outcome::Accepted => {
@@ -85,7 +78,7 @@ impl Sweep {
                     Outcome::Panicked => self.panics.push(format!("record {i}, {field}: {m:?}")),
                     Outcome::Rejected => {}
                 }
-                orig.encode(&mut self.raw.as_mut_slice()[at..at + R::LEN]);
+                self.file.set_record(e, i, &orig);
             }
         }
         (tried, accepted)
@@ -185,7 +178,7 @@ fn tensor_variants(o: &TensorDesc) -> Vec<(&'static str, TensorDesc)> {
 /// Sweeps every record of `bytes`; returns the panicking mutations.
 fn sweep(bytes: &[u8], stride: usize, what: &str) -> Vec<String> {
     let mut sweep = Sweep {
-        raw: AlignedBytes::from_slice(bytes),
+        file: Resealed::new(bytes),
         stride,
         panics: Vec::new(),
     };
@@ -193,10 +186,7 @@ fn sweep(bytes: &[u8], stride: usize, what: &str) -> Vec<String> {
         sweep.load(false) == Outcome::Accepted,
         "{what} does not load as it is"
     );
-    let header = Header::decode(&bytes[..HEADER_LEN]);
-    for s in 0..header.section_count as usize {
-        let at = HEADER_LEN + s * SECTION_ENTRY_LEN;
-        let e = SectionEntry::decode(&bytes[at..at + SECTION_ENTRY_LEN]);
+    for e in sweep.file.sections() {
         let (name, (tried, accepted)) = match e.kind {
             k if k == SectionKind::Tensors as u32 => {
                 ("tensors", sweep.records(&e, tensor_variants))

@@ -36,6 +36,17 @@ fn u32_at(b: &[u8], i: usize) -> u64 {
     u32::from_le_bytes(w) as u64
 }
 
+/// Writes the XXH64 of `file[CHECKSUM_FROM..]` into the header's checksum
+/// field (bytes 24..32): the writer's last step, and what a tool that patches
+/// a model file in place must redo. A slice shorter than
+/// [`CHECKSUM_FROM`](crate::CHECKSUM_FROM) (no model file is) is left as it is.
+pub fn seal(file: &mut [u8]) {
+    if file.len() >= crate::CHECKSUM_FROM {
+        let sum = xxh64(&file[crate::CHECKSUM_FROM..]);
+        file[24..crate::CHECKSUM_FROM].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
 /// XXH64 of `data` with seed 0.
 pub fn xxh64(data: &[u8]) -> u64 {
     let seed = 0u64;

@@ -137,12 +137,6 @@ mod tests {
         ));
     }
 
-    /// Rewrites the checksum so that corruptions reach validation.
-    fn reseal(b: &mut [u8]) {
-        let c = checksum::xxh64(&b[CHECKSUM_FROM..]);
-        b[24..32].copy_from_slice(&c.to_le_bytes());
-    }
-
     #[test]
     fn validation_catches_resealed_corruption() {
         let bytes = tiny();
@@ -154,7 +148,7 @@ mod tests {
             for mask in [0x01u8, 0x80, 0xff] {
                 let mut b = bytes.clone();
                 b[i] ^= mask;
-                reseal(&mut b);
+                checksum::seal(&mut b);
                 if let Ok(g) = ModelFile::parse(&b) {
                     // Accepted: then every accessor must still be in bounds.
                     for t in 0..g.tensor_count() as u32 {
@@ -183,7 +177,7 @@ mod tests {
         // Second op reads a buffer id that does not exist.
         b[ops_off + OP_DESC_LEN + 12..ops_off + OP_DESC_LEN + 16]
             .copy_from_slice(&77u32.to_le_bytes());
-        reseal(&mut b);
+        checksum::seal(&mut b);
         assert!(matches!(
             ModelFile::parse(&b),
             Err(FormatError::BadOp { index: 1, .. })

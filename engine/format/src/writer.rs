@@ -6,10 +6,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::checksum::xxh64;
 use crate::layout::*;
 use crate::plan::{Lifetime, plan_greedy};
-use crate::{CHECKSUM_FROM, FORMAT_VERSION, MAGIC, OVERREAD_BYTES};
+use crate::{FORMAT_VERSION, MAGIC, OVERREAD_BYTES};
 
 /// A buffer declared to the writer (offset and lifetime are planned).
 #[derive(Clone, Debug)]
@@ -325,8 +324,7 @@ impl ModelWriter {
             reserved: [0; 16],
         };
         header.encode(&mut out[..HEADER_LEN]);
-        let sum = xxh64(&out[CHECKSUM_FROM..]);
-        out[24..32].copy_from_slice(&sum.to_le_bytes());
+        crate::checksum::seal(&mut out);
         out
     }
 }
