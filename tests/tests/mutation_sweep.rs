@@ -12,7 +12,7 @@
 //!   cargo test --release -p edgedetr-tests --test mutation_sweep -- --ignored --nocapture
 //! ```
 //!
-//! On the int8 320 model: about 99,000 mutations in 14 minutes. It found
+//! On the int8 320 model: 100,655 mutations in 15 minutes. It found
 //! `check_op` reading `inputs[0]` of an op without inputs.
 
 use std::collections::BTreeMap;
