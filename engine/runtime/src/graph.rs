@@ -292,12 +292,15 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
     if kind == OpKind::Upsample2x && !matches!(want(op.inputs[0]), DType::F32 | DType::I8) {
         return Err(bad("upsampling takes f32 or i8 maps"));
     }
-    let any_tensor = |slot: usize, dt: DType| -> Result<TensorDesc, Error> {
-        let t = op.tensors[slot];
-        if t == NONE {
-            return Err(bad("missing constant tensor"));
+    // The descriptor in tensor slot `slot`, which must be filled.
+    let slot_tensor = |slot: usize| -> Result<TensorDesc, Error> {
+        match op.tensors[slot] {
+            NONE => Err(bad("missing constant tensor")),
+            t => Ok(file.tensor(t)),
         }
-        let d = file.tensor(t);
+    };
+    let any_tensor = |slot: usize, dt: DType| -> Result<TensorDesc, Error> {
+        let d = slot_tensor(slot)?;
         if d.dtype != dt as u8 {
             return Err(bad("constant tensor has the wrong dtype"));
         }
@@ -332,10 +335,7 @@ pub(crate) fn check_op(file: &ModelFile<'_>, index: u32) -> Result<(), Error> {
             if (oh, ow) != (g.out_h(), g.out_w()) {
                 return Err(bad("output size does not match the convolution"));
             }
-            if op.tensors[0] == NONE {
-                return Err(bad("missing constant tensor"));
-            }
-            let w = file.tensor(op.tensors[0]);
+            let w = slot_tensor(0)?;
             let cin_g = g.cin / g.groups;
             if w.rank != 4 || w.shape != [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32] {
                 return Err(bad("weight shape does not match the convolution"));
