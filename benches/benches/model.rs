@@ -21,8 +21,9 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+mod common;
+use common::fit;
+use criterion::{BenchmarkId, Criterion};
 use edgedetr::std_io::AlignedBytes;
 use edgedetr::{Model, Session};
 use edgedetr_quantizer::{Options, StateDict};
@@ -48,15 +49,6 @@ const LAYERS: [&str; 8] = [
     // Neck, RepC3 at P4 (L22): a fused RepConv 3×3 at 20×20.
     "model.18.m.0",
 ];
-
-/// Sizes criterion's sampling to one run taking `once` (see `kernels.rs`).
-fn fit(group: &mut BenchmarkGroup<'_, WallTime>, once: Duration) {
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time((once * 22).max(Duration::from_millis(500)));
-}
 
 /// Runs `f` once and returns how long it took.
 fn time_once(mut f: impl FnMut()) -> Duration {

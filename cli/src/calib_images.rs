@@ -4,12 +4,30 @@ use std::path::{Path, PathBuf};
 
 use edgedetr_quantizer::calib::CalibSource;
 
-use crate::image_io::{load_rgb8, preprocess_to_input};
+use edgedetr::kernels::Kernels;
+use edgedetr_vision::Preprocessor;
 
 /// JPEG and PNG files of a folder (sorted by name), decoded one at a time.
 #[derive(Clone, Debug)]
 pub struct ImageFolder {
     paths: Vec<PathBuf>,
+    pre: PreprocessorBox,
+}
+
+/// The folder's [`Preprocessor`] (buffers reused from image to image).
+#[derive(Default)]
+struct PreprocessorBox(Preprocessor);
+
+impl Clone for PreprocessorBox {
+    fn clone(&self) -> Self {
+        PreprocessorBox::default()
+    }
+}
+
+impl std::fmt::Debug for PreprocessorBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preprocessor")
+    }
 }
 
 impl ImageFolder {
@@ -33,7 +51,10 @@ impl ImageFolder {
         if paths.is_empty() {
             return Err(format!("no JPEG or PNG images in {}", dir.display()));
         }
-        Ok(ImageFolder { paths })
+        Ok(ImageFolder {
+            paths,
+            pre: PreprocessorBox::default(),
+        })
     }
 
     /// The image files.
@@ -52,7 +73,15 @@ impl CalibSource for ImageFolder {
     }
 
     fn load(&mut self, i: usize, s: usize, out: &mut [f32]) -> Result<(), String> {
-        let (rgb, w, h) = load_rgb8(&self.paths[i])?;
-        preprocess_to_input(&rgb, w, h, s, out)
+        let path = &self.paths[i];
+        let img =
+            edgedetr_vision::file::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The calibration graph runs the scalar-exact float path anyway; the
+        // image kernels are bit-exact on every path.
+        let k = Kernels::scalar();
+        self.pre
+            .0
+            .chw_f32(&k, &img.rgb, (img.width, img.height), s, out)
+            .map_err(|e| format!("{}: preprocessing: {e}", path.display()))
     }
 }

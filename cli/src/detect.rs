@@ -10,8 +10,7 @@ use edgedetr::std_io::{read_npy, write_npy_f32, write_npy_i64};
 use edgedetr::{Detection, Model, PostProcess, Session};
 use edgedetr_cli::golden_layout::golden_layout;
 
-use crate::draw::{RgbCanvas, draw_detections};
-use crate::image_io;
+use edgedetr_vision::{Preprocessor, RgbCanvas, draw_detections};
 
 /// Arguments of `detect`.
 #[derive(Parser, Debug)]
@@ -86,12 +85,12 @@ fn load_npy_input(path: &Path, s: usize, session: &mut Session<'_, '_>) -> Resul
 /// Loads `path` into the session's input: an image through the u8
 /// preprocessing (`Session::set_input_u8`, so an int8 model gets the resized
 /// pixels with no float round trip, an f32 model `pixel / 255`), or a `.npy`
-/// tensor. `pixels` is reused between images.
+/// tensor. `pre` keeps its buffers between images.
 fn load_input(
     path: &Path,
     s: usize,
     session: &mut Session<'_, '_>,
-    pixels: &mut Vec<u8>,
+    pre: &mut Preprocessor,
 ) -> Result<Input, String> {
     if path
         .extension()
@@ -100,14 +99,14 @@ fn load_input(
     {
         return load_npy_input(path, s, session);
     }
-    let (rgb, width, height) = image_io::load_rgb8(path)?;
-    pixels.resize(3 * s * s, 0);
-    image_io::preprocess_to_input_u8(&rgb, width, height, s, pixels)
+    let img = edgedetr_vision::file::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pre.to_session(session, &img.rgb, img.width, img.height)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    session
-        .set_input_u8(pixels)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Input { rgb, width, height })
+    Ok(Input {
+        rgb: img.rgb,
+        width: img.width,
+        height: img.height,
+    })
 }
 
 fn json_line(path: &Path, input: &Input, dets: &[Detection], model: &Model<'_>, ms: f64) -> String {
@@ -161,9 +160,9 @@ pub fn run(a: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let mut pixels = Vec::new();
+    let mut pre = Preprocessor::new();
     for path in &a.inputs {
-        let mut input = load_input(path, s, &mut session, &mut pixels)?;
+        let mut input = load_input(path, s, &mut session, &mut pre)?;
         let start = Instant::now();
         session.run();
         let post = PostProcess {
@@ -205,10 +204,10 @@ pub fn run(a: Args) -> Result<(), String> {
             let mut canvas =
                 RgbCanvas::new(&mut input.rgb, w, h).ok_or("internal error: image buffer size")?;
             draw_detections(&mut canvas, found, |c| {
-                model.class_name(c as usize).unwrap_or("?").to_string()
+                model.class_name(c as usize).unwrap_or("?")
             });
             let out = dir.join(format!("{stem}.jpg"));
-            crate::save::save_jpeg(&out, &input.rgb, input.width, input.height)?;
+            edgedetr_vision::file::save_jpeg(&out, &input.rgb, input.width, input.height)?;
             if !a.json {
                 crate::out!("  saved {}", out.display());
             }

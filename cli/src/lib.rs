@@ -1,8 +1,7 @@
-//! Library side of the `edgedetr` command line: image decoding and
-//! ultralytics-exact preprocessing, and calibration image folders, shared by
-//! the binary and the integration tests.
+//! Library side of the `edgedetr` command line: calibration image folders and
+//! the goldens' tensor layout, shared by the binary and the integration tests.
+//! (Images are `edgedetr_vision`.)
 #![deny(missing_docs)]
 
 pub mod calib_images;
 pub mod golden_layout;
-pub mod image_io;

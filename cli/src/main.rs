@@ -18,14 +18,9 @@ macro_rules! out {
 
 mod bench;
 mod detect;
-mod draw;
 mod inspect;
 mod quantize;
-mod save;
 
-// Image decoding and preprocessing live in the library side (src/lib.rs), so
-// that the integration tests use the same code; `crate::image_io` is it.
-use edgedetr_cli::image_io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

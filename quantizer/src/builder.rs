@@ -1,18 +1,20 @@
 //! [`GraphBuilder`]: declares buffers and ops of the static graph in execution
 //! order, on top of the model-file writer.
 
-use edgedetr::graph::{OpKind, Stage, attention_scratch_len};
+use edgedetr::graph::Stage;
 use edgedetr::kernels::Act;
 use edgedetr::kernels::conv::ConvGeom;
+use edgedetr::ops::conv2d_i8::requant_words;
+use edgedetr::ops::deform_sample::{Levels, MAX_LEVELS};
+use edgedetr::ops::weighted_sum_i8::SumTable;
+use edgedetr::ops::{self, Params, Tensor};
 use edgedetr_format::{
     BUF_EXPORTED, BUF_INPUT, BUF_SCRATCH, BUF_TOKENS, DType, Meta, ModelWriter, NONE, OpDesc,
 };
 
 use std::collections::HashMap;
 
-use edgedetr::kernels::{
-    SumInput, conv_i8_scratch_len, quantize_multiplier, weight_kpad, weighted_sum_params,
-};
+use edgedetr::kernels::{QMul, SumInput, quantize_multiplier, weight_kpad, weighted_sum_params};
 
 use crate::fold::FoldedConv;
 use crate::recipe::{Recipe, WeightPrec, qparams};
@@ -160,13 +162,10 @@ impl GraphBuilder {
         };
         self.op(
             &name,
-            OpKind::Dequantize,
-            Act::None,
+            &ops::dequantize::Dequantize { scale, zp },
             &[b.id],
             out.id,
             NONE,
-            &[],
-            &[scale.to_bits(), zp as i32 as u32],
         );
         if let Some(k) = self.key.get(&b.id).cloned() {
             self.set_key(out, &k);
@@ -189,22 +188,22 @@ impl GraphBuilder {
         let out = self.i8_like(&name, b, b.c, b.h, b.w, q);
         self.op(
             &name,
-            OpKind::Quantize,
-            Act::None,
+            &ops::quantize::Quantize {
+                inv_scale: 1.0 / q.0,
+                zp: q.1,
+            },
             &[b.id],
             out.id,
             NONE,
-            &[],
-            &[(1.0 / q.0).to_bits(), q.1 as i32 as u32],
         );
         self.quantized.insert(b.id, out);
         Some(out)
     }
 
-    /// The scratch buffer `<name>.scratch` of `words` f32 words for op
-    /// `name`, or [`NONE`] when it needs none.
-    fn scratch(&mut self, name: &str, words: usize) -> u32 {
-        match words {
+    /// The scratch buffer `<name>.scratch` of at least `bytes` bytes (as
+    /// f32 words) for op `name`, or [`NONE`] when it needs none.
+    fn scratch(&mut self, name: &str, bytes: usize) -> u32 {
+        match bytes.div_ceil(4) {
             0 => NONE,
             n => self.w.add_buffer(
                 &format!("{name}.scratch"),
@@ -273,35 +272,38 @@ impl GraphBuilder {
         self.w.add_f32(name, shape, v)
     }
 
-    #[allow(clippy::too_many_arguments)] // one op record, filled field by field
-    fn op(
+    /// Adds op `name` with parameters `p` (their kind, activation, tensors
+    /// and words: the op module's own encoding), reading `inputs` and writing
+    /// `out`.
+    fn op<P: Params>(&mut self, name: &str, p: &P, inputs: &[u32], out: u32, scratch: u32) {
+        self.op2(name, p, inputs, [out, NONE], scratch);
+    }
+
+    /// [`GraphBuilder::op`] with up to two outputs.
+    fn op2<P: Params>(
         &mut self,
         name: &str,
-        kind: OpKind,
-        act: Act,
+        p: &P,
         inputs: &[u32],
-        out: u32,
+        outputs: [u32; 2],
         scratch: u32,
-        tensors: &[u32],
-        params: &[u32],
     ) {
+        let f = p.fields();
         let desc = OpDesc {
-            kind: kind as u16,
+            kind: P::KIND as u16,
             stage: self.stage,
-            act: act as u8,
+            act: f.act,
             inputs: ids(inputs),
-            outputs: [out, NONE],
+            outputs,
             scratch,
-            tensors: ids(tensors),
-            params: {
-                let mut a = [0u32; 8];
-                a[..params.len()].copy_from_slice(params);
-                a
-            },
+            tensors: f.tensors,
+            params: f.params,
             ..OpDesc::default()
         };
         self.w.add_op(name, desc);
-        self.key.entry(out).or_insert_with(|| name.to_string());
+        self.key
+            .entry(outputs[0])
+            .or_insert_with(|| name.to_string());
     }
 
     /// The caller-written image input `[c, h, w]` (kept readable after a run),
@@ -416,17 +418,14 @@ impl GraphBuilder {
             f.k as u32,
         ];
         let wname = format!("{name}.weight");
-        let (wt, expand) = match self.recipe.weight_prec(name) {
-            WeightPrec::F32 => (self.tensor(&wname, &shape, &f.weight), 0),
+        let wt = match self.recipe.weight_prec(name) {
+            WeightPrec::F32 => self.tensor(&wname, &shape, &f.weight),
             WeightPrec::F16 => {
                 let mut h = vec![0u16; f.weight.len()];
                 edgedetr::kernels::f16::f32_to_f16_slice(&f.weight, &mut h);
                 let bytes: Vec<u8> = h.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.tensor_bytes += bytes.len();
-                (
-                    self.w.add_tensor(&wname, DType::F16, &shape, &bytes),
-                    f.weight.len(),
-                )
+                self.w.add_tensor(&wname, DType::F16, &shape, &bytes)
             }
             WeightPrec::I8 => {
                 let per = f.weight.len() / f.cout;
@@ -444,7 +443,7 @@ impl GraphBuilder {
                 self.tensor_bytes += q.len();
                 let id = self.w.add_tensor(&wname, DType::I8, &shape, &q);
                 self.w.set_per_channel_quant(id, 0, sid);
-                (id, f.weight.len())
+                id
             }
         };
         let bt = self.tensor(&format!("{name}.bias"), &[f.cout as u32], &f.bias);
@@ -453,17 +452,18 @@ impl GraphBuilder {
         } else {
             self.map(name, f.cout, g.out_h(), g.out_w(), 0)
         };
-        let scratch = self.scratch(name, g.scratch_len() + expand);
-        self.op(
-            name,
-            OpKind::Conv2d,
+        // f16- and int8-stored weights are expanded by the session's prepare
+        // step, into its prepared data: the scratch is the GEMM's only.
+        let scratch = self.scratch(name, ops::conv2d::Conv2d::scratch_bytes(&g));
+        let p = ops::conv2d::Conv2d {
+            weight: Tensor(wt),
+            bias: Tensor(bt),
+            k: f.k as u32,
+            stride: stride as u32,
+            groups: g.groups as u32,
             act,
-            &[x.id],
-            out.id,
-            scratch,
-            &[wt, bt],
-            &[f.k as u32, stride as u32, g.groups as u32],
-        );
+        };
+        self.op(name, &p, &[x.id], out.id, scratch);
         out
     }
 
@@ -556,12 +556,11 @@ impl GraphBuilder {
                 (q, q, -128, 127, None)
             }
         };
-        let mut muls = Vec::with_capacity(2 * f.cout);
-        for &s in &sw {
-            let m = quantize_multiplier(sx as f64 * s / acc_q.0 as f64);
-            muls.push(m.m);
-            muls.push(m.shift);
-        }
+        let muls: Vec<QMul> = sw
+            .iter()
+            .map(|&s| quantize_multiplier(sx as f64 * s / acc_q.0 as f64))
+            .collect();
+        let muls: Vec<i32> = requant_words(&muls).collect();
         let i32_bytes = |v: &[i32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
         self.tensor_bytes += wq.len() + 4 * bias.len() + 4 * muls.len();
         let wt = self.w.add_tensor(
@@ -592,27 +591,22 @@ impl GraphBuilder {
             None => NONE,
         };
         let out = self.i8_like(name, x, f.cout, g.out_h(), g.out_w(), out_q);
-        let scratch = self.scratch(name, conv_i8_scratch_len(&g).div_ceil(4));
-        let p = [
-            f.k as u32,
-            stride as u32,
-            g.groups as u32,
-            zx as i32 as u32,
-            acc_q.1 as i32 as u32,
-            lo as u32,
-            hi as u32,
-            kpad as u32,
-        ];
-        self.op(
-            name,
-            OpKind::Conv2dI8,
-            Act::None,
-            &[x.id],
-            out.id,
-            scratch,
-            &[wt, bt, mt, lt],
-            &p,
-        );
+        let scratch = self.scratch(name, ops::conv2d_i8::Conv2dI8::scratch_bytes(&g));
+        let p = ops::conv2d_i8::Conv2dI8 {
+            weight: Tensor(wt),
+            bias: Tensor(bt),
+            requant: Tensor(mt),
+            lut: (lt != NONE).then_some(Tensor(lt)),
+            k: f.k as u32,
+            stride: stride as u32,
+            groups: g.groups as u32,
+            zp_in: zx,
+            zp_out: acc_q.1,
+            lo: lo as i8,
+            hi: hi as i8,
+            kpad: kpad as u32,
+        };
+        self.op(name, &p, &[x.id], out.id, scratch);
         out
     }
 
@@ -636,16 +630,7 @@ impl GraphBuilder {
             Some(q) => self.i8_like(name, x, x.c, 2 * x.h, 2 * x.w, q),
             None => self.map(name, x.c, 2 * x.h, 2 * x.w, 0),
         };
-        self.op(
-            name,
-            OpKind::Upsample2x,
-            Act::None,
-            &[x.id],
-            out.id,
-            NONE,
-            &[],
-            &[],
-        );
+        self.op(name, &ops::upsample2x::Upsample2x {}, &[x.id], out.id, NONE);
         if let Some(k) = self.key.get(&x.id).cloned() {
             self.set_key(out, &k);
         }
@@ -662,17 +647,9 @@ impl GraphBuilder {
         let x0 = xs[0];
         let out = self.like(name, x0, x0.c);
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
-        let params: Vec<u32> = coef.iter().map(|c| c.to_bits()).collect();
-        self.op(
-            name,
-            OpKind::WeightedSum,
-            Act::None,
-            &ins,
-            out.id,
-            NONE,
-            &[],
-            &params,
-        );
+        let mut p = ops::weighted_sum::WeightedSum { coef: [0.0; 4] };
+        p.coef[..coef.len()].copy_from_slice(coef);
+        self.op(name, &p, &ins, out.id, NONE);
         self.set_key(out, name);
         out
     }
@@ -725,19 +702,28 @@ impl GraphBuilder {
         let coefs: Vec<f64> = coef.iter().map(|&c| c as f64).collect();
         let scales: Vec<f64> = qs.iter().map(|b| b.q.map_or(1.0, |q| q.0 as f64)).collect();
         let zps: Vec<i32> = qs.iter().map(|b| b.q.map_or(0, |q| q.1 as i32)).collect();
-        let mut params = vec![SumInput::default(); qs.len()];
-        let out_mul = weighted_sum_params(&coefs, &scales, &zps, out_q.0 as f64, &mut params);
-        let mut table: Vec<i32> = params
-            .iter()
-            .flat_map(|p| [p.zp, p.mul.m, p.mul.shift])
-            .collect();
-        table.extend([out_mul.m, out_mul.shift, out_q.1 as i32, -128, 127]);
-        let bytes: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n = qs.len();
+        let mut table = SumTable {
+            n,
+            inputs: [SumInput::default(); 4],
+            out_mul: QMul::ZERO,
+            zp: out_q.1,
+            lo: -128,
+            hi: 127,
+        };
+        table.out_mul = weighted_sum_params(
+            &coefs,
+            &scales,
+            &zps,
+            out_q.0 as f64,
+            &mut table.inputs[..n],
+        );
+        let bytes: Vec<u8> = table.words().flat_map(|v| v.to_le_bytes()).collect();
         self.tensor_bytes += bytes.len();
         let t = self.w.add_tensor(
             &format!("{name}.params"),
             DType::I32,
-            &[table.len() as u32],
+            &[SumTable::len(n) as u32],
             &bytes,
         );
         let x0 = qs[0];
@@ -748,16 +734,11 @@ impl GraphBuilder {
         };
         let out = self.i8_like(name, x0, x0.c, h, w, out_q);
         let ins: Vec<u32> = qs.iter().map(|b| b.id).collect();
-        self.op(
-            name,
-            OpKind::WeightedSumI8,
-            Act::None,
-            &ins,
-            out.id,
-            NONE,
-            &[t],
-            &[upsampled],
-        );
+        let p = ops::weighted_sum_i8::WeightedSumI8 {
+            table: Tensor(t),
+            upsampled,
+        };
+        self.op(name, &p, &ins, out.id, NONE);
         self.set_key(out, name);
         Some(out)
     }
@@ -772,16 +753,7 @@ impl GraphBuilder {
         }
         let (a, b) = (self.float_of(a), self.float_of(b));
         let out = self.like(name, a, a.c);
-        self.op(
-            name,
-            OpKind::Add,
-            act,
-            &[a.id, b.id],
-            out.id,
-            NONE,
-            &[],
-            &[],
-        );
+        self.op(name, &ops::add::Add { act }, &[a.id, b.id], out.id, NONE);
         self.set_key(out, name);
         out
     }
@@ -795,16 +767,10 @@ impl GraphBuilder {
             t,
         );
         let out = self.map(name, x.c, x.h, x.w, 0);
-        self.op(
-            name,
-            OpKind::AddTensor,
-            Act::None,
-            &[x.id],
-            out.id,
-            NONE,
-            &[tid],
-            &[],
-        );
+        let p = ops::add_tensor::AddTensor {
+            tensor: Tensor(tid),
+        };
+        self.op(name, &p, &[x.id], out.id, NONE);
         out
     }
 
@@ -812,18 +778,12 @@ impl GraphBuilder {
     pub fn attention(&mut self, name: &str, q: Buf, k: Buf, v: Buf, heads: usize) -> Buf {
         let (q, k, v) = (self.float_of(q), self.float_of(k), self.float_of(v));
         let out = self.like(name, q, q.c);
-        let n = attention_scratch_len(q.c, q.h * q.w, k.h * k.w);
+        let n = ops::attention::Attention::scratch_bytes(q.c, q.h * q.w, k.h * k.w);
         let scratch = self.scratch(name, n);
-        self.op(
-            name,
-            OpKind::Attention,
-            Act::None,
-            &[q.id, k.id, v.id],
-            out.id,
-            scratch,
-            &[],
-            &[heads as u32],
-        );
+        let p = ops::attention::Attention {
+            heads: heads as u32,
+        };
+        self.op(name, &p, &[q.id, k.id, v.id], out.id, scratch);
         out
     }
 
@@ -844,16 +804,12 @@ impl GraphBuilder {
         let out = self.like(name, x, x.c);
         let mut ins = vec![x.id];
         ins.extend(residual.map(|r| r.id));
-        self.op(
-            name,
-            OpKind::LayerNorm,
-            Act::None,
-            &ins,
-            out.id,
-            NONE,
-            &[g, b],
-            &[eps.to_bits()],
-        );
+        let p = ops::layer_norm::LayerNorm {
+            gamma: Tensor(g),
+            beta: Tensor(b),
+            eps,
+        };
+        self.op(name, &p, &ins, out.id, NONE);
         out
     }
 
@@ -866,13 +822,10 @@ impl GraphBuilder {
         let ins: Vec<u32> = xs.iter().map(|b| b.id).collect();
         self.op(
             name,
-            OpKind::ConcatTokens,
-            Act::None,
+            &ops::concat_tokens::ConcatTokens {},
             &ins,
             out.id,
             NONE,
-            &[],
-            &[],
         );
         out
     }
@@ -882,16 +835,8 @@ impl GraphBuilder {
         let x = self.float_of(x);
         let m = self.tensor(&format!("{name}.mask"), &[mask.len() as u32], mask);
         let out = self.like(name, x, x.c);
-        self.op(
-            name,
-            OpKind::MaskTokens,
-            Act::None,
-            &[x.id],
-            out.id,
-            NONE,
-            &[m],
-            &[],
-        );
+        let p = ops::mask_tokens::MaskTokens { mask: Tensor(m) };
+        self.op(name, &p, &[x.id], out.id, NONE);
         out
     }
 
@@ -899,17 +844,9 @@ impl GraphBuilder {
     pub fn topk_tokens(&mut self, name: &str, scores: Buf, k: usize) -> u32 {
         let scores = self.float_of(scores);
         let out = self.index(name, k);
-        let scratch = self.scratch(name, k);
-        self.op(
-            name,
-            OpKind::TopKTokens,
-            Act::None,
-            &[scores.id],
-            out,
-            scratch,
-            &[],
-            &[],
-        );
+        let scratch = self.scratch(name, 4 * k);
+        let p = ops::topk_tokens::TopKTokens {};
+        self.op(name, &p, &[scores.id], out, scratch);
         out
     }
 
@@ -917,16 +854,8 @@ impl GraphBuilder {
     pub fn gather(&mut self, name: &str, index: u32, k: usize, src: Buf) -> Buf {
         let src = self.float_of(src);
         let out = self.tok(name, src.c, k);
-        self.op(
-            name,
-            OpKind::Gather,
-            Act::None,
-            &[index, src.id],
-            out.id,
-            NONE,
-            &[],
-            &[],
-        );
+        let p = ops::gather::Gather { source: None };
+        self.op(name, &p, &[index, src.id], out.id, NONE);
         out
     }
 
@@ -942,16 +871,10 @@ impl GraphBuilder {
     ) -> Buf {
         let t = self.tensor(&format!("{name}.source"), &[c as u32, n as u32], data);
         let out = self.tok(name, c, k);
-        self.op(
-            name,
-            OpKind::Gather,
-            Act::None,
-            &[index],
-            out.id,
-            NONE,
-            &[t],
-            &[],
-        );
+        let p = ops::gather::Gather {
+            source: Some(Tensor(t)),
+        };
+        self.op(name, &p, &[index], out.id, NONE);
         out
     }
 
@@ -959,16 +882,8 @@ impl GraphBuilder {
     pub fn activation(&mut self, name: &str, x: Buf, act: Act) -> Buf {
         let x = self.float_of(x);
         let out = self.like(name, x, x.c);
-        self.op(
-            name,
-            OpKind::Activation,
-            act,
-            &[x.id],
-            out.id,
-            NONE,
-            &[],
-            &[],
-        );
+        let p = ops::activation::Activation { act };
+        self.op(name, &p, &[x.id], out.id, NONE);
         out
     }
 
@@ -976,16 +891,10 @@ impl GraphBuilder {
     pub fn softmax_groups(&mut self, name: &str, x: Buf, group: usize) -> Buf {
         let x = self.float_of(x);
         let out = self.like(name, x, x.c);
-        self.op(
-            name,
-            OpKind::SoftmaxGroups,
-            Act::None,
-            &[x.id],
-            out.id,
-            NONE,
-            &[],
-            &[group as u32],
-        );
+        let p = ops::softmax_groups::SoftmaxGroups {
+            group: group as u32,
+        };
+        self.op(name, &p, &[x.id], out.id, NONE);
         out
     }
 
@@ -993,16 +902,10 @@ impl GraphBuilder {
     pub fn deform_locations(&mut self, name: &str, reference: Buf, off: Buf, points: usize) -> Buf {
         let (reference, off) = (self.float_of(reference), self.float_of(off));
         let out = self.like(name, off, off.c);
-        self.op(
-            name,
-            OpKind::DeformLocations,
-            Act::None,
-            &[reference.id, off.id],
-            out.id,
-            NONE,
-            &[],
-            &[points as u32],
-        );
+        let p = ops::deform_locations::DeformLocations {
+            points: points as u32,
+        };
+        self.op(name, &p, &[reference.id, off.id], out.id, NONE);
         out
     }
 
@@ -1024,21 +927,21 @@ impl GraphBuilder {
             self.float_of(weights),
         );
         let out = self.like(name, loc, value.c);
-        let mut params = vec![(heads | (shapes.len() << 8) | (points << 16)) as u32];
-        for &(h, w) in shapes {
-            params.push(h as u32);
-            params.push(w as u32);
-        }
-        self.op(
-            name,
-            OpKind::DeformSample,
-            Act::None,
-            &[value.id, loc.id, weights.id],
-            out.id,
-            NONE,
-            &[],
-            &params,
+        assert!(
+            shapes.len() <= MAX_LEVELS && heads < 256 && points < 65536,
+            "deform_sample: at most {MAX_LEVELS} levels, 255 heads, 65535 points"
         );
+        let mut levels = Levels {
+            heads: heads as u8,
+            points: points as u16,
+            levels: shapes.len() as u8,
+            shapes: [(0, 0); MAX_LEVELS],
+        };
+        for (d, &(h, w)) in levels.shapes.iter_mut().zip(shapes) {
+            *d = (h as u32, w as u32);
+        }
+        let p = ops::deform_sample::DeformSample { levels };
+        self.op(name, &p, &[value.id, loc.id, weights.id], out.id, NONE);
         out
     }
 
@@ -1046,16 +949,8 @@ impl GraphBuilder {
     pub fn refine_boxes(&mut self, name: &str, delta: Buf, reference: Buf) -> Buf {
         let (delta, reference) = (self.float_of(delta), self.float_of(reference));
         let out = self.like(name, delta, delta.c);
-        self.op(
-            name,
-            OpKind::RefineBoxes,
-            Act::None,
-            &[delta.id, reference.id],
-            out.id,
-            NONE,
-            &[],
-            &[],
-        );
+        let p = ops::refine_boxes::RefineBoxes {};
+        self.op(name, &p, &[delta.id, reference.id], out.id, NONE);
         out
     }
 
@@ -1072,19 +967,9 @@ impl GraphBuilder {
         let rows = self.w.add_buffer(name, DType::F32, &[k as u32, 6], 0);
         // `[1, K]`, the shape of ultralytics' `output_topk_query`.
         let query = self.w.add_buffer(query_name, DType::I32, &[1, k as u32], 0);
-        let scratch = self.scratch(name, 2 * k);
-        let desc = OpDesc {
-            kind: OpKind::FinalTopK as u16,
-            stage: self.stage,
-            act: Act::None as u8,
-            inputs: ids(&[logits.id, boxes.id]),
-            outputs: [rows, query],
-            scratch,
-            tensors: [NONE; 6],
-            params: [0; 8],
-            ..OpDesc::default()
-        };
-        self.w.add_op(name, desc);
+        let scratch = self.scratch(name, 8 * k);
+        let p = ops::final_topk::FinalTopK {};
+        self.op2(name, &p, &[logits.id, boxes.id], [rows, query], scratch);
         (rows, query)
     }
 

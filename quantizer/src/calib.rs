@@ -245,7 +245,8 @@ fn conv_shape(
     if x.dtype != DType::F32 as u8 || x.rank != 3 || x.flags & edgedetr::format::BUF_TOKENS != 0 {
         return None;
     }
-    let [k, stride, groups] = [d.params[0], d.params[1], d.params[2]].map(|v| v as usize);
+    let p = edgedetr::ops::conv2d::Conv2d::decode(&edgedetr::ops::Fields::of(d)).ok()?;
+    let [k, stride, groups] = [p.k, p.stride, p.groups].map(|v| v as usize);
     let (cin, h, w) = (
         x.shape[0] as usize,
         x.shape[1] as usize,

@@ -53,3 +53,13 @@ impl From<std::io::Error> for QuantizeError {
         QuantizeError::Io(e)
     }
 }
+
+/// Reads a whole file; an error names the file.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, QuantizeError> {
+    std::fs::read(path).map_err(|e| {
+        QuantizeError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    })
+}

@@ -10,6 +10,7 @@ pub mod calib;
 pub mod decoder;
 pub mod error;
 pub mod fold;
+pub mod fuzzing;
 pub mod gptq;
 pub mod pt;
 pub mod recipe;

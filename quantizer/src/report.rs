@@ -41,7 +41,8 @@ fn reference_name(model: &Model<'_>, id: u32) -> String {
     }
     if let Some(op) = model.producer(id) {
         let d = f.op(op as u32);
-        if d.kind == OpKind::Conv2dI8 as u16 && d.tensors[3] != NONE {
+        let has_lut = edgedetr::ops::conv2d_i8::Conv2dI8::of(&d).is_ok_and(|p| p.lut.is_some());
+        if d.kind == OpKind::Conv2dI8 as u16 && has_lut {
             return format!("{}#act", f.str(d.name));
         }
     }
@@ -99,7 +100,7 @@ pub fn layer_report(
                     break;
                 };
                 let mut q = vec![0i8; r.len()];
-                edgedetr::kernels::quantize_f32_slice(r, 1.0 / scale, zp, &mut q);
+                qs.kernels().quantize(r, 1.0 / scale, zp, &mut q);
                 qs.set_buffer_i8(id, &q).map_err(err)?;
             }
             let out = d.outputs[0];
@@ -143,11 +144,17 @@ fn rows_of(model: &Model<'_>, power: &HashMap<u32, (f64, f64)>) -> Vec<LayerRow>
             .sum();
         let precision = match kind {
             Some(OpKind::Conv2dI8 | OpKind::WeightedSumI8) => "int8",
-            Some(OpKind::Conv2d) => match DType::from_u8(f.tensor(d.tensors[0]).dtype) {
-                Some(DType::F16) => "f16 weights",
-                Some(DType::I8) => "int8 weights",
-                _ => "f32",
-            },
+            Some(OpKind::Conv2d) => {
+                match edgedetr::ops::conv2d::Conv2d::decode(&edgedetr::ops::Fields::of(&d))
+                    .map(|p| f.tensor(p.weight.0).dtype)
+                    .ok()
+                    .and_then(DType::from_u8)
+                {
+                    Some(DType::F16) => "f16 weights",
+                    Some(DType::I8) => "int8 weights",
+                    _ => "f32",
+                }
+            }
             Some(OpKind::Quantize | OpKind::Dequantize) => continue,
             _ if weight_bytes == 0 && f.buffer(d.outputs[0]).dtype == DType::I8 as u8 => "int8",
             _ => "f32",

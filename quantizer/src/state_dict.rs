@@ -45,14 +45,7 @@ impl StateDict {
 
     /// Reads a `.safetensors` file.
     pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Self, QuantizeError> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
-            QuantizeError::Io(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", path.display()),
-            ))
-        })?;
-        Self::from_safetensors(&bytes)
+        Self::from_safetensors(&crate::error::read_file(path.as_ref())?)
     }
 
     /// Parses `.safetensors` bytes.

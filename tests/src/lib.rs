@@ -87,6 +87,48 @@ pub fn fp32_model(imgsz: usize) -> &'static AlignedBytes {
     m
 }
 
+/// An int8 model of the fixture at `imgsz`, calibrated on the first
+/// `images` calibration photos (all of them: `None`) with options `q`.
+pub fn build_int8(
+    imgsz: usize,
+    images: Option<usize>,
+    q: &edgedetr_quantizer::Int8Options,
+) -> edgedetr_quantizer::Int8Build {
+    let mut src =
+        edgedetr_cli::calib_images::ImageFolder::open(&reference_dir().join("calib"), images)
+            .expect("calibration images");
+    let opts = Options {
+        imgsz,
+        ..Options::default()
+    };
+    edgedetr_quantizer::build_int8(state_dict(), &opts, q, &mut src, &mut |_, _| {})
+        .expect("int8 build")
+}
+
+/// The 320 px int8 model calibrated on four calibration images, built once
+/// per test binary.
+pub fn int8_320() -> &'static AlignedBytes {
+    static M: OnceLock<AlignedBytes> = OnceLock::new();
+    M.get_or_init(|| {
+        let b = build_int8(320, Some(4), &Default::default());
+        AlignedBytes::from_slice(&b.built.bytes)
+    })
+}
+
+/// The 320 px fp16 model (f16-stored weights), built once per test binary.
+pub fn fp16_320() -> &'static AlignedBytes {
+    static M: OnceLock<AlignedBytes> = OnceLock::new();
+    M.get_or_init(|| {
+        let opts = Options {
+            imgsz: 320,
+            precision: edgedetr_quantizer::Precision::Fp16,
+            ..Options::default()
+        };
+        let b = edgedetr_quantizer::build(state_dict(), &opts).expect("fp16 build");
+        AlignedBytes::from_slice(&b.bytes)
+    })
+}
+
 /// Result of comparing a tensor with its golden.
 #[derive(Clone, Debug)]
 pub struct Diff {
@@ -322,4 +364,23 @@ impl Resealed {
         edgedetr::format::checksum::seal(self.raw.as_mut_slice());
         &self.raw
     }
+}
+
+/// Two tests per golden run: `$stage` calls `$ty { run }.stage_fed()` (each
+/// stage fed its golden input) and `$chain` calls `.chained()` (end to end),
+/// each skipped when [`SKIP_ENV`] asks for it.
+#[macro_export]
+macro_rules! golden_runs {
+    ($ty:ident; $($stage:ident, $chain:ident, $run:literal;)*) => {$(
+        #[test]
+        fn $stage() {
+            if $crate::skip_requested(stringify!($stage)) { return; }
+            $ty { run: $run }.stage_fed();
+        }
+        #[test]
+        fn $chain() {
+            if $crate::skip_requested(stringify!($chain)) { return; }
+            $ty { run: $run }.chained();
+        }
+    )*};
 }

@@ -81,22 +81,8 @@ impl Ctx {
     }
 }
 
-macro_rules! runs {
-    ($($stage:ident, $chain:ident, $run:literal;)*) => {$(
-        #[test]
-        fn $stage() {
-            if skip_requested(stringify!($stage)) { return; }
-            Ctx { run: $run }.stage_fed();
-        }
-        #[test]
-        fn $chain() {
-            if skip_requested(stringify!($chain)) { return; }
-            Ctx { run: $run }.chained();
-        }
-    )*};
-}
-
-runs! {
+edgedetr_tests::golden_runs! {
+    Ctx;
     bus_320_stage_fed, bus_320_chained, "bus_320";
     bus_640_stage_fed, bus_640_chained, "bus_640";
     zidane_640_stage_fed, zidane_640_chained, "zidane_640";

@@ -414,10 +414,12 @@ fn from_jpeg(run: &str) {
     } else {
         "zidane.jpg"
     };
-    let (rgb, w, h) = edgedetr_cli::image_io::load_rgb8(&fixture_dir().join("images").join(image))
-        .expect("decodes");
+    let img =
+        edgedetr_vision::file::load(&fixture_dir().join("images").join(image)).expect("decodes");
+    let (w, h) = (img.width, img.height);
     assert_eq!((w, h), original_size(run));
-    edgedetr_cli::image_io::preprocess_to_input(&rgb, w, h, s, session.input_mut())
+    let k = *session.kernels();
+    edgedetr_vision::preprocess_to_input(&k, &img.rgb, w, h, s, session.input_mut())
         .expect("preprocesses");
     session.run();
     let (thr, stem) = predict_conf_golden(run);
@@ -470,22 +472,8 @@ fn zidane_640_from_jpeg() {
     }
 }
 
-macro_rules! runs {
-    ($($stage:ident, $chain:ident, $run:literal;)*) => {$(
-        #[test]
-        fn $stage() {
-            if skip_requested(stringify!($stage)) { return; }
-            Run { run: $run }.stage_fed();
-        }
-        #[test]
-        fn $chain() {
-            if skip_requested(stringify!($chain)) { return; }
-            Run { run: $run }.chained();
-        }
-    )*};
-}
-
-runs! {
+edgedetr_tests::golden_runs! {
+    Run;
     bus_320_decoder_stage_fed, bus_320_end_to_end, "bus_320";
     bus_640_decoder_stage_fed, bus_640_end_to_end, "bus_640";
     zidane_640_decoder_stage_fed, zidane_640_end_to_end, "zidane_640";

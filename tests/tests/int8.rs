@@ -3,7 +3,6 @@
 
 use edgedetr::format::DType;
 use edgedetr::{Model, Session};
-use edgedetr_cli::calib_images::ImageFolder;
 use edgedetr_quantizer::{Int8Options, Options};
 use edgedetr_tests::*;
 
@@ -49,12 +48,6 @@ fn int8_640_meets_the_sqnr_targets_and_is_small() {
 /// Builds the int8 model at 640 (calibrated on `reference/calib`), checks its
 /// size, runs `bus_640` and returns the chained SQNR at backbone_out1/2.
 fn int8_640_sqnr_and_size() -> [f64; 2] {
-    let mut src =
-        ImageFolder::open(&reference_dir().join("calib"), None).expect("calibration images");
-    let opts = Options {
-        imgsz: 640,
-        ..Options::default()
-    };
     let t = std::time::Instant::now();
     // EDGEDETR_INT8_METHOD (minmax, percentile[:p], mse) compares range methods.
     let mut q = Int8Options::default();
@@ -65,8 +58,7 @@ fn int8_640_sqnr_and_size() -> [f64; 2] {
     if let Ok(r) = std::env::var("EDGEDETR_INT8_ROUNDING") {
         q.rounding = edgedetr_quantizer::WeightRounding::parse(&r).expect("gptq or nearest");
     }
-    let b = edgedetr_quantizer::build_int8(state_dict(), &opts, &q, &mut src, &mut |_, _| {})
-        .expect("int8 build");
+    let b = build_int8(640, None, &q);
     let (built, ranges) = (b.built, b.ranges);
     for k in [
         "model.0.conv0.convbn_0",
@@ -117,21 +109,7 @@ fn int8_640_sqnr_and_size() -> [f64; 2] {
 #[test]
 #[ignore = "diagnostic: prints the chained SQNR of every int8 op (cargo test --test int8 diagnostic -- --ignored --nocapture)"]
 fn int8_layer_by_layer_diagnostic() {
-    let mut src =
-        ImageFolder::open(&reference_dir().join("calib"), None).expect("calibration images");
-    let opts = Options {
-        imgsz: 320,
-        ..Options::default()
-    };
-    let built = edgedetr_quantizer::build_int8(
-        state_dict(),
-        &opts,
-        &Int8Options::default(),
-        &mut src,
-        &mut |_, _| {},
-    )
-    .unwrap()
-    .built;
+    let built = build_int8(320, None, &Int8Options::default()).built;
     let bytes = edgedetr::std_io::AlignedBytes::from_slice(&built.bytes);
     let model = Model::from_bytes(&bytes).unwrap();
     let mut arena = vec![0u8; model.arena_size()];
@@ -164,29 +142,6 @@ fn int8_layer_by_layer_diagnostic() {
             eprintln!("{i:3} {name:40} {:6.1} dB", sqnr(&v, r));
         }
     }
-}
-
-/// A 320 px int8 model calibrated on four calibration images (shared by the
-/// tests of this file that need one).
-fn int8_320() -> &'static edgedetr::std_io::AlignedBytes {
-    static M: std::sync::OnceLock<edgedetr::std_io::AlignedBytes> = std::sync::OnceLock::new();
-    M.get_or_init(|| {
-        let mut src =
-            ImageFolder::open(&reference_dir().join("calib"), Some(4)).expect("calibration images");
-        let opts = Options {
-            imgsz: 320,
-            ..Options::default()
-        };
-        let b = edgedetr_quantizer::build_int8(
-            state_dict(),
-            &opts,
-            &Int8Options::default(),
-            &mut src,
-            &mut |_, _| {},
-        )
-        .expect("int8 build");
-        edgedetr::std_io::AlignedBytes::from_slice(&b.built.bytes)
-    })
 }
 
 #[test]
@@ -307,10 +262,12 @@ fn int8_u8_and_f32_inputs_give_identical_outputs() {
     }
     let model = Model::from_bytes(int8_320()).unwrap();
     let s = model.input_size();
-    let (rgb, w, h) =
-        edgedetr_cli::image_io::load_rgb8(&fixture_dir().join("images/bus.jpg")).unwrap();
-    let mut pixels = vec![0u8; 3 * s * s];
-    edgedetr_cli::image_io::preprocess_to_input_u8(&rgb, w, h, s, &mut pixels).unwrap();
+    let img = edgedetr_vision::file::load(&fixture_dir().join("images/bus.jpg")).unwrap();
+    let k = edgedetr::kernels::Kernels::scalar();
+    let pixels = edgedetr_vision::Preprocessor::new()
+        .chw_u8(&k, &img.rgb, img.width, img.height, s)
+        .unwrap()
+        .to_vec();
     let as_f32: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
     let run = |write: &dyn Fn(&mut Session<'_, '_>)| {
         let mut arena = vec![0u8; model.arena_size()];

@@ -254,14 +254,16 @@ fn an_f32_model_gets_pixel_over_255() {
         }
     }
     let mut want = vec![0f32; img.len()];
-    edgedetr::preprocess::hwc_rgb_u8_to_chw_rgb_f32(&hwc, S, S, &mut want).unwrap();
+    let k = edgedetr::kernels::Kernels::scalar();
+    let rgb = edgedetr_vision::preprocess::Order::Rgb;
+    edgedetr_vision::preprocess::hwc_to_chw(&k, &hwc, (S, S), rgb, &mut want).unwrap();
     assert!(
         got.iter()
             .zip(&want)
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
     let mut u = vec![0u8; img.len()];
-    edgedetr::preprocess::hwc_rgb_u8_to_chw_rgb_u8(&hwc, S, S, &mut u).unwrap();
+    edgedetr_vision::preprocess::hwc_to_chw(&k, &hwc, (S, S), rgb, &mut u).unwrap();
     assert_eq!(u, img);
     // set_input_f32 copies.
     let v: Vec<f32> = (0..img.len()).map(|i| i as f32 * 0.001).collect();

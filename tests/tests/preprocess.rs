@@ -7,8 +7,22 @@
 //! OpenCV, so the result is in fact bit-identical; the tests assert that too,
 //! so that a change which loses exactness is noticed.
 
-use edgedetr_cli::image_io::{decode_rgb8, load_rgb8, preprocess_to_input};
+use edgedetr::kernels::Kernels;
 use edgedetr_tests::{fixture_dir, golden, skip_requested};
+use edgedetr_vision::file::load;
+use edgedetr_vision::{decode, preprocess_to_input};
+
+/// Decoding as a string result, as a user sees it.
+fn decode_rgb8(bytes: &[u8]) -> Result<(), String> {
+    decode(bytes).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Loading as a string result.
+fn load_rgb8(path: &std::path::Path) -> Result<(Vec<u8>, usize, usize), String> {
+    load(path)
+        .map(|i| (i.rgb, i.width, i.height))
+        .map_err(|e| e.to_string())
+}
 
 fn check(run: &str, image: &str, s: usize) {
     if skip_requested(run) {
@@ -19,7 +33,8 @@ fn check(run: &str, image: &str, s: usize) {
     let g = golden(run, "input");
     assert_eq!(g.shape, [1, 3, s, s], "{run}: golden input shape");
     let mut ours = vec![0f32; 3 * s * s];
-    preprocess_to_input(&rgb, w, h, s, &mut ours).unwrap_or_else(|e| panic!("{e}"));
+    preprocess_to_input(&Kernels::from_env(), &rgb, w, h, s, &mut ours)
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let mut max = 0f32;
     let mut equal = 0usize;

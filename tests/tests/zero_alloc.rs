@@ -79,28 +79,8 @@ fn fp16_and_int8_frames_allocate_nothing() {
     if skip_requested("fp16_and_int8_frames_allocate_nothing") {
         return;
     }
-    let mut opts = edgedetr_quantizer::Options {
-        imgsz: 320,
-        precision: edgedetr_quantizer::Precision::Fp16,
-        ..Default::default()
-    };
-    let fp16 = edgedetr_quantizer::build(state_dict(), &opts).unwrap();
-    assert_frames_allocate_nothing(&edgedetr::std_io::AlignedBytes::from_slice(&fp16.bytes));
-    opts.precision = edgedetr_quantizer::Precision::Int8;
-    let mut src =
-        edgedetr_cli::calib_images::ImageFolder::open(&reference_dir().join("calib"), Some(2))
-            .unwrap();
-    let int8 = edgedetr_quantizer::build_int8(
-        state_dict(),
-        &opts,
-        &Default::default(),
-        &mut src,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    assert_frames_allocate_nothing(&edgedetr::std_io::AlignedBytes::from_slice(
-        &int8.built.bytes,
-    ));
+    assert_frames_allocate_nothing(fp16_320());
+    assert_frames_allocate_nothing(int8_320());
 }
 
 fn assert_frames_allocate_nothing(bytes: &[u8]) {

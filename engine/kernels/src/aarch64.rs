@@ -8,9 +8,39 @@
 use core::arch::aarch64::*;
 
 use crate::Act;
-use crate::blocked::{DwRow, MicroKernel, TileEpi, dw_vector_cols};
-use crate::conv::ConvGeom;
+use crate::blocked::{DwRow, MicroKernel, Tile, TileEpi};
+use crate::caps::Caps;
+use crate::conv::ConvF32;
+use crate::conv_i8::{ConvI8, Portable};
+use crate::gemm::Gemm;
 use crate::reference::input_row;
+use crate::table::{SCALAR, declare_path};
+
+declare_path! {
+    /// NEON (Armv8.0: Cortex-A53/A57/A72): an 8×8 f32 GEMM micro-kernel and
+    /// 4-wide depthwise f32 convolutions. Its int8 kernels are the scalar
+    /// path's portable ones, which LLVM vectorises with baseline NEON
+    /// (`smull` + `saddw`).
+    pub(crate) static NEON = "neon", base Some(&SCALAR),
+    available |caps: Caps| caps.neon,
+    {
+        sgemm = neon_sgemm_f32,
+        conv_f32 = neon_conv_f32,
+        dwconv_f32 = neon_dwconv_f32,
+    }
+}
+
+declare_path! {
+    /// NEON with the dot-product extension (Armv8.2+: A55/A76/A78): the NEON
+    /// float kernels, and the portable int8 convolutions built with `dotprod`,
+    /// where LLVM emits `sdot`.
+    pub(crate) static NEON_DOTPROD = "neon_dotprod", base Some(&NEON),
+    available |caps: Caps| caps.dotprod && Dotprod::new().is_some(),
+    {
+        conv_i8 = dotprod_conv_s8,
+        dwconv_i8 = dotprod_dwconv_s8,
+    }
+}
 
 /// Proof that NEON exists: compiled in.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +51,32 @@ impl Neon {
     pub(crate) const fn new() -> Neon {
         Neon(())
     }
+}
+
+/// The [`crate::Slot::Sgemm`] of the NEON paths: the blocked GEMM with the
+/// 8×8 micro-kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in.
+unsafe fn neon_sgemm_f32(g: &Gemm<'_>, c: &mut [f32], scratch: &mut [f32]) {
+    crate::blocked::sgemm_blocked(Neon::new(), g, &g.b, c, scratch);
+}
+
+/// The [`crate::Slot::ConvF32`] of the NEON paths: im2col-packed GEMM.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in.
+unsafe fn neon_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+    crate::blocked::conv_dense(Neon::new(), a, out, scratch);
+}
+
+/// The [`crate::Slot::DwConvF32`] of the NEON paths.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in.
+unsafe fn neon_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
+    // SAFETY: NEON is compiled in (this module exists only then).
+    unsafe { dwconv(a, out) }
 }
 
 /// Proof that the CPU has the dot-product extension (`SDOT`/`UDOT`, Armv8.2+):
@@ -39,25 +95,27 @@ impl Dotprod {
         let detected = cfg!(target_feature = "dotprod");
         detected.then_some(Dotprod(()))
     }
-
-    /// [`crate::conv_i8::conv_s8`] compiled with the dot-product extension.
-    pub(crate) fn conv_s8(
-        self,
-        a: &crate::conv_i8::ConvI8<'_>,
-        out: &mut [i8],
-        scratch: &mut [u8],
-    ) {
-        // SAFETY: `self` proves the CPU runs SDOT; the function only adds that
-        // feature to safe, bounds-checked code.
-        unsafe { conv_s8_dotprod(a, out, scratch) }
-    }
 }
 
-/// The portable int8 convolution, auto-vectorised with `SDOT` (LLVM turns
-/// the `i8·i8 → i32` dot products into `sdot v.4s, v.16b, v.16b`).
+/// The [`crate::Slot::ConvI8`] of `neon_dotprod`: the portable dense int8
+/// convolution auto-vectorised with `SDOT` (LLVM turns the `i8·i8 → i32`
+/// dot products into `sdot v.4s, v.16b, v.16b`).
+///
+/// # Safety
+/// The slot contract (`crate::table`): the CPU runs `SDOT`.
 #[target_feature(enable = "neon,dotprod")]
-fn conv_s8_dotprod(a: &crate::conv_i8::ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    crate::conv_i8::conv_s8(a, out, scratch);
+unsafe fn dotprod_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    crate::conv_i8::conv_s8_dense(Portable, a, out, scratch);
+}
+
+/// The [`crate::Slot::DwConvI8`] of `neon_dotprod`: the portable depthwise
+/// int8 convolution built with the extension.
+///
+/// # Safety
+/// The slot contract (`crate::table`): the CPU runs `SDOT`.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dotprod_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
+    crate::conv_i8::conv_s8_depthwise(a, out);
 }
 
 /// 8×8: 16 accumulators, 8 registers of `A` (4 consecutive `k` of each row,
@@ -69,21 +127,10 @@ impl MicroKernel for Neon {
     const NR: usize = 8;
     const NC: usize = 128;
 
-    unsafe fn tile(
-        self,
-        kc: usize,
-        a: *const f32,
-        rs: usize,
-        cs: usize,
-        mr: usize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        epi: &TileEpi,
-    ) {
+    unsafe fn tile(self, t: &Tile, epi: &TileEpi) {
         // SAFETY: NEON is compiled in (`self` exists); the pointer contract
         // is the caller's.
-        unsafe { neon_sgemm_f32_8x8(kc, a, rs, cs, mr, b, c, rsc, epi) }
+        unsafe { neon_sgemm_f32_8x8(t, epi) }
     }
 }
 
@@ -92,18 +139,17 @@ impl MicroKernel for Neon {
 /// # Safety
 /// The [`MicroKernel::tile`] contract holds.
 #[target_feature(enable = "neon")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn neon_sgemm_f32_8x8(
-    kc: usize,
-    a: *const f32,
-    rs: usize,
-    cs: usize,
-    mr: usize,
-    b: *const f32,
-    c: *mut f32,
-    rsc: usize,
-    epi: &TileEpi,
-) {
+unsafe fn neon_sgemm_f32_8x8(t: &Tile, epi: &TileEpi) {
+    let Tile {
+        kc,
+        a,
+        rs,
+        cs,
+        mr,
+        b,
+        c,
+        rsc,
+    } = *t;
     let mut rows = [a; 8];
     for (i, r) in rows.iter_mut().enumerate() {
         *r = a.wrapping_add(i.min(mr - 1) * rs);
@@ -198,10 +244,12 @@ fn act_q(act: Act, v: float32x4_t) -> float32x4_t {
     }
 }
 
-/// `e^x` on 4 lanes (Cephes `expf`, as `x86::exp_ps`); `x` clamped to `[-87, 88]`.
+/// `e^x` on 4 lanes (Cephes `expf`, as `x86::exp_ps`); `x` clamped to
+/// `[-87, 88]`, `+∞` above `ln(f32::MAX)`.
 #[target_feature(enable = "neon")]
 #[inline]
 fn exp_q(x: float32x4_t) -> float32x4_t {
+    let overflow = vcgtq_f32(x, vdupq_n_f32(88.722_84));
     let x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0)), vdupq_n_f32(88.0));
     let n = vrndnq_f32(vmulq_n_f32(x, core::f32::consts::LOG2_E));
     let r = vfmsq_f32(x, n, vdupq_n_f32(0.693_359_4));
@@ -219,7 +267,8 @@ fn exp_q(x: float32x4_t) -> float32x4_t {
     let y = vfmaq_f32(r, y, vmulq_f32(r, r));
     let y = vaddq_f32(y, vdupq_n_f32(1.0));
     let e = vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127));
-    vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32::<23>(e)))
+    let y = vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32::<23>(e)));
+    vbslq_f32(overflow, vdupq_n_f32(f32::INFINITY), y)
 }
 
 /// Depthwise convolution (`groups == cin == cout`), slices already checked:
@@ -227,56 +276,12 @@ fn exp_q(x: float32x4_t) -> float32x4_t {
 /// past the last even one), four vectors at once so four FMA chains hide the
 /// latency; border columns and strides above 2 use the scalar reference pixel;
 /// vector blocks never read past the row.
-pub(crate) fn neon_dwconv_f32(
-    _t: Neon,
-    g: &ConvGeom,
-    input: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    act: Act,
-    out: &mut [f32],
-) {
-    // SAFETY: NEON is compiled in (the token exists).
-    unsafe { dwconv(g, input, weight, bias, act, out) }
-}
-
-/// [`neon_dwconv_f32`].
 #[target_feature(enable = "neon")]
-fn dwconv(g: &ConvGeom, input: &[f32], weight: &[f32], bias: &[f32], act: Act, out: &mut [f32]) {
-    let (oh, ow, kk, hw) = (g.out_h(), g.out_w(), g.k * g.k, g.h * g.w);
-    let (x_lo, x_hi) = dw_vector_cols(g, 4, 4 * g.stride);
-    for c in 0..g.cin {
-        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-            let row = DwRow {
-                g,
-                plane: &input[c * hw..(c + 1) * hw],
-                taps: &weight[c * kk..(c + 1) * kk],
-                bias: bias[c],
-                act,
-                oy,
-            };
-            let Some(x_hi) = x_hi else {
-                (0..ow).for_each(|ox| orow[ox] = row.pixel(ox));
-                continue;
-            };
-            (0..x_lo).for_each(|ox| orow[ox] = row.pixel(ox));
-            (x_hi + 4..ow).for_each(|ox| orow[ox] = row.pixel(ox));
-            let mut ox = x_lo;
-            while ox + 12 <= x_hi {
-                dw_blocks::<4>(&row, ox, orow);
-                ox += 16;
-            }
-            while ox < x_hi {
-                dw_blocks::<1>(&row, ox, orow);
-                ox += 4;
-            }
-            if ox < x_hi + 4 {
-                // Overlaps the previous block, recomputing the same values.
-                dw_blocks::<1>(&row, x_hi, orow);
-            }
-        }
-    }
+fn dwconv(a: &ConvF32<'_>, out: &mut [f32]) {
+    let span = 4 * a.g.stride;
+    let one = |row: &DwRow<'_>, ox, orow: &mut [f32]| dw_blocks::<1>(row, ox, orow);
+    let four = |row: &DwRow<'_>, ox, orow: &mut [f32]| dw_blocks::<4>(row, ox, orow);
+    crate::blocked::dw_rows::<4>(a, out, span, one, four);
 }
 
 /// `U` blocks of 4 depthwise outputs at columns `ox..ox + 4U` of one row

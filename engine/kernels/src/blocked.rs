@@ -6,8 +6,8 @@
 //! See [`crate::gemm`] for the blocking scheme.
 
 use crate::Act;
-use crate::conv::ConvGeom;
-use crate::gemm::{ALIGN_SLACK, Epilogue, KC, MatRef, NC_MAX, check_c, check_epi_scratch};
+use crate::conv::{ConvF32, ConvGeom};
+use crate::gemm::{ALIGN_SLACK, Epilogue, Gemm, KC, MatRef, NC_MAX, check_c, check_epi_scratch};
 use crate::reference::{self, input_row, valid_cols};
 
 /// Largest `MR` of any micro-kernel.
@@ -43,26 +43,36 @@ pub(crate) trait MicroKernel: Copy {
 
     /// Computes `C[i][j] = epi(Σ_p A(min(i, mr-1), p)·B[p][j], C[i][j])` for
     /// `i < MR, j < NR, p < kc`, with `A(i, p) = *a.add(i*rs + p*cs)`,
-    /// `B[p][j] = *b.add(p*NR + j)` and `C[i][j] = *c.add(i*rsc + j)`.
+    /// `B[p][j] = *b.add(p*NR + j)` and `C[i][j] = *c.add(i*rsc + j)` (the
+    /// fields of `t`).
     ///
     /// # Safety
     /// `1 ≤ mr ≤ MR`, `kc ≥ 1`; `a.add(i*rs + p*cs)` is readable for
     /// `i < mr, p < kc`; `b` is readable for `kc·NR` elements; `c.add(i*rsc + j)`
     /// is readable and writable for `i < MR, j < NR`, and no other reference
     /// to those elements is live.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
-        self,
-        kc: usize,
-        a: *const f32,
-        rs: usize,
-        cs: usize,
-        mr: usize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        epi: &TileEpi,
-    );
+    unsafe fn tile(self, t: &Tile, epi: &TileEpi);
+}
+
+/// The operands of one micro-kernel call ([`MicroKernel::tile`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    /// Reduction depth of this block.
+    pub kc: usize,
+    /// `A(0, 0)` of the tile.
+    pub a: *const f32,
+    /// Row stride of `A`.
+    pub rs: usize,
+    /// Column stride of `A`.
+    pub cs: usize,
+    /// Valid rows (`1..=MR`); rows past it repeat the last one.
+    pub mr: usize,
+    /// The packed `[kc][NR]` panel of `B`.
+    pub b: *const f32,
+    /// `C(0, 0)` of the tile.
+    pub c: *mut f32,
+    /// Row stride of `C`.
+    pub rsc: usize,
 }
 
 /// A source of `B` that can be packed into `[kc][nr]` panels.
@@ -103,22 +113,25 @@ fn aligned(scratch: &mut [f32]) -> &mut [f32] {
 }
 
 /// The blocked GEMM driver shared by the SIMD paths: [`crate::Kernels::sgemm`]
-/// for `m, n, k > 0`, with `B` from any packer. Checks what the micro-kernel
-/// reads and writes through pointers (`A`, `C`, bias, scratch); `B` is read by
-/// the packer with bounds checks.
-#[allow(clippy::too_many_arguments)]
+/// for `m, n, k > 0`, with `B` from any packer (`g.b` is ignored). Checks
+/// what the micro-kernel reads and writes through pointers (`A`, `C`, bias,
+/// scratch); `B` is read by the packer with bounds checks.
 pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
     uk: U,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
+    g: &Gemm<'_>,
     b: &B,
     c: &mut [f32],
-    rsc: usize,
-    epi: Epilogue<'_>,
     scratch: &mut [f32],
 ) {
+    let Gemm {
+        m,
+        n,
+        k,
+        a,
+        rsc,
+        epi,
+        ..
+    } = *g;
     debug_assert!(U::MR <= MAX_MR && U::MR * U::NR <= MAX_TILE);
     debug_assert!(U::NC % U::NR == 0 && U::NC <= NC_MAX);
     assert!(m > 0 && n > 0 && k > 0);
@@ -152,6 +165,16 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                 // In bounds: i0 < m and p0 < k, checked against `a.data` above.
                 let a_tile = a.data[i0 * a.rs + p0 * a.cs..].as_ptr();
                 for (q, panel) in packed.chunks_exact(kc * U::NR).enumerate() {
+                    let tile = |c, rsc| Tile {
+                        kc,
+                        a: a_tile,
+                        rs: a.rs,
+                        cs: a.cs,
+                        mr,
+                        b: panel.as_ptr(),
+                        c,
+                        rsc,
+                    };
                     let jq = j0 + q * U::NR;
                     let nr = U::NR.min(n - jq);
                     if mr == U::MR && nr == U::NR {
@@ -161,9 +184,7 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                         // kc*NR elements; the full tile lies in C since
                         // (i0+MR-1)*rsc + jq+NR-1 <= (m-1)*rsc + n-1 < c.len(),
                         // and `c` is borrowed mutably here only through `c_tile`.
-                        unsafe {
-                            uk.tile(kc, a_tile, a.rs, a.cs, mr, panel.as_ptr(), c_tile, rsc, &te)
-                        };
+                        unsafe { uk.tile(&tile(c_tile, rsc), &te) };
                     } else {
                         let mut tmp = [0.0f32; MAX_TILE];
                         if te.load_c {
@@ -174,19 +195,7 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                         }
                         // SAFETY: A and the panel as above; `tmp` holds
                         // MR*NR <= MAX_TILE elements at row stride NR.
-                        unsafe {
-                            uk.tile(
-                                kc,
-                                a_tile,
-                                a.rs,
-                                a.cs,
-                                mr,
-                                panel.as_ptr(),
-                                tmp.as_mut_ptr(),
-                                U::NR,
-                                &te,
-                            )
-                        };
+                        unsafe { uk.tile(&tile(tmp.as_mut_ptr(), U::NR), &te) };
                         for r in 0..mr {
                             c[(i0 + r) * rsc + jq..][..nr]
                                 .copy_from_slice(&tmp[r * U::NR..r * U::NR + nr]);
@@ -201,38 +210,42 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
     }
 }
 
-/// A dense convolution as GEMM on a SIMD path (slices already checked).
-#[allow(clippy::too_many_arguments)]
+/// A dense convolution as GEMM on a SIMD path (operands already checked).
 pub(crate) fn conv_dense<U: MicroKernel>(
     uk: U,
-    g: &ConvGeom,
-    input: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    act: Act,
+    c: &ConvF32<'_>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let g = &c.g;
     let (m, n, k) = (g.cout, g.out_h() * g.out_w(), g.cin * g.k * g.k);
-    let a = MatRef {
-        data: weight,
-        rs: k,
+    let b = MatRef {
+        data: c.input,
+        rs: g.h * g.w,
         cs: 1,
     };
-    let epi = Epilogue {
-        bias: Some(bias),
-        accumulate: false,
-        act,
+    let gemm = Gemm {
+        m,
+        n,
+        k,
+        a: MatRef {
+            data: c.weight,
+            rs: k,
+            cs: 1,
+        },
+        b,
+        rsc: n,
+        epi: Epilogue {
+            bias: Some(c.bias),
+            accumulate: false,
+            act: c.act,
+        },
     };
     if g.k == 1 && g.stride == 1 {
-        let b = MatRef {
-            data: input,
-            rs: g.h * g.w,
-            cs: 1,
-        };
-        sgemm_blocked(uk, m, n, k, a, &b, out, n, epi, scratch);
+        sgemm_blocked(uk, &gemm, &b, out, scratch);
     } else {
-        sgemm_blocked(uk, m, n, k, a, &Im2col { g, input }, out, n, epi, scratch);
+        let im2col = Im2col { g, input: c.input };
+        sgemm_blocked(uk, &gemm, &im2col, out, scratch);
     }
 }
 
@@ -330,6 +343,57 @@ impl DwRow<'_> {
     }
 }
 
+/// The depthwise convolution loop the SIMD paths share: every output row of
+/// every channel, border columns (and strides above 2) by the scalar
+/// reference pixel, the interior in vector blocks of `LANES` columns, four
+/// at a time (`four`) so four FMA chains hide the latency, then one at a time
+/// (`one`); the last block may overlap the one before it, recomputing the
+/// same values. `span` is the inputs a block reads from its first tap's
+/// column (see [`dw_vector_cols`]); blocks never read past the row.
+#[inline(always)]
+pub(crate) fn dw_rows<const LANES: usize>(
+    a: &ConvF32<'_>,
+    out: &mut [f32],
+    span: usize,
+    one: impl Fn(&DwRow<'_>, usize, &mut [f32]),
+    four: impl Fn(&DwRow<'_>, usize, &mut [f32]),
+) {
+    let g = &a.g;
+    let (oh, ow, kk, hw) = (g.out_h(), g.out_w(), g.k * g.k, g.h * g.w);
+    let (x_lo, x_hi) = dw_vector_cols(g, LANES, span);
+    for c in 0..g.cin {
+        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            let row = DwRow {
+                g,
+                plane: &a.input[c * hw..(c + 1) * hw],
+                taps: &a.weight[c * kk..(c + 1) * kk],
+                bias: a.bias[c],
+                act: a.act,
+                oy,
+            };
+            let Some(x_hi) = x_hi else {
+                (0..ow).for_each(|ox| orow[ox] = row.pixel(ox));
+                continue;
+            };
+            (0..x_lo).for_each(|ox| orow[ox] = row.pixel(ox));
+            (x_hi + LANES..ow).for_each(|ox| orow[ox] = row.pixel(ox));
+            let mut ox = x_lo;
+            while ox + 3 * LANES <= x_hi {
+                four(&row, ox, orow);
+                ox += 4 * LANES;
+            }
+            while ox < x_hi {
+                one(&row, ox, orow);
+                ox += LANES;
+            }
+            if ox < x_hi + LANES {
+                one(&row, x_hi, orow);
+            }
+        }
+    }
+}
+
 /// Columns where a depthwise SIMD block of `lanes` outputs, reading `span`
 /// consecutive inputs from the first tap's column, may start: `x_lo..=x_hi`
 /// with `ox·s >= pad` (no left padding) and
@@ -343,4 +407,201 @@ pub(crate) fn dw_vector_cols(g: &ConvGeom, lanes: usize, span: usize) -> (usize,
         .map(|top| (top / s).min(ow.saturating_sub(lanes)))
         .filter(|&x_hi| s <= 2 && ow >= lanes && x_hi >= x_lo);
     (x_lo, x_hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A portable micro-kernel with odd tile sizes: the driver and the
+    /// packers on every architecture, armv7 included.
+    #[derive(Clone, Copy)]
+    struct OddTile;
+
+    impl MicroKernel for OddTile {
+        const MR: usize = 3;
+        const NR: usize = 5;
+        const NC: usize = 10;
+
+        unsafe fn tile(self, t: &Tile, epi: &TileEpi) {
+            for i in 0..Self::MR {
+                for j in 0..Self::NR {
+                    let mut acc = 0.0f32;
+                    for p in 0..t.kc {
+                        let row = i.min(t.mr - 1) * t.rs;
+                        // SAFETY: the MicroKernel contract.
+                        acc += unsafe { *t.a.add(row + p * t.cs) * *t.b.add(p * Self::NR + j) };
+                    }
+                    let mut v = acc + epi.bias[i];
+                    // SAFETY: the MicroKernel contract.
+                    let cp = unsafe { t.c.add(i * t.rsc + j) };
+                    if epi.load_c {
+                        // SAFETY: as above.
+                        v += unsafe { *cp };
+                    }
+                    if let Some(act) = epi.act {
+                        v = act.apply(v);
+                    }
+                    // SAFETY: as above.
+                    unsafe { *cp = v };
+                }
+            }
+        }
+    }
+
+    fn values(r: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| r.f32()).collect()
+    }
+
+    /// `got` within the any-order f32 summation bound of the exact `(want,
+    /// magnitude)` over depth `d` (see `tests/equivalence.rs`).
+    fn close(got: f32, (want, mag): (f64, f64), d: usize) -> bool {
+        let eps = f32::EPSILON as f64;
+        (got as f64 - want).abs() <= 1.2 * ((d as f64 + 2.0) * eps * mag + eps * want.abs()) + 1e-30
+    }
+
+    /// Tiles at every edge (m, n not multiples of MR, NR, NC) and depths
+    /// across `KC` blocks, against the exact sums.
+    #[test]
+    fn blocked_driver_with_odd_tiles() {
+        let mut r = Rng(0x5EED_0003);
+        for case in 0..60 {
+            let (m, n, k) = (1 + r.below(13), 1 + r.below(37), 1 + r.below(3 * KC));
+            let transposed = case % 2 == 1;
+            let a = values(&mut r, m * k);
+            let (rs, cs) = if transposed { (1, m) } else { (k, 1) };
+            let b = values(&mut r, k * n);
+            let bias = values(&mut r, m);
+            let rsc = n + case % 3;
+            let g = Gemm {
+                m,
+                n,
+                k,
+                a: MatRef { data: &a, rs, cs },
+                b: MatRef {
+                    data: &b,
+                    rs: n,
+                    cs: 1,
+                },
+                rsc,
+                epi: Epilogue {
+                    bias: Some(&bias),
+                    accumulate: false,
+                    act: Act::None,
+                },
+            };
+            let mut c = vec![f32::NAN; (m - 1) * rsc + n];
+            let mut scratch = vec![f32::NAN; crate::sgemm_scratch_len(k)];
+            sgemm_blocked(OddTile, &g, &g.b, &mut c, &mut scratch);
+            for i in 0..m {
+                for j in 0..n {
+                    let terms = (0..k).map(|p| g.a.at(i, p) as f64 * g.b.at(p, j) as f64);
+                    let want = terms.clone().sum::<f64>() + bias[i] as f64;
+                    let mag = terms.map(f64::abs).sum::<f64>() + bias[i].abs() as f64;
+                    let got = c[i * rsc + j];
+                    assert!(
+                        close(got, (want, mag), k),
+                        "{m}x{n}x{k} [{i}][{j}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The dense convolution (im2col packing included) through the driver.
+    #[test]
+    fn conv_dense_with_odd_tiles() {
+        let mut r = Rng(0x5EED_0004);
+        for _ in 0..40 {
+            let g = ConvGeom {
+                cin: 1 + r.below(6),
+                h: 1 + r.below(12),
+                w: 1 + r.below(12),
+                cout: 1 + r.below(7),
+                k: r.pick(&[1, 3, 5]),
+                stride: r.pick(&[1, 2, 3]),
+                groups: 1,
+            };
+            let (input, weight, bias) = (
+                values(&mut r, g.cin * g.h * g.w),
+                values(&mut r, g.weight_len()),
+                values(&mut r, g.cout),
+            );
+            let a = ConvF32 {
+                g,
+                input: &input,
+                weight: &weight,
+                bias: &bias,
+                act: Act::None,
+            };
+            let n = g.cout * g.out_h() * g.out_w();
+            let (mut got, mut want) = (vec![0f32; n], vec![0f32; n]);
+            conv_dense(OddTile, &a, &mut got, &mut vec![0f32; g.scratch_len()]);
+            reference::conv2d_f32(&g, &input, &weight, &bias, Act::None, &mut want);
+            let depth = g.cin * g.k * g.k;
+            for (i, (&x, &y)) in got.iter().zip(&want).enumerate() {
+                // Both are within the bound of the exact sum; compare them with twice it.
+                let mag = depth as f64 * 2.0;
+                assert!(
+                    close(x, (y as f64, 2.0 * mag), depth),
+                    "{g:?} [{i}]: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    /// The im2col packer against im2col written out, for random blocks.
+    #[test]
+    fn im2col_packs_the_im2col_matrix() {
+        let mut r = Rng(0x5EED_0005);
+        for _ in 0..300 {
+            let g = ConvGeom {
+                cin: 1 + r.below(5),
+                h: 1 + r.below(10),
+                w: 1 + r.below(10),
+                cout: 1,
+                k: r.pick(&[1, 3, 5]),
+                stride: r.pick(&[1, 2, 3]),
+                groups: 1,
+            };
+            let input = values(&mut r, g.cin * g.h * g.w);
+            let (kdim, ndim) = (g.cin * g.k * g.k, g.out_h() * g.out_w());
+            let pad = g.pad() as isize;
+            let naive = |p: usize, q: usize| -> f32 {
+                let (ci, ky, kx) = (p / (g.k * g.k), p / g.k % g.k, p % g.k);
+                let (oy, ox) = (q / g.out_w(), q % g.out_w());
+                let iy = (oy * g.stride + ky) as isize - pad;
+                let ix = (ox * g.stride + kx) as isize - pad;
+                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                    0.0
+                } else {
+                    input[(ci * g.h + iy as usize) * g.w + ix as usize]
+                }
+            };
+            let nr = r.pick(&[1, 4, 5, 8, 16]);
+            let p0 = r.below(kdim);
+            let kc = 1 + r.below(kdim - p0);
+            let j0 = r.below(ndim);
+            let nc = 1 + r.below(ndim - j0);
+            let mut dst = vec![f32::NAN; nc.div_ceil(nr) * kc * nr];
+            let im2col = Im2col {
+                g: &g,
+                input: &input,
+            };
+            im2col.pack(nr, p0, kc, j0, nc, &mut dst);
+            for (idx, &v) in dst.iter().enumerate() {
+                let (q, p, jj) = (idx / (kc * nr), idx / nr % kc, idx % nr);
+                let col = j0 + q * nr + jj;
+                let want = if col < j0 + nc {
+                    naive(p0 + p, col)
+                } else {
+                    0.0
+                };
+                assert_eq!(v.to_bits(), want.to_bits(), "{g:?} p {} col {col}", p0 + p);
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! CPU capabilities: the one place where instruction-set features are looked up.
 //!
-//! A [`Caps`] is only a *claim*. [`Kernels::for_caps`](crate::dispatch::Kernels::for_caps)
+//! A [`Caps`] is only a *claim*. [`Kernels::for_caps`](crate::Kernels::for_caps)
 //! intersects it with what the CPU provably has (a `cpuid` check on x86_64, the
 //! compile-time target features on aarch64) before it hands out a SIMD path, so a
 //! wrong claim falls back to a slower path instead of executing an illegal

@@ -8,9 +8,8 @@
 //! (`groups == cin == cout`) run a direct kernel per channel.
 
 use crate::Act;
-use crate::dispatch::{Kernels, Path};
+use crate::Kernels;
 use crate::gemm::sgemm_scratch_len;
-use crate::reference;
 
 /// Geometry of a 2-D convolution over a CHW tensor; padding is (k-1)/2 on every side (zero padding), dilation 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +31,28 @@ pub struct ConvGeom {
 }
 
 impl ConvGeom {
+    /// The geometry of `cin` channels of `h×w` to `cout` channels with a
+    /// `k×k` kernel, `stride` and `groups` (field order).
+    pub const fn new(
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+    ) -> ConvGeom {
+        ConvGeom {
+            cin,
+            h,
+            w,
+            cout,
+            k,
+            stride,
+            groups,
+        }
+    }
+
     /// Zero padding on each side, `(k-1)/2`.
     pub const fn pad(&self) -> usize {
         self.k.saturating_sub(1) / 2
@@ -56,7 +77,7 @@ impl ConvGeom {
         self.cout * cpg * self.k * self.k
     }
 
-    /// f32 scratch elements [`Kernels::conv2d_f32`] needs, the same for every path:
+    /// f32 scratch elements [`Kernels::conv_f32`] needs, the same for every path:
     /// one packed block of the GEMM for dense convolutions, nothing for depthwise.
     pub fn scratch_len(&self) -> usize {
         if self.is_depthwise() {
@@ -88,7 +109,7 @@ impl ConvGeom {
     }
 
     /// `groups != 1` (then `groups == cin == cout` when supported).
-    fn is_depthwise(&self) -> bool {
+    pub const fn is_depthwise(&self) -> bool {
         self.groups != 1
     }
 }
@@ -99,61 +120,166 @@ const fn out_len(size: usize, k: usize, stride: usize) -> usize {
     (size + 2 * pad).saturating_sub(k) / stride + 1
 }
 
-impl Kernels {
-    /// out[CHW cout x out_h x out_w] = act(conv(input, weight) + bias). Supports groups == 1 (dense, via GEMM with tile-wise im2col packing of B; 1x1 stride-1 reads the input directly) and depthwise (groups == cin == cout; a direct kernel, k = 3 and 5, stride 1 and 2 are the hot cases).
-    ///
-    /// `input` holds at least `cin·h·w` elements, `weight` at least
-    /// [`ConvGeom::weight_len`], `bias` at least `cout`, `out` at least
-    /// `cout·out_h·out_w` and `scratch` at least [`ConvGeom::scratch_len`]; only
-    /// those prefixes are used. Panics on an unsupported geometry or a short
-    /// slice (programmer errors: the loader validates shapes).
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_f32(
-        &self,
-        g: &ConvGeom,
-        input: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        act: Act,
-        out: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+/// The operands of an f32 convolution (the argument of the
+/// [`Slot::ConvF32`](crate::Slot::ConvF32) and
+/// [`Slot::DwConvF32`](crate::Slot::DwConvF32) slots).
+///
+/// `input` holds `cin·h·w` elements (CHW), `weight` [`ConvGeom::weight_len`]
+/// (`[cout][cin/groups][k][k]`), `bias` `cout`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvF32<'a> {
+    /// The geometry.
+    pub g: ConvGeom,
+    /// The CHW input.
+    pub input: &'a [f32],
+    /// The weights, `[cout][cin/groups][k][k]`.
+    pub weight: &'a [f32],
+    /// One bias per output channel.
+    pub bias: &'a [f32],
+    /// The activation applied last.
+    pub act: Act,
+}
+
+impl<'a> ConvF32<'a> {
+    /// The operands cut to what the geometry uses.
+    fn trimmed<'o>(&self, out: &'o mut [f32]) -> (ConvF32<'a>, &'o mut [f32]) {
+        let g = &self.g;
+        let a = ConvF32 {
+            input: &self.input[..g.cin * g.h * g.w],
+            weight: &self.weight[..g.weight_len()],
+            bias: &self.bias[..g.cout],
+            ..*self
+        };
+        (a, &mut out[..g.cout * g.out_h() * g.out_w()])
+    }
+
+    /// Panics unless the geometry is supported and every slice fits it
+    /// (programmer errors: the loader validates shapes).
+    fn check(&self, out: &[f32]) {
+        let g = &self.g;
         assert!(g.is_supported(), "conv2d_f32: unsupported geometry {g:?}");
-        let out_len = g.cout * g.out_h() * g.out_w();
         assert!(
-            input.len() >= g.cin * g.h * g.w,
+            self.input.len() >= g.cin * g.h * g.w,
             "conv2d_f32: input too short"
         );
         assert!(
-            weight.len() >= g.weight_len(),
+            self.weight.len() >= g.weight_len(),
             "conv2d_f32: weight too short"
         );
-        assert!(bias.len() >= g.cout, "conv2d_f32: bias too short");
-        assert!(out.len() >= out_len, "conv2d_f32: out too short");
+        assert!(self.bias.len() >= g.cout, "conv2d_f32: bias too short");
         assert!(
-            scratch.len() >= g.scratch_len(),
+            out.len() >= g.cout * g.out_h() * g.out_w(),
+            "conv2d_f32: out too short"
+        );
+    }
+}
+
+impl Kernels {
+    /// out[CHW cout x out_h x out_w] = act(conv(input, weight) + bias), dense
+    /// (`groups == 1`) or depthwise (`groups == cin == cout`): [`Kernels::conv_f32`]
+    /// or [`Kernels::dwconv_f32`].
+    pub fn conv2d_f32(&self, a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+        if a.g.is_depthwise() {
+            self.dwconv_f32(a, out);
+        } else {
+            self.conv_f32(a, out, scratch);
+        }
+    }
+
+    /// A dense (`groups == 1`) f32 convolution: GEMM with tile-wise im2col
+    /// packing of `B` (1×1 stride-1 reads the input directly).
+    ///
+    /// `out` holds at least `cout·out_h·out_w` elements and `scratch` at
+    /// least [`ConvGeom::scratch_len`]; only those prefixes are used. Panics
+    /// on an unsupported or depthwise geometry or a short slice.
+    pub fn conv_f32(&self, a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+        a.check(out);
+        assert!(!a.g.is_depthwise(), "conv_f32: depthwise geometry");
+        assert!(
+            scratch.len() >= a.g.scratch_len(),
             "conv2d_f32: scratch too short"
         );
-        let (input, weight) = (&input[..g.cin * g.h * g.w], &weight[..g.weight_len()]);
-        let (bias, out) = (&bias[..g.cout], &mut out[..out_len]);
-        match self.path {
-            Path::Scalar => reference::conv2d_f32(g, input, weight, bias, act, out),
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx2Fma(t) => {
-                if g.is_depthwise() {
-                    crate::x86::avx2_fma_dwconv_f32(t, g, input, weight, bias, act, out);
-                } else {
-                    crate::blocked::conv_dense(t, g, input, weight, bias, act, out, scratch);
-                }
+        let (a, out) = a.trimmed(out);
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.conv_f32)(&a, out, scratch) }
+    }
+
+    /// A depthwise (`groups == cin == cout`, one channel included) f32
+    /// convolution: a direct kernel per channel (k = 3 and 5, stride 1 and 2
+    /// are the hot cases). Panics on another or unsupported geometry or a
+    /// short slice.
+    pub fn dwconv_f32(&self, a: &ConvF32<'_>, out: &mut [f32]) {
+        a.check(out);
+        assert!(
+            a.g.groups == a.g.cin && a.g.cin == a.g.cout,
+            "dwconv_f32: not a depthwise geometry"
+        );
+        let (a, out) = a.trimmed(out);
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.dwconv_f32)(&a, out) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::{KC, NC_MAX};
+
+    #[test]
+    fn scratch_is_small_and_path_independent() {
+        assert_eq!(sgemm_scratch_len(0), 0);
+        assert_eq!(sgemm_scratch_len(1), NC_MAX + 16);
+        assert_eq!(sgemm_scratch_len(100_000), KC * NC_MAX + 16);
+        let g = ConvGeom::new(256, 80, 80, 256, 3, 1, 1);
+        // 128 KiB for the 3x3 256->256 conv at 80x80, not its 59 MiB im2col.
+        assert!(g.scratch_len() * 4 <= 130 * 1024);
+        assert_eq!(ConvGeom { groups: 256, ..g }.scratch_len(), 0);
+    }
+
+    #[test]
+    fn geometry_rules() {
+        let g = ConvGeom::new(3, 640, 640, 16, 3, 2, 1);
+        assert!(g.is_supported());
+        assert_eq!(
+            (g.pad(), g.out_h(), g.out_w(), g.weight_len()),
+            (1, 320, 320, 432)
+        );
+        let odd = ConvGeom {
+            h: 7,
+            w: 5,
+            k: 5,
+            ..g
+        };
+        assert_eq!((odd.pad(), odd.out_h(), odd.out_w()), (2, 4, 3));
+        assert!(!ConvGeom { k: 2, ..g }.is_supported());
+        assert!(!ConvGeom { k: 0, ..g }.is_supported());
+        assert!(!ConvGeom { stride: 0, ..g }.is_supported());
+        assert!(!ConvGeom { h: 0, ..g }.is_supported());
+        assert!(!ConvGeom { groups: 3, ..g }.is_supported());
+        assert!(!ConvGeom { groups: 0, ..g }.is_supported());
+        assert!(
+            ConvGeom {
+                groups: 3,
+                cout: 3,
+                ..g
             }
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Path::Neon(t) | Path::NeonDotprod(t, _) => {
-                if g.is_depthwise() {
-                    crate::aarch64::neon_dwconv_f32(t, g, input, weight, bias, act, out);
-                } else {
-                    crate::blocked::conv_dense(t, g, input, weight, bias, act, out, scratch);
-                }
+            .is_supported()
+        );
+        assert!(!ConvGeom { w: usize::MAX, ..g }.is_supported());
+        assert!(
+            !ConvGeom {
+                cin: usize::MAX / 2,
+                ..g
             }
-        }
+            .is_supported()
+        );
+        // Out-of-range geometries do not panic in the size helpers.
+        let bad = ConvGeom {
+            k: 0,
+            stride: 0,
+            groups: 0,
+            ..g
+        };
+        let _ = (bad.pad(), bad.out_h(), bad.out_w(), bad.weight_len());
     }
 }

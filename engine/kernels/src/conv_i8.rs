@@ -55,8 +55,8 @@
 //! associative (also when they wrap), so both are byte-identical to the
 //! reference, which the tests check on every architecture.
 
+use crate::Kernels;
 use crate::conv::ConvGeom;
-use crate::dispatch::Kernels;
 use crate::quant::{QMul, requant};
 use crate::reference::{input_row, valid_cols};
 
@@ -167,71 +167,78 @@ impl Requant<'_> {
     }
 }
 
-/// Asserts every argument of an int8 convolution (programmer errors: the
-/// loader validates shapes).
-#[allow(clippy::too_many_arguments)]
-fn check_args(
-    what: &str,
-    g: &ConvGeom,
-    input: &[i8],
-    zp_in: i32,
-    weight: &[i8],
-    kpad: usize,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    out: &[i8],
-) {
-    assert!(g.is_supported(), "{what}: unsupported geometry {g:?}");
-    assert!(
-        (-128..=127).contains(&zp_in),
-        "{what}: zp_in {zp_in} is not an int8"
-    );
-    let kk = conv_i8_reduction_len(g);
-    assert!(
-        kpad >= kk && kpad.is_multiple_of(KPAD_ALIGN),
-        "{what}: kpad {kpad} is not a multiple of {KPAD_ALIGN} at least K = {kk}"
-    );
-    assert!(input.len() >= g.cin * g.h * g.w, "{what}: input too short");
-    let wlen = g.cout.checked_mul(kpad);
-    assert!(
-        matches!(wlen, Some(l) if weight.len() >= l),
-        "{what}: weight too short"
-    );
-    assert!(bias.len() >= g.cout, "{what}: bias too short");
-    assert!(
-        out.len() >= g.cout * g.out_h() * g.out_w(),
-        "{what}: out too short"
-    );
-    rq.check(g.cout, what);
+/// The operands of an int8 convolution (the argument of the
+/// [`Slot::ConvI8`](crate::Slot::ConvI8) and
+/// [`Slot::DwConvI8`](crate::Slot::DwConvI8) slots; see the module docs for
+/// the layouts and the arithmetic).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvI8<'a> {
+    /// The geometry.
+    pub g: ConvGeom,
+    /// The CHW int8 input.
+    pub input: &'a [i8],
+    /// The input's zero point, in `[−128, 127]` (what padding taps read).
+    pub zp_in: i32,
+    /// `[cout][kpad]` int8 weights, pad bytes zero.
+    pub weight: &'a [i8],
+    /// Weight row length: a multiple of 16, at least `K`.
+    pub kpad: usize,
+    /// `cout` int32 biases (the input zero point folded in).
+    pub bias: &'a [i32],
+    /// The requantising epilogue.
+    pub rq: Requant<'a>,
+}
+
+impl ConvI8<'_> {
+    /// Every operand, by reference where large.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)] // the struct's fields, in order
+    fn parts(&self) -> (&ConvGeom, &[i8], i32, &[i8], usize, &[i32], &Requant<'_>) {
+        let a = self;
+        (&a.g, a.input, a.zp_in, a.weight, a.kpad, a.bias, &a.rq)
+    }
+
+    /// Asserts every operand (programmer errors: the loader validates shapes).
+    pub fn check(&self, what: &str, out: &[i8]) {
+        let g = &self.g;
+        assert!(g.is_supported(), "{what}: unsupported geometry {g:?}");
+        assert!(
+            (-128..=127).contains(&self.zp_in),
+            "{what}: zp_in {} is not an int8",
+            self.zp_in
+        );
+        let kk = conv_i8_reduction_len(g);
+        assert!(
+            self.kpad >= kk && self.kpad.is_multiple_of(KPAD_ALIGN),
+            "{what}: kpad {} is not a multiple of {KPAD_ALIGN} at least K = {kk}",
+            self.kpad
+        );
+        assert!(
+            self.input.len() >= g.cin * g.h * g.w,
+            "{what}: input too short"
+        );
+        let wlen = g.cout.checked_mul(self.kpad);
+        assert!(
+            matches!(wlen, Some(l) if self.weight.len() >= l),
+            "{what}: weight too short"
+        );
+        assert!(self.bias.len() >= g.cout, "{what}: bias too short");
+        assert!(
+            out.len() >= g.cout * g.out_h() * g.out_w(),
+            "{what}: out too short"
+        );
+        self.rq.check(g.cout, what);
+    }
 }
 
 /// The specification of the int8 convolution: a direct loop nest over output
 /// channel, output row, output column, input channel of the group, kernel row
 /// and kernel column; padding taps read `zp_in`; the accumulator starts at
 /// `bias[c]` and adds products with wrapping i32 arithmetic; then
-/// [`Requant::apply`]. Arguments as for [`Kernels::conv2d_i8`] (no scratch).
-#[allow(clippy::too_many_arguments)]
-pub fn reference_conv2d_i8(
-    g: &ConvGeom,
-    input: &[i8],
-    zp_in: i32,
-    weight: &[i8],
-    kpad: usize,
-    bias: &[i32],
-    rq: &Requant<'_>,
-    out: &mut [i8],
-) {
-    check_args(
-        "reference_conv2d_i8",
-        g,
-        input,
-        zp_in,
-        weight,
-        kpad,
-        bias,
-        rq,
-        out,
-    );
+/// [`Requant::apply`]. Operands as for [`Kernels::conv2d_i8`] (no scratch).
+pub fn reference_conv2d_i8(a: &ConvI8<'_>, out: &mut [i8]) {
+    a.check("reference_conv2d_i8", out);
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
     let (oh, ow) = (g.out_h(), g.out_w());
     let cpg = g.cin / g.groups;
@@ -264,8 +271,17 @@ pub fn reference_conv2d_i8(
 impl Kernels {
     /// `out = requant(bias + conv(input, weight))`, the int8 convolution of
     /// the module docs (padding taps read `zp_in`; the quantizer has folded
-    /// `−zp_in·Σw` into `bias`). Dense (`groups == 1`) or depthwise
-    /// (`groups == cin == cout`).
+    /// `−zp_in·Σw` into `bias`), dense or depthwise: [`Kernels::conv_i8`] or
+    /// [`Kernels::dwconv_i8`].
+    pub fn conv2d_i8(&self, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+        if a.g.is_depthwise() {
+            self.dwconv_i8(a, out);
+        } else {
+            self.conv_i8(a, out, scratch);
+        }
+    }
+
+    /// The dense (`groups == 1`) int8 convolution.
     ///
     /// `input` holds at least `cin·h·w` bytes, `weight` at least `cout·kpad`
     /// (`kpad` a multiple of 16, at least `K`, pad bytes zero), `bias` at least
@@ -273,67 +289,42 @@ impl Kernels {
     /// least `cout·out_h·out_w` bytes and `scratch` at least
     /// [`conv_i8_scratch_len`] bytes (any alignment). Byte-identical to
     /// [`reference_conv2d_i8`] on every path and architecture. Panics on an
-    /// unsupported geometry, a `zp_in` outside `[−128, 127]`, `rq.lo > rq.hi`
-    /// or a short slice.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_i8(
-        &self,
-        g: &ConvGeom,
-        input: &[i8],
-        zp_in: i32,
-        weight: &[i8],
-        kpad: usize,
-        bias: &[i32],
-        rq: &Requant<'_>,
-        out: &mut [i8],
-        scratch: &mut [u8],
-    ) {
-        check_args("conv2d_i8", g, input, zp_in, weight, kpad, bias, rq, out);
+    /// unsupported or depthwise geometry, a `zp_in` outside `[−128, 127]`,
+    /// `rq.lo > rq.hi` or a short slice.
+    pub fn conv_i8(&self, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+        a.check("conv_i8", out);
+        assert!(!a.g.is_depthwise(), "conv_i8: depthwise geometry");
         assert!(
-            scratch.len() >= conv_i8_scratch_len(g),
-            "conv2d_i8: scratch has {} < {} bytes",
+            scratch.len() >= conv_i8_scratch_len(&a.g),
+            "conv_i8: scratch has {} < {} bytes",
             scratch.len(),
-            conv_i8_scratch_len(g)
+            conv_i8_scratch_len(&a.g)
         );
-        let a = ConvI8 {
-            g,
-            input,
-            zp_in,
-            weight,
-            kpad,
-            bias,
-            rq,
-        };
-        match self.path {
-            // The portable kernels compiled for AVX2 (256-bit `vpmaddwd`
-            // dot products): integer arithmetic, so byte-identical.
-            #[cfg(target_arch = "x86_64")]
-            crate::dispatch::Path::Avx2Fma(t) => t.conv_s8(&a, out, scratch),
-            // The same with `SDOT` dot products (Armv8.2+).
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            crate::dispatch::Path::NeonDotprod(_, d) => d.conv_s8(&a, out, scratch),
-            _ => conv_s8(&a, out, scratch),
-        }
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.conv_i8)(a, out, scratch) }
+    }
+
+    /// The depthwise (`groups == cin == cout`, one channel included) int8
+    /// convolution; operands as for [`Kernels::conv_i8`], no scratch.
+    pub fn dwconv_i8(&self, a: &ConvI8<'_>, out: &mut [i8]) {
+        a.check("dwconv_i8", out);
+        assert!(
+            a.g.groups == a.g.cin && a.g.cin == a.g.cout,
+            "dwconv_i8: not a depthwise geometry"
+        );
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.dwconv_i8)(a, out) }
     }
 }
 
-/// The operands of an int8 convolution (checked by [`Kernels::conv2d_i8`]).
-#[derive(Clone, Copy)]
-pub(crate) struct ConvI8<'a> {
-    g: &'a ConvGeom,
-    input: &'a [i8],
-    zp_in: i32,
-    weight: &'a [i8],
-    kpad: usize,
-    bias: &'a [i32],
-    rq: &'a Requant<'a>,
+/// The scalar [`crate::Slot::ConvI8`]: the portable dense kernel.
+pub(crate) fn portable_conv_i8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    conv_s8_dense(Portable, a, out, scratch);
 }
 
-/// The portable int8 convolution (dense or depthwise), inlined into each
-/// path's build of it.
-#[inline(always)]
-pub(crate) fn conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    conv_s8_with(Portable, a, out, scratch);
+/// The scalar [`crate::Slot::DwConvI8`]: the portable depthwise kernel.
+pub(crate) fn portable_dwconv_i8(a: &ConvI8<'_>, out: &mut [i8]) {
+    conv_s8_depthwise(a, out);
 }
 
 /// The int8 dot products of the dense convolution: `kb`-byte rows (`kb` a
@@ -355,31 +346,13 @@ impl DotS8 for Portable {
     }
 }
 
-/// [`conv_s8`] with the dot products of `dot`.
-#[inline(always)]
-pub(crate) fn conv_s8_with(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    if a.g.groups == 1 {
-        scalar_conv_s8(dot, a, out, scratch);
-    } else {
-        scalar_dwconv_s8(a, out);
-    }
-}
-
 /// Dense int8 convolution: im2col tiles of `NB` pixels, then the `2×NR`
 /// dot-product micro-kernel `dot` per pair of weight rows (the portable `1×NR`
-/// one for an odd last row, `1×1` for a tile's last columns); arguments
-/// checked by the caller.
+/// one for an odd last row, `1×1` for a tile's last columns); operands
+/// checked by the caller. Inlined into each path's build of it.
 #[inline(always)]
-fn scalar_conv_s8(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    let ConvI8 {
-        g,
-        input,
-        zp_in,
-        weight,
-        kpad,
-        bias,
-        rq,
-    } = *a;
+pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let kb = weight_kpad(conv_i8_reduction_len(g));
     let n = g.out_h() * g.out_w();
     let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
@@ -542,17 +515,10 @@ fn dot_1x1_s8(w: &[i8], b: &[u8]) -> i32 {
 /// Depthwise int8 convolution, one output row segment at a time:
 /// `acc = bias + zp_in·Σw + Σ_valid taps w·(x − zp_in)` (the reference sum
 /// regrouped, exact in wrapping i32), rows and columns of padding skipped.
+/// Inlined into each path's build of it.
 #[inline(always)]
-fn scalar_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
-    let ConvI8 {
-        g,
-        input,
-        zp_in,
-        weight,
-        kpad,
-        bias,
-        rq,
-    } = *a;
+pub(crate) fn conv_s8_depthwise(a: &ConvI8<'_>, out: &mut [i8]) {
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut acc = [0i32; DW_ROW];
@@ -654,15 +620,7 @@ mod tests {
     #[test]
     fn im2col_columns_follow_the_weight_order() {
         // 2 channels 3×4, 3×3 stride 2: output 2×2; zp 7 on the padding.
-        let g = ConvGeom {
-            cin: 2,
-            h: 3,
-            w: 4,
-            cout: 1,
-            k: 3,
-            stride: 2,
-            groups: 1,
-        };
+        let g = ConvGeom::new(2, 3, 4, 1, 3, 2, 1);
         let input: [i8; 24] = core::array::from_fn(|i| i as i8 + 20);
         let kb = weight_kpad(18);
         let mut dst = [0xffu8; 4 * 32];

@@ -17,7 +17,9 @@
 //! `n·255·2^19 < 2^31` for `n ≤ 4`: it cannot overflow. [`weighted_sum_params`]
 //! computes them (host-side).
 
+use crate::Kernels;
 use crate::quant::{QMul, quantize_multiplier, requant};
+use crate::table::Dims;
 
 /// Left shift applied to `q − zp` before the input multipliers (TFLite's
 /// `left_shift` of quantized add).
@@ -161,54 +163,110 @@ fn sum_one(
     zp_out.saturating_add(requant(acc, out_mul)).clamp(lo, hi) as i8
 }
 
-/// [`weighted_sum_i8`] over `[c][h][w]` maps where the inputs whose bit is
-/// set in `upsampled` are half-size maps `[c][h/2][w/2]` read through nearest
-/// ×2 upsampling (`x[ch][i/2][j/2]`): the BiFPN's upsample and weighted sum
-/// fused, byte-identical to [`upsample_nearest2x_i8`] followed by
+/// The operands of an int8 weighted sum over `[c][h][w]` maps (the argument
+/// of the [`Slot::WeightedSumI8`](crate::Slot::WeightedSumI8) slot): inputs
+/// whose bit is set in `upsampled` are half-size maps `[c][h/2][w/2]` read
+/// through nearest ×2 upsampling (`x[ch][i/2][j/2]`): the BiFPN's upsample and
+/// weighted sum fused, byte-identical to [`upsample_nearest2x_i8`] followed by
 /// [`weighted_sum_i8`], without the upsampled map.
-///
-/// Panics as [`weighted_sum_i8`] does, and unless `h` and `w` are even when
-/// `upsampled` has a bit set, `upsampled` has no bit at or above
-/// `inputs.len()`, each input holds `c·h·w` (or `c·h·w/4` when upsampled)
-/// values and `out` holds `c·h·w`.
-#[allow(clippy::too_many_arguments)]
-pub fn weighted_sum_i8_map(
-    inputs: &[&[i8]],
-    upsampled: u32,
-    (c, h, w): (usize, usize, usize),
-    params: &[SumInput],
-    out_mul: QMul,
-    zp_out: i32,
-    lo: i8,
-    hi: i8,
-    out: &mut [i8],
-) {
-    let n = inputs.len();
-    check_sum("weighted_sum_i8_map", n, params, lo, hi);
+#[derive(Clone, Copy, Debug)]
+pub struct SumI8<'a> {
+    /// 1 to [`MAX_SUM_INPUTS`] inputs.
+    pub inputs: &'a [&'a [i8]],
+    /// Bit `i` set: input `i` is read ×2-upsampled.
+    pub upsampled: u32,
+    /// `(c, h, w)` of the output.
+    pub dims: (usize, usize, usize),
+    /// One per input.
+    pub params: &'a [SumInput],
+    /// The output multiplier.
+    pub out_mul: QMul,
+    /// The output zero point.
+    pub zp_out: i32,
+    /// Lower clamp.
+    pub lo: i8,
+    /// Upper clamp (`lo ≤ hi`).
+    pub hi: i8,
+}
+
+impl SumI8<'_> {
+    /// Panics unless the operands fit together (see [`Kernels::weighted_sum_i8`]).
+    fn check(&self, out: &[i8]) {
+        let n = self.inputs.len();
+        let (c, h, w) = self.dims;
+        check_sum("weighted_sum_i8", n, self.params, self.lo, self.hi);
+        let up = self.upsampled;
+        assert!(
+            up >> n == 0 && (up == 0 || (h % 2 == 0 && w % 2 == 0)),
+            "weighted_sum_i8: bad upsampling mask {up:#b} for {n} inputs of {h}x{w}"
+        );
+        let len = c * h * w;
+        assert!(
+            out.len() == len
+                && self
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, x)| x.len() == if up >> i & 1 == 1 { len / 4 } else { len }),
+            "weighted_sum_i8: length mismatch"
+        );
+    }
+}
+
+impl Kernels {
+    /// The quantized weighted sum of the module docs over maps, some read
+    /// ×2-upsampled ([`SumI8`]). Panics unless `1 ≤ inputs.len() ≤ 4`,
+    /// `params.len() == inputs.len()`, every `zp_i ∈ [−128, 127]`, `lo ≤ hi`,
+    /// `upsampled` has no bit at or above `inputs.len()`, `h` and `w` are even
+    /// when it has one, each input holds `c·h·w` (or `c·h·w/4` when
+    /// upsampled) values and `out` holds `c·h·w`.
+    pub fn weighted_sum_i8(&self, a: &SumI8<'_>, out: &mut [i8]) {
+        a.check(out);
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.weighted_sum_i8)(a, out) }
+    }
+
+    /// Nearest ×2 upsampling of an int8 `[c][h][w]` map. Panics unless
+    /// `input.len() == c·h·w` and `out.len() == 4·c·h·w`.
+    pub fn upsample2x_i8(&self, input: &[i8], dims: Dims, out: &mut [i8]) {
+        check_upsample(input.len(), dims, out.len());
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.upsample2x_i8)(input, dims, out) }
+    }
+
+    /// The u8 image as int8 with scale 1/255 and zero point −128:
+    /// `dst[i] = src[i] − 128`. Panics if the lengths differ.
+    pub fn u8_to_i8(&self, src: &[u8], dst: &mut [i8]) {
+        assert_eq!(src.len(), dst.len(), "u8_to_i8: length mismatch");
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.u8_to_i8)(src, dst) }
+    }
+}
+
+/// Panics unless `input_len == c·h·w` and `out_len == 4·c·h·w`.
+pub(crate) fn check_upsample(input_len: usize, (c, h, w): Dims, out_len: usize) {
+    let n = c.checked_mul(h).and_then(|x| x.checked_mul(w));
     assert!(
-        upsampled >> n == 0 && (upsampled == 0 || (h % 2 == 0 && w % 2 == 0)),
-        "weighted_sum_i8_map: bad upsampling mask {upsampled:#b} for {n} inputs of {h}x{w}"
+        n == Some(input_len) && n.and_then(|n| n.checked_mul(4)) == Some(out_len),
+        "upsample2x: length mismatch"
     );
-    let up = |i: usize| upsampled >> i & 1 == 1;
-    let len = c * h * w;
-    assert!(
-        out.len() == len
-            && inputs
-                .iter()
-                .enumerate()
-                .all(|(i, x)| x.len() == if up(i) { len / 4 } else { len }),
-        "weighted_sum_i8_map: length mismatch"
-    );
-    if upsampled == 0 {
-        weighted_sum_i8(inputs, params, out_mul, zp_out, lo, hi, out);
+}
+
+/// The scalar [`crate::Slot::WeightedSumI8`] (operands checked by the caller).
+pub(crate) fn weighted_sum_i8_slot(a: &SumI8<'_>, out: &mut [i8]) {
+    let n = a.inputs.len();
+    if a.upsampled == 0 {
+        weighted_sum_i8(a.inputs, a.params, a.out_mul, a.zp_out, a.lo, a.hi, out);
         return;
     }
-    let (lo, hi) = (lo as i32, hi as i32);
+    let (_, h, w) = a.dims;
+    let up = |i: usize| a.upsampled >> i & 1 == 1;
+    let (lo, hi) = (a.lo as i32, a.hi as i32);
     let mut rows: [&[i8]; MAX_SUM_INPUTS] = [&[]; MAX_SUM_INPUTS];
     for (r, orow) in out.chunks_exact_mut(w).enumerate() {
         // Output row r = (ch, y): the input rows it reads.
         let (ch, y) = (r / h, r % h);
-        for (i, (d, x)) in rows.iter_mut().zip(inputs).enumerate() {
+        for (i, (d, x)) in rows.iter_mut().zip(a.inputs).enumerate() {
             *d = if up(i) {
                 &x[(ch * (h / 2) + y / 2) * (w / 2)..][..w / 2]
             } else {
@@ -221,9 +279,14 @@ pub fn weighted_sum_i8_map(
                 .iter()
                 .enumerate()
                 .map(|(i, row)| if up(i) { row[j / 2] } else { row[j] });
-            *o = sum_one(qs, params, out_mul, zp_out, lo, hi);
+            *o = sum_one(qs, a.params, a.out_mul, a.zp_out, lo, hi);
         }
     }
+}
+
+/// The scalar [`crate::Slot::Upsample2xI8`].
+pub(crate) fn upsample2x_i8_slot(input: &[i8], (c, h, w): Dims, out: &mut [i8]) {
+    upsample_nearest2x_copy(input, c, h, w, out);
 }
 
 /// Nearest ×2 upsampling of a `[c][h][w]` map of any `Copy` element:
@@ -402,17 +465,17 @@ mod tests {
             weighted_sum_i8(&full_refs, &params, out_mul, 3, -100, 120, &mut want);
             let refs: Vec<&[i8]> = data.iter().map(|d| d.as_slice()).collect();
             let mut got = vec![0i8; len];
-            weighted_sum_i8_map(
-                &refs,
-                mask,
-                (c, h, w),
-                &params,
+            let a = SumI8 {
+                inputs: &refs,
+                upsampled: mask,
+                dims: (c, h, w),
+                params: &params,
                 out_mul,
-                3,
-                -100,
-                120,
-                &mut got,
-            );
+                zp_out: 3,
+                lo: -100,
+                hi: 120,
+            };
+            Kernels::scalar().weighted_sum_i8(&a, &mut got);
             assert_eq!(got, want, "case {case}: mask {mask:#b} {c}x{h}x{w}");
         }
     }
@@ -424,17 +487,17 @@ mod tests {
         let x = [0i8; 15];
         let y = [0i8; 4];
         let mut out = [0i8; 15];
-        weighted_sum_i8_map(
-            &[&x, &y],
-            0b10,
-            (1, 3, 5),
-            &p,
-            QMul::default(),
-            0,
-            -128,
-            127,
-            &mut out,
-        );
+        let a = SumI8 {
+            inputs: &[&x, &y],
+            upsampled: 0b10,
+            dims: (1, 3, 5),
+            params: &p,
+            out_mul: QMul::default(),
+            zp_out: 0,
+            lo: -128,
+            hi: 127,
+        };
+        Kernels::scalar().weighted_sum_i8(&a, &mut out);
     }
 
     #[test]

@@ -42,6 +42,16 @@ pub fn f16_to_f32_slice(src: &[u16], dst: &mut [f32]) {
     }
 }
 
+impl crate::Kernels {
+    /// binary16 bits to binary32 ([`f16_to_f32`]), element by element.
+    /// Panics if the lengths differ.
+    pub fn f16_to_f32(&self, src: &[u16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "f16_to_f32: length mismatch");
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.f16_to_f32)(src, dst) }
+    }
+}
+
 /// binary32 to binary16 bits, rounding to nearest, ties to even (host-side:
 /// the quantizer's conversion of fp16-stored tensors).
 pub fn f32_to_f16_bits(x: f32) -> u16 {

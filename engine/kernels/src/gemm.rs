@@ -23,10 +23,10 @@
 //! multiply-add). All paths agree with the exact result within
 //! `(k + 2)·ε·(Σ|a||b| + |bias| + |C_old|)` before the activation (ε = 2⁻²³:
 //! the classic `(k+1)·u` bound of f32 summation in any order, with a factor 2
-//! of margin); the tests check every path against it (the `tests` module).
+//! of margin); `tests/equivalence.rs` checks every path against it.
 
 use crate::Act;
-use crate::dispatch::{Kernels, Path};
+use crate::Kernels;
 
 /// Depth of one packed block of `B` (rows of `B`, columns of `A`).
 ///
@@ -102,6 +102,27 @@ pub fn sgemm_scratch_len(k: usize) -> usize {
     }
 }
 
+/// One GEMM: `C = act(A·B + bias + C_old?)`, `A` `m×k`, `B` `k×n` through
+/// strides, `C` row-major with row stride `rsc` (the argument of the
+/// [`Slot::Sgemm`](crate::Slot::Sgemm) slot).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm<'a> {
+    /// Rows of `A` and `C`.
+    pub m: usize,
+    /// Columns of `B` and `C`.
+    pub n: usize,
+    /// Reduction depth.
+    pub k: usize,
+    /// `A`, `m×k`.
+    pub a: MatRef<'a>,
+    /// `B`, `k×n`.
+    pub b: MatRef<'a>,
+    /// Row stride of `C` (`>= n` when `m > 1`).
+    pub rsc: usize,
+    /// What is done with each output.
+    pub epi: Epilogue<'a>,
+}
+
 impl Kernels {
     /// `C[i*rsc + j] = act( sum_p A(i,p)*B(p,j) + bias[i] + (if accumulate { C_old[i*rsc+j] } else 0) )`, i<m, j<n, p<k.
     ///
@@ -109,58 +130,22 @@ impl Kernels {
     /// `m` elements and `scratch` at least [`sgemm_scratch_len`]`(k)`. Elements
     /// of `c` outside the view are not touched. Panics when a slice is too short
     /// (a programmer error: shapes are validated when a model is loaded).
-    #[allow(clippy::too_many_arguments)]
-    pub fn sgemm(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: MatRef<'_>,
-        b: MatRef<'_>,
-        c: &mut [f32],
-        rsc: usize,
-        epi: Epilogue<'_>,
-        scratch: &mut [f32],
-    ) {
-        check_sgemm(m, n, k, a, b, c, rsc, epi, scratch);
-        if m == 0 || n == 0 {
+    pub fn sgemm(&self, g: &Gemm<'_>, c: &mut [f32], scratch: &mut [f32]) {
+        g.a.check(g.m, g.k, "A");
+        g.b.check(g.k, g.n, "B");
+        check_c(g.m, g.n, c, g.rsc);
+        check_epi_scratch(g.m, g.k, g.epi, scratch);
+        if g.m == 0 || g.n == 0 {
             return;
         }
-        if k == 0 {
-            epilogue_only(m, n, c, rsc, epi);
+        if g.k == 0 {
+            epilogue_only(g.m, g.n, c, g.rsc, g.epi);
             return;
         }
-        match self.path {
-            Path::Scalar => crate::reference::sgemm(m, n, k, a, b, c, rsc, epi),
-            #[cfg(target_arch = "x86_64")]
-            Path::Avx2Fma(t) => {
-                crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch)
-            }
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Path::Neon(t) | Path::NeonDotprod(t, _) => {
-                crate::blocked::sgemm_blocked(t, m, n, k, a, &b, c, rsc, epi, scratch)
-            }
-        }
+        // SAFETY: the table's contract (crate::table): the slot's path runs on
+        // this CPU, and the operands were checked above (m, n, k > 0).
+        unsafe { (self.slots.sgemm)(g, c, scratch) }
     }
-}
-
-/// Asserts every slice of an sgemm call is long enough.
-#[allow(clippy::too_many_arguments)]
-fn check_sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &[f32],
-    rsc: usize,
-    epi: Epilogue<'_>,
-    scratch: &[f32],
-) {
-    a.check(m, k, "A");
-    b.check(k, n, "B");
-    check_c(m, n, c, rsc);
-    check_epi_scratch(m, k, epi, scratch);
 }
 
 /// Panics unless the `m×n` view of `C` with row stride `rsc` fits in `c`.

@@ -1,12 +1,15 @@
-//! Microkernels of the edgedetr engine.
+//! Microkernels of the edgedetr engine, and the one table that dispatches them.
 //!
 //! Kernels know nothing of graphs: they take slices, sizes and parameters, never
 //! allocate, never log and never look up CPU features. Every operation has a
-//! scalar reference that is its specification; SIMD paths are chosen once, by
-//! [`dispatch::Kernels`], from a capability set.
+//! scalar implementation that is its specification (or is checked against a
+//! written-out one); SIMD paths override it slot by slot. A [`Kernels`] table
+//! is chosen once, from a capability set ([`Caps`]), and every kernel is
+//! called through it: see [`table`] for the slots, the paths and the safety
+//! contract, and `tests/equivalence.rs` for the tests the inventory generates.
 //!
 //! ```
-//! use edgedetr_kernels::{Act, Caps, ConvGeom, Kernels};
+//! use edgedetr_kernels::{Act, Caps, ConvF32, ConvGeom, Kernels};
 //!
 //! let k = Kernels::for_caps(Caps::compile_time());
 //! let g = ConvGeom { cin: 2, h: 4, w: 4, cout: 3, k: 3, stride: 1, groups: 1 };
@@ -16,7 +19,8 @@
 //! let mut out = [0.0f32; 3 * 4 * 4];
 //! let mut scratch = [0.0f32; 4096];
 //! assert!(scratch.len() >= g.scratch_len());
-//! k.conv2d_f32(&g, &input, &weight, &bias, Act::Relu, &mut out, &mut scratch);
+//! let conv = ConvF32 { g, input: &input, weight: &weight, bias: &bias, act: Act::Relu };
+//! k.conv_f32(&conv, &mut out, &mut scratch);
 //! assert_eq!(out[5], 9.0); // an interior pixel: 2 channels x 9 taps x 0.5
 //! ```
 #![no_std]
@@ -29,12 +33,14 @@ pub mod act;
 pub mod caps;
 pub mod conv;
 pub mod conv_i8;
-pub mod dispatch;
 pub mod elementwise_i8;
 pub mod f16;
 pub mod gemm;
+pub mod image;
 pub mod ops;
 pub mod quant;
+pub mod table;
+pub mod testing;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
@@ -50,21 +56,18 @@ mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-#[cfg(test)]
-mod tests;
-
 pub use act::Act;
 pub use caps::Caps;
-pub use conv::ConvGeom;
-pub use conv_i8::{Requant, conv_i8_scratch_len, reference_conv2d_i8, weight_kpad};
-pub use dispatch::Kernels;
+pub use conv::{ConvF32, ConvGeom};
+pub use conv_i8::{ConvI8, Requant, conv_i8_scratch_len, reference_conv2d_i8, weight_kpad};
 pub use elementwise_i8::{
-    SumInput, u8_to_i8_image, upsample_nearest2x_i8, weighted_sum_i8, weighted_sum_i8_map,
-    weighted_sum_params,
+    SumI8, SumInput, u8_to_i8_image, upsample_nearest2x_i8, weighted_sum_i8, weighted_sum_params,
 };
 pub use f16::{f16_to_f32_slice, f32_to_f16_bits};
-pub use gemm::{Epilogue, MatRef, sgemm_scratch_len};
+pub use gemm::{Epilogue, Gemm, MatRef, sgemm_scratch_len};
+pub use image::Resize;
 pub use quant::{
     QMul, dequantize, dequantize_slice, qmuls_from_pairs, quantize_f32, quantize_f32_slice,
     quantize_multiplier, requant,
 };
+pub use table::{Dims, Kernels, PathDef, Slot};

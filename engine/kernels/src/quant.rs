@@ -237,6 +237,22 @@ pub fn dequantize_slice(src: &[i8], scale: f32, zp: i32, dst: &mut [f32]) {
     }
 }
 
+impl crate::Kernels {
+    /// [`quantize_f32`] of every element. Panics if the lengths differ.
+    pub fn quantize(&self, src: &[f32], inv_scale: f32, zp: i32, dst: &mut [i8]) {
+        assert_eq!(src.len(), dst.len(), "quantize: length mismatch");
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.quantize)(src, inv_scale, zp, dst) }
+    }
+
+    /// [`dequantize`] of every element. Panics if the lengths differ.
+    pub fn dequantize(&self, src: &[i8], scale: f32, zp: i32, dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "dequantize: length mismatch");
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.dequantize)(src, scale, zp, dst) }
+    }
+}
+
 /// Fills a 256-entry int8 lookup table for an element-wise function (host
 /// side): `lut[q + 128] = quantize_f32(f(dequantize(q, in_scale, in_zp)),
 /// out_inv_scale, out_zp)` for every `q ∈ [−128, 127]`. Used as
@@ -260,16 +276,14 @@ pub fn lut_from_fn(
 mod tests {
     use super::*;
 
-    /// SplitMix64.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
+    use crate::testing::Rng;
+
+    /// Mostly full-range, sometimes small or extreme.
+    trait I32s {
+        fn i32(&mut self) -> i32;
+    }
+
+    impl I32s for Rng {
         fn i32(&mut self) -> i32 {
             // Mostly full-range, sometimes small or extreme.
             match self.next() % 4 {

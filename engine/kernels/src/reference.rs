@@ -9,24 +9,24 @@
 //! path (`Kernels::scalar()`, and armv7 until stable Rust has its NEON).
 
 use crate::Act;
-use crate::conv::ConvGeom;
-use crate::gemm::{Epilogue, MatRef};
+use crate::conv::{ConvF32, ConvGeom};
+use crate::gemm::Gemm;
 
 /// Columns of `C` accumulated at once on the stack.
 const CHUNK: usize = 64;
 
-/// The reference sgemm (arguments checked by the caller).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [f32],
-    rsc: usize,
-    epi: Epilogue<'_>,
-) {
+/// The reference sgemm, the scalar [`crate::Slot::Sgemm`] (arguments
+/// checked by the caller; no scratch).
+pub(crate) fn sgemm(gm: &Gemm<'_>, c: &mut [f32], _scratch: &mut [f32]) {
+    let Gemm {
+        m,
+        n,
+        k,
+        a,
+        b,
+        rsc,
+        epi,
+    } = *gm;
     let mut acc = [0.0f32; CHUNK];
     for i in 0..m {
         for j0 in (0..n).step_by(CHUNK) {
@@ -90,6 +90,17 @@ pub(crate) fn input_row(
     ky: usize,
 ) -> Option<usize> {
     (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h)
+}
+
+/// The scalar [`crate::Slot::ConvF32`]: the reference convolution (arguments
+/// checked by the caller; no scratch).
+pub(crate) fn conv2d_f32_slot(a: &ConvF32<'_>, out: &mut [f32], _scratch: &mut [f32]) {
+    conv2d_f32(&a.g, a.input, a.weight, a.bias, a.act, out);
+}
+
+/// The scalar [`crate::Slot::DwConvF32`]: the reference convolution.
+pub(crate) fn dwconv_f32_slot(a: &ConvF32<'_>, out: &mut [f32]) {
+    conv2d_f32(&a.g, a.input, a.weight, a.bias, a.act, out);
 }
 
 /// The reference convolution (dense or depthwise; arguments checked by the caller).

@@ -7,10 +7,28 @@
 use core::arch::x86_64::*;
 
 use crate::Act;
-use crate::blocked::{DwRow, MicroKernel, TileEpi, dw_vector_cols};
-use crate::conv::ConvGeom;
+use crate::blocked::{DwRow, MicroKernel, Tile, TileEpi};
+use crate::caps::Caps;
+use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, DotS8, NR};
+use crate::gemm::Gemm;
 use crate::reference::input_row;
+use crate::table::{SCALAR, declare_path};
+
+declare_path! {
+    /// AVX2 + FMA3 (Haswell and later, Zen and later): a 6×16 f32 GEMM
+    /// micro-kernel, 8-wide depthwise f32 convolutions, and the int8
+    /// convolutions built with AVX2 around a `vpmaddwd` dot product.
+    pub(crate) static AVX2_FMA = "avx2_fma", base Some(&SCALAR),
+    available |caps: Caps| caps.avx2_fma && Avx2Fma::new().is_some(),
+    {
+        sgemm = avx2_fma_sgemm_f32,
+        conv_f32 = avx2_fma_conv_f32,
+        dwconv_f32 = avx2_fma_dwconv_f32,
+        conv_i8 = avx2_conv_s8,
+        dwconv_i8 = avx2_dwconv_s8,
+    }
+}
 
 /// Proof that the CPU runs AVX2 and FMA3 (and the OS saves YMM registers).
 #[derive(Clone, Copy, Debug)]
@@ -21,22 +39,67 @@ impl Avx2Fma {
     pub(crate) fn new() -> Option<Avx2Fma> {
         cpu_has_avx2_fma().then_some(Avx2Fma(()))
     }
-}
 
-impl Avx2Fma {
-    /// The int8 convolution with [`avx2_dot_2x4_s8`] dot products, the rest
-    /// of [`crate::conv_i8::conv_s8`] compiled with AVX2 enabled.
-    pub(crate) fn conv_s8(self, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-        // SAFETY: `self` proves the CPU runs AVX2 and FMA; the function only
-        // adds those features to safe, bounds-checked code.
-        unsafe { conv_s8_avx2(self, a, out, scratch) }
+    /// The token without a check.
+    ///
+    /// # Safety
+    /// The CPU runs AVX2 and FMA (the contract of every slot this path
+    /// installs: see `crate::table`).
+    unsafe fn assume() -> Avx2Fma {
+        Avx2Fma(())
     }
 }
 
-/// The int8 convolution built with AVX2.
+/// The [`crate::Slot::Sgemm`] of this path: the blocked GEMM with the 6×16
+/// micro-kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
+unsafe fn avx2_fma_sgemm_f32(g: &Gemm<'_>, c: &mut [f32], scratch: &mut [f32]) {
+    // SAFETY: the caller guarantees AVX2 and FMA.
+    let t = unsafe { Avx2Fma::assume() };
+    crate::blocked::sgemm_blocked(t, g, &g.b, c, scratch);
+}
+
+/// The [`crate::Slot::ConvF32`] of this path: im2col-packed GEMM.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
+unsafe fn avx2_fma_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+    // SAFETY: the caller guarantees AVX2 and FMA.
+    let t = unsafe { Avx2Fma::assume() };
+    crate::blocked::conv_dense(t, a, out, scratch);
+}
+
+/// The [`crate::Slot::DwConvF32`] of this path.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
+unsafe fn avx2_fma_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
+    // SAFETY: the caller guarantees AVX2 and FMA.
+    unsafe { dwconv(a, out) }
+}
+
+/// The [`crate::Slot::ConvI8`] of this path: the portable dense int8
+/// convolution compiled with AVX2, with [`avx2_dot_2x4_s8`] dot products.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
 #[target_feature(enable = "avx2,fma")]
-fn conv_s8_avx2(t: Avx2Fma, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    crate::conv_i8::conv_s8_with(t, a, out, scratch);
+unsafe fn avx2_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    // SAFETY: the caller guarantees AVX2 and FMA.
+    let t = unsafe { Avx2Fma::assume() };
+    crate::conv_i8::conv_s8_dense(t, a, out, scratch);
+}
+
+/// The [`crate::Slot::DwConvI8`] of this path: the portable depthwise int8
+/// convolution compiled with AVX2 (integer arithmetic: byte-identical).
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
+    crate::conv_i8::conv_s8_depthwise(a, out);
 }
 
 impl DotS8 for Avx2Fma {
@@ -138,20 +201,9 @@ impl MicroKernel for Avx2Fma {
     const NR: usize = 16;
     const NC: usize = 128;
 
-    unsafe fn tile(
-        self,
-        kc: usize,
-        a: *const f32,
-        rs: usize,
-        cs: usize,
-        mr: usize,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        epi: &TileEpi,
-    ) {
+    unsafe fn tile(self, t: &Tile, epi: &TileEpi) {
         // SAFETY: `self` proves AVX2 and FMA; the pointer contract is the caller's.
-        unsafe { avx2_fma_sgemm_f32_6x16(kc, a, rs, cs, mr, b, c, rsc, epi) }
+        unsafe { avx2_fma_sgemm_f32_6x16(t, epi) }
     }
 }
 
@@ -160,18 +212,17 @@ impl MicroKernel for Avx2Fma {
 /// # Safety
 /// The CPU has AVX2 and FMA, and the [`MicroKernel::tile`] contract holds.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn avx2_fma_sgemm_f32_6x16(
-    kc: usize,
-    a: *const f32,
-    rs: usize,
-    cs: usize,
-    mr: usize,
-    b: *const f32,
-    c: *mut f32,
-    rsc: usize,
-    epi: &TileEpi,
-) {
+unsafe fn avx2_fma_sgemm_f32_6x16(t: &Tile, epi: &TileEpi) {
+    let Tile {
+        kc,
+        a,
+        rs,
+        cs,
+        mr,
+        b,
+        c,
+        rsc,
+    } = *t;
     let mut rows = [a; 6];
     for (i, r) in rows.iter_mut().enumerate() {
         *r = a.wrapping_add(i.min(mr - 1) * rs);
@@ -245,10 +296,12 @@ fn act_ps(act: Act, v: __m256) -> __m256 {
 
 /// `e^x` on 8 lanes (Cephes `expf`: `x = n·ln2 + r`, degree-6 polynomial for
 /// `e^r`, `2^n` built in the exponent bits); `x` is clamped to `[-87, 88]`,
-/// within 2 ulp there.
+/// within 2 ulp there, and `+∞` above `ln(f32::MAX)` (so `SiLU(−∞)` is NaN,
+/// as torch's).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn exp_ps(x: __m256) -> __m256 {
+    let overflow = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(88.722_84));
     let x = _mm256_min_ps(
         _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
         _mm256_set1_ps(88.0),
@@ -272,21 +325,8 @@ fn exp_ps(x: __m256) -> __m256 {
     let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
     let y = _mm256_add_ps(y, _mm256_set1_ps(1.0));
     let e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-    _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)))
-}
-
-/// Depthwise convolution (`groups == cin == cout`), slices already checked.
-pub(crate) fn avx2_fma_dwconv_f32(
-    _t: Avx2Fma,
-    g: &ConvGeom,
-    input: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    act: Act,
-    out: &mut [f32],
-) {
-    // SAFETY: the token proves AVX2 and FMA.
-    unsafe { dwconv(g, input, weight, bias, act, out) }
+    let y = _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)));
+    _mm256_blendv_ps(y, _mm256_set1_ps(f32::INFINITY), overflow)
 }
 
 /// Depthwise convolution, 8 output columns per vector: stride 1 loads them
@@ -295,41 +335,11 @@ pub(crate) fn avx2_fma_dwconv_f32(
 /// chains hide the FMA latency. Border columns (and strides above 2) use the
 /// scalar reference pixel; vector blocks never read past the row.
 #[target_feature(enable = "avx2,fma")]
-fn dwconv(g: &ConvGeom, input: &[f32], weight: &[f32], bias: &[f32], act: Act, out: &mut [f32]) {
-    let (oh, ow, kk, hw) = (g.out_h(), g.out_w(), g.k * g.k, g.h * g.w);
-    let (x_lo, x_hi) = dw_vector_cols(g, 8, 7 * g.stride + 1);
-    for c in 0..g.cin {
-        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-            let row = DwRow {
-                g,
-                plane: &input[c * hw..(c + 1) * hw],
-                taps: &weight[c * kk..(c + 1) * kk],
-                bias: bias[c],
-                act,
-                oy,
-            };
-            let Some(x_hi) = x_hi else {
-                (0..ow).for_each(|ox| orow[ox] = row.pixel(ox));
-                continue;
-            };
-            (0..x_lo).for_each(|ox| orow[ox] = row.pixel(ox));
-            (x_hi + 8..ow).for_each(|ox| orow[ox] = row.pixel(ox));
-            let mut ox = x_lo;
-            while ox + 24 <= x_hi {
-                dw_blocks::<4>(&row, ox, orow);
-                ox += 32;
-            }
-            while ox < x_hi {
-                dw_blocks::<1>(&row, ox, orow);
-                ox += 8;
-            }
-            if ox < x_hi + 8 {
-                // Overlaps the previous block, recomputing the same values.
-                dw_blocks::<1>(&row, x_hi, orow);
-            }
-        }
-    }
+fn dwconv(a: &ConvF32<'_>, out: &mut [f32]) {
+    let span = 7 * a.g.stride + 1;
+    let one = |row: &DwRow<'_>, ox, orow: &mut [f32]| dw_blocks::<1>(row, ox, orow);
+    let four = |row: &DwRow<'_>, ox, orow: &mut [f32]| dw_blocks::<4>(row, ox, orow);
+    crate::blocked::dw_rows::<8>(a, out, span, one, four);
 }
 
 /// `U` blocks of 8 depthwise outputs at columns `ox..ox + 8U` of one row
@@ -377,45 +387,5 @@ fn dw_blocks<const U: usize>(row: &DwRow<'_>, ox: usize, orow: &mut [f32]) {
         let dst = &mut orow[ox + 8 * u..ox + 8 * u + 8];
         // SAFETY: `dst` holds 8 elements.
         unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), r) };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::conv_i8::Portable;
-    use std::vec::Vec;
-
-    /// The AVX2 int8 dot products equal the portable ones on random bytes,
-    /// on the extremes (−128·−128 pairs, the `vpmaddwd` edge) and at every
-    /// length from one 16-byte step up.
-    #[test]
-    fn avx2_dot_2x4_matches_portable() {
-        let Some(t) = Avx2Fma::new() else {
-            std::println!("NOT TESTED: no AVX2 on this CPU");
-            return;
-        };
-        let mut seed = 0x0123_4567_89ab_cdefu64;
-        let mut byte = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        };
-        for kb in (16..=320).step_by(16) {
-            for fill in [None, Some(0x80u8), Some(0x7f)] {
-                let mut v = |n: usize| -> Vec<u8> {
-                    (0..n).map(|_| fill.unwrap_or_else(&mut byte)).collect()
-                };
-                let (w0, w1, cols) = (v(kb), v(kb), v(NR * kb));
-                let w0: Vec<i8> = w0.iter().map(|&b| b as i8).collect();
-                let w1: Vec<i8> = w1.iter().map(|&b| b as i8).collect();
-                assert_eq!(
-                    t.dot_2x4(&w0, &w1, &cols, kb),
-                    Portable.dot_2x4(&w0, &w1, &cols, kb),
-                    "kb {kb} fill {fill:?}"
-                );
-            }
-        }
     }
 }

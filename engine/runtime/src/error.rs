@@ -47,6 +47,8 @@ pub enum Error {
     WrongDType,
     /// An op range outside the graph.
     BadRange,
+    /// The session's arena would be larger than this machine's address space.
+    ArenaOverflow,
 }
 
 impl From<FormatError> for Error {
@@ -79,6 +81,9 @@ impl fmt::Display for Error {
             }
             Error::WrongDType => f.write_str("buffer has another element type"),
             Error::BadRange => f.write_str("op range outside the graph"),
+            Error::ArenaOverflow => {
+                f.write_str("the model needs more arena than this machine can address")
+            }
         }
     }
 }

@@ -2,19 +2,20 @@
 //! allocation-free per frame.
 //!
 //! A [`Model`] is a validated zero-copy view over model-file bytes (see
-//! `edgedetr_format` for the layout); a [`Session`] runs its static graph over
-//! an arena the caller provides ([`Model::arena_size`] bytes), so running a frame
-//! allocates nothing. The crate is `no_std`; the `std` feature adds run-time CPU
-//! detection and file helpers ([`std_io`]).
+//! `edgedetr_format` for the layout); a [`Session`] prepares its static graph
+//! once (kernels, algorithms, expanded weights) and runs it over an arena the
+//! caller provides ([`Model::arena_size`] bytes), so running a frame
+//! allocates nothing. What each op kind means is [`ops`]. The crate is
+//! `no_std`; the `std` feature adds run-time CPU detection and file helpers
+//! ([`std_io`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
 pub mod detect;
 pub mod error;
-mod exec;
 pub mod graph;
 pub mod model;
-pub mod preprocess;
+pub mod ops;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod std_io;

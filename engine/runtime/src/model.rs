@@ -3,7 +3,9 @@
 use edgedetr_format::{BUF_EXPORTED, BufferDesc, DType, FormatError, ModelFile};
 
 use crate::error::Error;
-use crate::graph::{Stage, check_op};
+use crate::graph::Stage;
+use crate::ops;
+use crate::session::PreparedOp;
 
 /// Scale of a [`InputDType::U8`] input buffer: `1/255`, the preprocessing's
 /// division folded into the int8 quantisation of the image.
@@ -45,6 +47,8 @@ pub enum InputDType {
 pub struct Model<'b> {
     file: ModelFile<'b>,
     input: InputDType,
+    /// Bytes of prepared data (expanded weights) a session keeps.
+    prepared: usize,
 }
 
 impl<'b> Model<'b> {
@@ -55,11 +59,39 @@ impl<'b> Model<'b> {
         if bytes.as_ptr().align_offset(64) != 0 {
             return Err(Error::MisalignedModel);
         }
+        let mut prepared = 0usize;
         for i in 0..file.op_count() as u32 {
-            check_op(&file, i)?;
+            ops::check_op(&file, i)?;
+            prepared = prepared
+                .checked_add(ops::prepared_bytes(&file, i)?)
+                .ok_or(Error::ArenaOverflow)?;
         }
         let input = input_dtype_of(&file)?;
-        Ok(Model { file, input })
+        let m = Model {
+            file,
+            input,
+            prepared,
+        };
+        m.layout().total().ok_or(Error::ArenaOverflow)?;
+        Ok(m)
+    }
+
+    /// Where a session puts its parts in the arena.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            activations: self.file.arena_size(),
+            prepared: self.prepared,
+            ops: self
+                .op_count()
+                .saturating_mul(core::mem::size_of::<PreparedOp>()),
+        }
+    }
+
+    /// Bytes of the arena that hold prepared data: weights stored as f16 or
+    /// int8 in float layers, expanded to f32 once by [`crate::Session::new`]
+    /// (an upper bound over every kernel path).
+    pub fn prepared_bytes(&self) -> usize {
+        self.prepared
     }
 
     /// How the model takes its image: f32 `pixel / 255`, or the u8 pixels
@@ -79,9 +111,12 @@ impl<'b> Model<'b> {
         &self.file
     }
 
-    /// Bytes of arena a [`crate::Session`] needs (the plan's peak plus alignment slack).
+    /// Bytes of arena a [`crate::Session`] needs: the activations' planned
+    /// peak, the prepared data ([`Model::prepared_bytes`]), the table of
+    /// prepared ops, and 64 bytes of alignment slack.
     pub fn arena_size(&self) -> usize {
-        self.file.arena_size() + 64
+        // Checked by `from_bytes`.
+        self.layout().total().unwrap_or(usize::MAX)
     }
 
     /// Square input size S.
@@ -164,5 +199,41 @@ fn input_dtype_of(file: &ModelFile<'_>) -> Result<InputDType, Error> {
             "the input buffer must be f32, or int8 with scale 1/255 and zero point -128",
         )
         .into()),
+    }
+}
+
+/// The parts of a session's arena, in order, each starting on a 64-byte line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    /// The activations and scratch buffers (the file's memory plan).
+    pub activations: usize,
+    /// The prepared data.
+    pub prepared: usize,
+    /// The table of prepared ops.
+    pub ops: usize,
+}
+
+impl Layout {
+    /// Offset of the prepared data.
+    pub fn prepared_at(&self) -> Option<usize> {
+        self.activations.checked_next_multiple_of(64)
+    }
+
+    /// Offset of the op table.
+    pub fn ops_at(&self) -> Option<usize> {
+        self.prepared_at()?
+            .checked_add(self.prepared)?
+            .checked_next_multiple_of(64)
+    }
+
+    /// Bytes used from the aligned start.
+    pub fn used(&self) -> Option<usize> {
+        self.ops_at()?.checked_add(self.ops)
+    }
+
+    /// Bytes of arena to ask for: what is used, plus 64 bytes for aligning
+    /// the caller's buffer.
+    pub fn total(&self) -> Option<usize> {
+        self.used()?.checked_add(64)
     }
 }

@@ -1,23 +1,40 @@
-//! [`Session`]: runs a model's static graph over a caller-provided arena.
+//! [`Session`]: prepares a model's static graph once over a caller-provided
+//! arena, then runs it frame after frame without allocating.
 
 use core::ops::Range;
 
-use edgedetr_format::{DType, NONE, OpDesc};
-use edgedetr_kernels::Act;
-use edgedetr_kernels::dispatch::Kernels;
+use edgedetr_format::{DType, NONE};
+use edgedetr_kernels::Kernels;
 
 use crate::error::Error;
-use crate::exec;
 use crate::model::{InputDType, Model, U8_INPUT_ZERO_POINT};
-use crate::view::ArenaPtr;
+use crate::ops::{self, Io, Plan, Setup, Span};
+use crate::view::{ArenaPtr, f32s, f32s_mut, i8s, i8s_mut, i32s, place, span_of};
+
+/// One op as `Session::new` prepared it: where its buffers are in the arena,
+/// and its plan (algorithm, kernels, tensor and prepared-data places).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PreparedOp {
+    ins: [Span; 4],
+    n_in: u8,
+    outs: [Span; 2],
+    scratch: Span,
+    plan: Plan,
+}
 
 /// One inference context: a model, the caller's arena and the chosen kernels.
 ///
-/// `run` allocates nothing: every activation lives at its planned offset in
-/// the arena, and every weight is read in place from the model bytes.
+/// [`Session::new`] prepares every op once, inside the arena: it chooses the
+/// kernels and algorithms, expands weights stored as f16 or int8 in float
+/// layers to f32, and resolves every buffer and tensor. [`Session::run`]
+/// then allocates and converts nothing: every activation lives at its
+/// planned offset in the arena, and every weight is read in place from the
+/// model bytes or the prepared data.
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: ArenaPtr,
+    prepared: &'a [u8],
+    ops: &'a [PreparedOp],
     kernels: Kernels,
     _arena: core::marker::PhantomData<&'a mut [u8]>,
 }
@@ -34,20 +51,63 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// A session with an explicit kernel table (e.g. [`Kernels::scalar`]).
+    ///
+    /// # Errors
+    /// [`Error::ArenaTooSmall`] when `arena` is shorter than
+    /// [`Model::arena_size`].
     pub fn with_kernels(
         model: &'m Model<'m>,
         arena: &'a mut [u8],
         kernels: Kernels,
     ) -> Result<Self, Error> {
         let given = arena.len();
-        let needed = model.file().arena_size();
-        let arena = ArenaPtr::new(arena, needed).ok_or(Error::ArenaTooSmall {
+        let too_small = Error::ArenaTooSmall {
             needed: model.arena_size(),
             given,
+        };
+        let layout = model.layout();
+        let (Some(prep_at), Some(ops_at), Some(used)) =
+            (layout.prepared_at(), layout.ops_at(), layout.used())
+        else {
+            return Err(Error::ArenaOverflow);
+        };
+        let skip = arena.as_ptr().align_offset(64);
+        let arena = arena
+            .get_mut(skip..)
+            .and_then(|a| a.get_mut(..used))
+            .ok_or(too_small)?;
+        let (activations, rest) = arena.split_at_mut(prep_at);
+        let (prepared, table) = rest.split_at_mut(ops_at - prep_at);
+        let file = model.file();
+        // Prepare every op: its prepared data, then its record in the table.
+        let mut at = 0;
+        let ops = place(table, model.op_count(), |i| -> Result<PreparedOp, Error> {
+            let n = ops::prepared_bytes(file, i as u32)?;
+            let region = prepared.get_mut(at..at + n).ok_or(Error::ArenaOverflow)?;
+            let plan = ops::prepare(file, i as u32, &mut Setup::new(kernels, region, at))?;
+            at += n;
+            let op = file.op(i as u32);
+            let span = |id: u32| match id {
+                NONE => Span::default(),
+                id => span_of(&file.buffer(id)),
+            };
+            let mut ins = [Span::default(); 4];
+            for (d, id) in ins.iter_mut().zip(op.input_ids()) {
+                *d = span(id);
+            }
+            Ok(PreparedOp {
+                ins,
+                n_in: op.input_ids().count() as u8,
+                outs: [span(op.outputs[0]), span(op.outputs[1])],
+                scratch: span(op.scratch),
+                plan,
+            })
         })?;
         Ok(Session {
             model,
-            arena,
+            arena: ArenaPtr::new(activations),
+            prepared,
+            ops,
             kernels,
             _arena: core::marker::PhantomData,
         })
@@ -63,9 +123,10 @@ impl<'m, 'a> Session<'m, 'a> {
         &self.kernels
     }
 
-    /// Bytes of the arena the plan uses.
+    /// Bytes of the arena the session uses (activations, prepared data and
+    /// the op table).
     pub fn arena_used_bytes(&self) -> usize {
-        self.model.file().arena_size()
+        self.model.layout().used().unwrap_or(0)
     }
 
     fn f32_buffer(&self, id: u32) -> Result<edgedetr_format::BufferDesc, Error> {
@@ -81,7 +142,7 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn buffer(&self, id: u32) -> Result<&[f32], Error> {
         let b = self.f32_buffer(id)?;
         // SAFETY: `&self` excludes any mutable view for the slice's lifetime.
-        Ok(unsafe { self.arena.f32s(&b) })
+        Ok(f32s(unsafe { self.arena.bytes(&span_of(&b)) }))
     }
 
     /// Reads i32 buffer `id` (indices such as `dec_topk_index`).
@@ -90,9 +151,8 @@ impl<'m, 'a> Session<'m, 'a> {
         if b.dtype != DType::I32 as u8 {
             return Err(Error::WrongDType);
         }
-        // SAFETY: `&self` excludes any mutable view; an i32 buffer has 4-byte elements.
-        let v = unsafe { self.arena.f32s(&b) };
-        Ok(bytemuck::cast_slice(v))
+        // SAFETY: `&self` excludes any mutable view for the slice's lifetime.
+        Ok(i32s(unsafe { self.arena.bytes(&span_of(&b)) }))
     }
 
     /// Reads int8 buffer `id` (its scale and zero point are in its descriptor,
@@ -103,8 +163,7 @@ impl<'m, 'a> Session<'m, 'a> {
             return Err(Error::WrongDType);
         }
         // SAFETY: `&self` excludes any mutable view for the slice's lifetime.
-        let v = unsafe { self.arena.bytes(&b) };
-        Ok(bytemuck::cast_slice(v))
+        Ok(i8s(unsafe { self.arena.bytes(&span_of(&b)) }))
     }
 
     /// Mutable bytes of int8 buffer `id`.
@@ -114,7 +173,7 @@ impl<'m, 'a> Session<'m, 'a> {
             return Err(Error::WrongDType);
         }
         // SAFETY: `&mut self` excludes every other view for the slice's lifetime.
-        Ok(unsafe { self.arena.bytes_mut(&b) })
+        Ok(unsafe { self.arena.bytes_mut(&span_of(&b)) })
     }
 
     /// Copies `data` into int8 buffer `id`.
@@ -134,7 +193,7 @@ impl<'m, 'a> Session<'m, 'a> {
             Some(DType::F32) => out.copy_from_slice(self.buffer(id)?),
             Some(DType::I8) => {
                 let (scale, zp) = b.quant().unwrap_or((1.0, 0));
-                edgedetr_kernels::dequantize_slice(self.buffer_i8(id)?, scale, zp, out);
+                self.kernels.dequantize(self.buffer_i8(id)?, scale, zp, out);
             }
             Some(DType::I32) => {
                 for (o, &v) in out.iter_mut().zip(self.buffer_i32(id)?) {
@@ -152,9 +211,9 @@ impl<'m, 'a> Session<'m, 'a> {
         if b.dtype != DType::I32 as u8 {
             return Err(Error::WrongDType);
         }
-        // SAFETY: `&mut self` excludes every other view; 4-byte elements.
-        let v = unsafe { self.arena.f32s_mut(&b) };
-        let dst: &mut [i32] = bytemuck::cast_slice_mut(v);
+        // SAFETY: `&mut self` excludes every other view for the slice's lifetime.
+        let v = unsafe { self.arena.bytes_mut(&span_of(&b)) };
+        let dst: &mut [i32] = bytemuck::try_cast_slice_mut(v).unwrap_or(&mut []);
         check_len(dst.len(), data.len())?;
         dst.copy_from_slice(data);
         Ok(())
@@ -164,7 +223,7 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn buffer_mut(&mut self, id: u32) -> Result<&mut [f32], Error> {
         let b = self.f32_buffer(id)?;
         // SAFETY: `&mut self` excludes every other view for the slice's lifetime.
-        Ok(unsafe { self.arena.f32s_mut(&b) })
+        Ok(f32s_mut(unsafe { self.arena.bytes_mut(&span_of(&b)) }))
     }
 
     /// Copies `data` into f32 buffer `id`.
@@ -224,11 +283,12 @@ impl<'m, 'a> Session<'m, 'a> {
                 }),
             }
         };
+        let k = self.kernels;
         match self.model.input_dtype() {
             InputDType::U8 => {
                 let dst = self.i8_bytes_mut(id)?;
                 let r = room(dst.len())?;
-                edgedetr_kernels::u8_to_i8_image(pixels, bytemuck::cast_slice_mut(&mut dst[r]));
+                k.u8_to_i8(pixels, i8s_mut(&mut dst[r]));
             }
             InputDType::F32 => {
                 let dst = self.buffer_mut(id)?;
@@ -292,50 +352,62 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn run_each(&mut self, range: Range<usize>, mut after: impl FnMut(usize)) {
         let end = range.end.min(self.model.op_count());
         for i in range.start..end {
-            let op = self.model.file().op(i as u32);
-            self.exec_op(&op);
+            let units = self.ops[i].plan.work_units();
+            self.exec(i, 0..units);
             after(i);
         }
     }
 
-    fn exec_op(&mut self, op: &OpDesc) {
-        let file = self.model.file();
-        let act = Act::from_u8(op.act).unwrap_or(Act::None);
+    /// The independent work units of op `index` (output-channel blocks,
+    /// heads, element chunks; 1 when the op does not split), or `None` past
+    /// the graph.
+    pub fn op_work_units(&self, index: usize) -> Option<usize> {
+        self.ops.get(index).map(|p| p.plan.work_units())
+    }
+
+    /// Runs the work units `work` of op `index` only: running any partition
+    /// of `0..op_work_units(index)` writes the same bytes as running the op
+    /// whole (how a thread pool splits an op; tests check it).
+    ///
+    /// # Errors
+    /// [`Error::BadRange`] for an op or units outside the graph.
+    pub fn run_op_units(&mut self, index: usize, work: Range<usize>) -> Result<(), Error> {
+        let units = self.op_work_units(index).ok_or(Error::BadRange)?;
+        if work.start > work.end || work.end > units {
+            return Err(Error::BadRange);
+        }
+        self.exec(index, work);
+        Ok(())
+    }
+
+    fn exec(&mut self, i: usize, work: Range<usize>) {
+        let p = self.ops[i];
         let a = &self.arena;
-        let desc = |id: u32| file.buffer(id);
-        let n_in = op.input_ids().count();
         // SAFETY (all views below): the loader proved that every buffer this op
         // touches is live at this op, so the input, output and scratch buffers
         // share no bytes; `&mut self` excludes every other view of the arena.
         let mut ins: [&[u8]; 4] = [&[]; 4];
-        for (slot, id) in ins.iter_mut().zip(op.input_ids()) {
+        for (slot, span) in ins.iter_mut().zip(&p.ins[..p.n_in as usize]) {
             // SAFETY: see above; inputs are only read.
-            *slot = unsafe { a.bytes(&desc(id)) };
+            *slot = unsafe { a.bytes(span) };
         }
         // SAFETY: see above; the output overlaps no input or scratch buffer.
-        let out = unsafe { a.bytes_mut(&desc(op.outputs[0])) };
-        let out2: &mut [u8] = if op.outputs[1] == NONE {
-            &mut []
-        } else {
-            // SAFETY: see above; the second output is another live buffer.
-            unsafe { a.bytes_mut(&desc(op.outputs[1])) }
-        };
-        let scratch: &mut [u8] = if op.scratch == NONE {
-            &mut []
-        } else {
-            // SAFETY: see above; scratch overlaps no input or output buffer.
-            unsafe { a.bytes_mut(&desc(op.scratch)) }
-        };
-        exec::run_op(
-            &self.kernels,
-            file,
-            op,
-            &ins[..n_in],
+        let out = unsafe { a.bytes_mut(&p.outs[0]) };
+        // SAFETY: see above; the second output is another live buffer (or empty).
+        let out2 = unsafe { a.bytes_mut(&p.outs[1]) };
+        // SAFETY: see above; scratch overlaps no input or output buffer.
+        let scratch = unsafe { a.bytes_mut(&p.scratch) };
+        let mut io = Io {
+            k: &self.kernels,
+            ins,
+            n_in: p.n_in as usize,
             out,
             out2,
             scratch,
-            act,
-        );
+            file: self.model.file().bytes(),
+            prepared: self.prepared,
+        };
+        p.plan.run(&mut io, work);
     }
 }
 

@@ -8,6 +8,8 @@
 
 use edgedetr_format::BufferDesc;
 
+use crate::ops::Span;
+
 /// A 64-byte aligned wrapper, for model bytes in statics:
 /// `static MODEL: &Aligned64<[u8]> = &Aligned64(*include_bytes!("m.edr"));`
 #[repr(C, align(64))]
@@ -20,119 +22,143 @@ impl<T: ?Sized + AsRef<[u8]>> AsRef<[u8]> for Aligned64<T> {
     }
 }
 
-/// The aligned start of a caller's arena and its usable length.
+/// The activation region of a session's arena: its (64-byte aligned) start
+/// and length.
 pub(crate) struct ArenaPtr {
     base: *mut u8,
     len: usize,
 }
 
+/// The arena span of buffer `b`'s elements (elements × dtype size bytes).
+pub(crate) fn span_of(b: &BufferDesc) -> Span {
+    let size = edgedetr_format::DType::from_u8(b.dtype).map_or(4, |d| d.size());
+    Span {
+        off: b.offset as usize,
+        len: b.numel() as usize * size,
+    }
+}
+
 impl ArenaPtr {
-    /// Aligns `arena` to 64 bytes; `None` if fewer than `needed` bytes remain.
-    pub(crate) fn new(arena: &mut [u8], needed: usize) -> Option<ArenaPtr> {
-        let skip = arena.as_ptr().align_offset(64);
-        let rest = arena.get_mut(skip..)?;
-        if rest.len() < needed {
-            return None;
+    /// The activation region `region` (64-byte aligned, the file's planned
+    /// arena size).
+    pub(crate) fn new(region: &mut [u8]) -> ArenaPtr {
+        ArenaPtr {
+            base: region.as_mut_ptr(),
+            len: region.len(),
         }
-        Some(ArenaPtr {
-            base: rest.as_mut_ptr(),
-            len: rest.len(),
-        })
     }
 
-    fn check(&self, b: &BufferDesc, bytes: usize) {
+    fn check(&self, s: &Span) {
         // Guaranteed by the loader; kept as a cheap guard against misuse.
         assert!(
-            b.offset as usize + bytes <= self.len && (b.offset as usize).is_multiple_of(64),
+            s.off.checked_add(s.len).is_some_and(|e| e <= self.len) && s.off.is_multiple_of(64),
             "buffer outside the arena"
         );
     }
 
-    /// Shared byte view of buffer `b` (elements × dtype size bytes).
+    /// Shared view of the bytes of span `s`.
     ///
     /// # Safety
-    /// No mutable view of an overlapping buffer may exist while the returned
-    /// slice lives, and `b` must be a validated buffer of the session's model.
-    pub(crate) unsafe fn bytes<'x>(&self, b: &BufferDesc) -> &'x [u8] {
-        let n = elem_bytes(b);
-        self.check(b, n);
+    /// No mutable view of overlapping bytes may exist while the returned
+    /// slice lives, and `s` must be a validated buffer span of the session's
+    /// model.
+    pub(crate) unsafe fn bytes<'x>(&self, s: &Span) -> &'x [u8] {
+        if s.len == 0 {
+            return &[];
+        }
+        self.check(s);
         // SAFETY: in bounds (checked above); the caller promises no overlapping
         // mutable view exists.
-        unsafe { core::slice::from_raw_parts(self.base.add(b.offset as usize), n) }
+        unsafe { core::slice::from_raw_parts(self.base.add(s.off), s.len) }
     }
 
-    /// Mutable byte view of buffer `b`.
+    /// Mutable view of the bytes of span `s`.
     ///
     /// # Safety
-    /// No other view of an overlapping buffer may exist while the returned slice
-    /// lives, and `b` must be a validated buffer of the session's model.
+    /// No other view of overlapping bytes may exist while the returned slice
+    /// lives, and `s` must be a validated buffer span of the session's model.
     #[allow(clippy::mut_from_ref)] // disjointness is the loader's proof, see the module docs
-    pub(crate) unsafe fn bytes_mut<'x>(&self, b: &BufferDesc) -> &'x mut [u8] {
-        let n = elem_bytes(b);
-        self.check(b, n);
+    pub(crate) unsafe fn bytes_mut<'x>(&self, s: &Span) -> &'x mut [u8] {
+        if s.len == 0 {
+            return &mut [];
+        }
+        self.check(s);
         // SAFETY: in bounds (checked above); the caller promises that no other view
         // overlaps this one (buffers live at the same op share no bytes).
-        unsafe { core::slice::from_raw_parts_mut(self.base.add(b.offset as usize), n) }
-    }
-
-    /// Shared f32 view of buffer `b`.
-    ///
-    /// # Safety
-    /// No mutable view of an overlapping buffer may exist while the returned
-    /// slice lives, and `b` must be a validated f32 buffer of the session's model.
-    pub(crate) unsafe fn f32s<'x>(&self, b: &BufferDesc) -> &'x [f32] {
-        let n = b.numel() as usize;
-        self.check(b, n * 4);
-        // SAFETY: in bounds and 4-byte aligned (checked above: the base is 64-aligned
-        // and so is the offset); every bit pattern is a valid f32; the caller promises
-        // no overlapping mutable view exists.
-        unsafe { core::slice::from_raw_parts(self.base.add(b.offset as usize) as *const f32, n) }
-    }
-
-    /// Mutable f32 view of buffer `b`.
-    ///
-    /// # Safety
-    /// No other view of an overlapping buffer may exist while the returned slice
-    /// lives, and `b` must be a validated f32 buffer of the session's model.
-    #[allow(clippy::mut_from_ref)] // disjointness is the loader's proof, see the module docs
-    pub(crate) unsafe fn f32s_mut<'x>(&self, b: &BufferDesc) -> &'x mut [f32] {
-        let n = b.numel() as usize;
-        self.check(b, n * 4);
-        // SAFETY: in bounds and aligned (checked above); the caller promises that no
-        // other view overlaps this one (buffers live at the same op share no bytes).
-        unsafe { core::slice::from_raw_parts_mut(self.base.add(b.offset as usize) as *mut f32, n) }
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(s.off), s.len) }
     }
 }
 
-/// Bytes of buffer `b`'s elements.
-fn elem_bytes(b: &BufferDesc) -> usize {
-    let size = edgedetr_format::DType::from_u8(b.dtype).map_or(4, |d| d.size());
-    b.numel() as usize * size
+/// Writes `n` values made by `f` into `bytes` and returns them as a slice
+/// (the session's table of prepared ops, kept in the caller's arena).
+///
+/// Panics unless `bytes` is aligned for `T` and holds `n` of them.
+pub(crate) fn place<T: Copy, E>(
+    bytes: &mut [u8],
+    n: usize,
+    mut f: impl FnMut(usize) -> Result<T, E>,
+) -> Result<&[T], E> {
+    let slots = bytes.as_mut_ptr().cast::<T>();
+    assert!(
+        slots.align_offset(core::mem::align_of::<T>()) == 0
+            && n.checked_mul(core::mem::size_of::<T>())
+                .is_some_and(|len| len <= bytes.len()),
+        "place: region too small or misaligned"
+    );
+    for i in 0..n {
+        let v = f(i)?;
+        // SAFETY: slot i lies in `bytes` (checked above) and is aligned for
+        // T; `bytes` is borrowed mutably, so nothing else views it. A `Copy`
+        // value needs no drop, so overwriting (or abandoning) slots is fine.
+        unsafe { slots.add(i).write(v) };
+    }
+    // SAFETY: the first n slots were initialised above; the shared slice
+    // takes over the mutable borrow of `bytes` for its lifetime.
+    Ok(unsafe { core::slice::from_raw_parts(slots, n) })
 }
 
-/// Reinterprets validated, 64-byte aligned model bytes as f32 (empty if not aligned).
-pub(crate) fn bytes_as_f32(bytes: &[u8]) -> &[f32] {
+// Typed views of validated, 64-byte aligned bytes (model tensors, arena
+// buffers, prepared data): empty if the bytes are not aligned (a checked
+// model never gives such bytes), never a panic or an unaligned read.
+
+/// The bytes as f32.
+pub(crate) fn f32s(bytes: &[u8]) -> &[f32] {
     bytemuck::try_cast_slice(bytes).unwrap_or(&[])
 }
 
-/// Reinterprets validated, aligned bytes as i32 (empty if not aligned).
-pub(crate) fn bytes_as_i32(bytes: &[u8]) -> &[i32] {
+/// The bytes as mutable f32.
+pub(crate) fn f32s_mut(bytes: &mut [u8]) -> &mut [f32] {
+    bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
+}
+
+/// The bytes as i32.
+pub(crate) fn i32s(bytes: &[u8]) -> &[i32] {
     bytemuck::try_cast_slice(bytes).unwrap_or(&[])
 }
 
-/// Reinterprets validated, aligned bytes as u16 (f16 bits; empty if not aligned).
-pub(crate) fn bytes_as_u16(bytes: &[u8]) -> &[u16] {
+/// The bytes as u32 (indices).
+pub(crate) fn u32s(bytes: &[u8]) -> &[u32] {
     bytemuck::try_cast_slice(bytes).unwrap_or(&[])
 }
 
-/// Reinterprets bytes as i8.
-pub(crate) fn bytes_as_i8(bytes: &[u8]) -> &[i8] {
+/// The bytes as mutable u32 (indices).
+pub(crate) fn u32s_mut(bytes: &mut [u8]) -> &mut [u32] {
+    bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
+}
+
+/// The bytes as u16 (f16 bits).
+pub(crate) fn u16s(bytes: &[u8]) -> &[u16] {
+    bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+}
+
+/// The bytes as i8.
+pub(crate) fn i8s(bytes: &[u8]) -> &[i8] {
     bytemuck::cast_slice(bytes)
 }
 
-/// Reinterprets validated, aligned mutable bytes as f32 (empty if not aligned).
-pub(crate) fn bytes_as_f32_mut(bytes: &mut [u8]) -> &mut [f32] {
-    bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
+/// The bytes as mutable i8.
+pub(crate) fn i8s_mut(bytes: &mut [u8]) -> &mut [i8] {
+    bytemuck::cast_slice_mut(bytes)
 }
 
 /// One 64-byte aligned block; the storage unit of `AlignedBytes`.

@@ -98,14 +98,7 @@ impl std::fmt::Debug for Checkpoint {
 
 /// Reads a `.pt` checkpoint file; see [`read_pt`].
 pub fn read_pt_file(path: impl AsRef<Path>) -> Result<Checkpoint, QuantizeError> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| {
-        QuantizeError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", path.display()),
-        ))
-    })?;
-    read_pt(&bytes)
+    read_pt(&crate::error::read_file(path.as_ref())?)
 }
 
 /// The prefix (top folder) of the archive's `*/data.pkl`.

@@ -2,11 +2,172 @@
 //! `[C, T]` token matrices.
 
 use super::select::TopK;
+use crate::Kernels;
 use crate::act::sigmoid;
 
-/// `out[c, t] = x[c, t] · mask[t]` (zeroes invalid anchors' features).
-pub fn mask_tokens(x: &[f32], c: usize, t: usize, mask: &[f32], out: &mut [f32]) {
-    assert!(x.len() >= c * t && out.len() >= c * t && mask.len() >= t);
+impl Kernels {
+    /// [`concat_tokens`]. Panics unless `c > 0` divides every input and the
+    /// inputs fill `out` exactly.
+    pub fn concat_tokens(&self, inputs: &[&[f32]], c: usize, out: &mut [f32]) {
+        assert!(
+            c > 0
+                && inputs.iter().all(|x| x.len().is_multiple_of(c))
+                && inputs.iter().map(|x| x.len()).sum::<usize>() == out.len(),
+            "concat_tokens: sizes do not add up"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.concat_tokens)(inputs, c, out) }
+    }
+
+    /// [`mask_tokens`]. Panics unless `x` and `out` hold `c·mask.len()` values.
+    pub fn mask_tokens(&self, x: &[f32], c: usize, mask: &[f32], out: &mut [f32]) {
+        let n = c * mask.len();
+        assert!(
+            x.len() == n && out.len() == n,
+            "mask_tokens: length mismatch"
+        );
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.mask_tokens)(x, c, mask, out) }
+    }
+
+    /// [`topk_tokens_by_max`]. Panics unless `c > 0` divides `scores`, there
+    /// are at least `idx.len()` tokens and as much `scratch`.
+    pub fn topk_tokens(&self, scores: &[f32], c: usize, idx: &mut [u32], scratch: &mut [f32]) {
+        assert!(
+            c > 0
+                && scores.len().is_multiple_of(c)
+                && idx.len() <= scores.len() / c
+                && scratch.len() >= idx.len(),
+            "topk_tokens: bad sizes"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.topk_tokens)(scores, c, idx, scratch) }
+    }
+
+    /// [`gather_tokens`]. Panics unless `c > 0` divides `src` and `out`
+    /// holds `c·idx.len()` values.
+    pub fn gather_tokens(&self, src: &[f32], c: usize, idx: &[u32], out: &mut [f32]) {
+        assert!(
+            c > 0 && src.len().is_multiple_of(c) && out.len() == c * idx.len(),
+            "gather_tokens: bad sizes"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.gather_tokens)(src, c, idx, out) }
+    }
+
+    /// [`softmax_channel_groups`]. Panics unless `group·t > 0` divides `x`
+    /// and `out` has `x`'s length.
+    pub fn softmax_groups(&self, x: &[f32], group: usize, t: usize, out: &mut [f32]) {
+        assert!(
+            group > 0 && t > 0 && x.len() == out.len() && x.len().is_multiple_of(group * t),
+            "softmax_groups: bad sizes"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.softmax_groups)(x, group, t, out) }
+    }
+
+    /// [`deform_locations`]. Panics unless `reference` holds `4·q` values,
+    /// `off` and `out` the same multiple of `2·q`, and `points > 0`.
+    pub fn deform_locations(
+        &self,
+        reference: &[f32],
+        off: &[f32],
+        q: usize,
+        points: usize,
+        out: &mut [f32],
+    ) {
+        assert!(
+            q > 0
+                && reference.len() == 4 * q
+                && off.len() == out.len()
+                && off.len().is_multiple_of(2 * q)
+                && points > 0,
+            "deform_locations: bad sizes"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.deform_locations)(reference, off, q, points, out) }
+    }
+
+    /// [`deform_sample`]. Panics unless the geometry is consistent and every
+    /// operand holds what it calls for.
+    pub fn deform_sample(
+        &self,
+        g: &DeformGeom,
+        value: &[f32],
+        loc: &[f32],
+        aw: &[f32],
+        out: &mut [f32],
+    ) {
+        assert!(g.is_valid(), "deform_sample: bad geometry {g:?}");
+        assert!(
+            value.len() >= g.channels * g.tokens()
+                && loc.len() >= 2 * g.samples() * g.queries
+                && aw.len() >= g.samples() * g.queries
+                && out.len() >= g.channels * g.queries,
+            "deform_sample: operands too short"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.deform_sample)(g, value, loc, aw, out) }
+    }
+
+    /// [`refine_boxes`]. Panics unless the three lengths are equal.
+    pub fn refine_boxes(&self, delta: &[f32], reference: &[f32], out: &mut [f32]) {
+        assert!(
+            delta.len() == out.len() && reference.len() == out.len(),
+            "refine_boxes: length mismatch"
+        );
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.refine_boxes)(delta, reference, out) }
+    }
+
+    /// [`final_topk`]. Panics unless `logits` is `[nc, q]`, `boxes` `[4, q]`,
+    /// `rows` `[k, 6]` for `k = query.len() <= nc·q`, and `idx`, `scratch`
+    /// hold `k` values.
+    pub fn final_topk(
+        &self,
+        a: &FinalTopK<'_>,
+        rows: &mut [f32],
+        query: &mut [u32],
+        idx: &mut [u32],
+        scratch: &mut [f32],
+    ) {
+        let k = query.len();
+        assert!(
+            a.logits.len() == a.nc * a.q
+                && a.boxes.len() == 4 * a.q
+                && rows.len() == 6 * k
+                && k <= a.nc * a.q
+                && idx.len() >= k
+                && scratch.len() >= k,
+            "final_topk: bad sizes"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.final_topk)(a, rows, query, idx, scratch) }
+    }
+}
+
+/// Concatenation of `[c, T_i]` token matrices along the tokens:
+/// `out` is `[c, Σ T_i]` (`T_i = inputs[i].len() / c`).
+pub fn concat_tokens(inputs: &[&[f32]], c: usize, out: &mut [f32]) {
+    if c == 0 {
+        return;
+    }
+    let n = out.len() / c;
+    let mut start = 0;
+    for x in inputs {
+        let t = x.len() / c;
+        for ch in 0..c {
+            out[ch * n + start..ch * n + start + t].copy_from_slice(&x[ch * t..(ch + 1) * t]);
+        }
+        start += t;
+    }
+}
+
+/// `out[c, t] = x[c, t] · mask[t]` (zeroes invalid anchors' features);
+/// `T = mask.len()`.
+pub fn mask_tokens(x: &[f32], c: usize, mask: &[f32], out: &mut [f32]) {
+    let t = mask.len();
+    assert!(x.len() >= c * t && out.len() >= c * t);
     for ch in 0..c {
         for (tok, (o, &v)) in out[ch * t..(ch + 1) * t]
             .iter_mut()
@@ -18,17 +179,13 @@ pub fn mask_tokens(x: &[f32], c: usize, t: usize, mask: &[f32], out: &mut [f32])
     }
 }
 
-/// Indices of the `idx.len()` tokens with the largest `max_c scores[c, t]`,
-/// sorted by score descending then index ascending (SPEC.md §5.5).
-/// `scratch` holds at least `idx.len()` values.
-pub fn topk_tokens_by_max(
-    scores: &[f32],
-    c: usize,
-    n: usize,
-    idx: &mut [u32],
-    scratch: &mut [f32],
-) {
-    assert!(scores.len() >= c * n && c > 0);
+/// Indices of the `idx.len()` tokens with the largest `max_c scores[c, t]`
+/// over `scores` `[c, N]` (`N = scores.len() / c`), sorted by score
+/// descending then index ascending (SPEC.md §5.5). `scratch` holds at least
+/// `idx.len()` values.
+pub fn topk_tokens_by_max(scores: &[f32], c: usize, idx: &mut [u32], scratch: &mut [f32]) {
+    assert!(c > 0);
+    let n = scores.len() / c;
     let k = idx.len();
     let mut top = TopK::new(&mut scratch[..k], idx);
     for t in 0..n {
@@ -44,11 +201,12 @@ pub fn topk_tokens_by_max(
     }
 }
 
-/// `out[c, j] = src[c, idx[j]]`; an index out of range yields NaN (never an
-/// out-of-bounds read).
-pub fn gather_tokens(src: &[f32], c: usize, n: usize, idx: &[u32], out: &mut [f32]) {
+/// `out[c, j] = src[c, idx[j]]` over `src` `[c, N]` (`N = src.len() / c`);
+/// an index out of range yields NaN (never an out-of-bounds read).
+pub fn gather_tokens(src: &[f32], c: usize, idx: &[u32], out: &mut [f32]) {
     let k = idx.len();
-    assert!(src.len() >= c * n && out.len() >= c * k);
+    let n = src.len().checked_div(c).unwrap_or(0);
+    assert!(out.len() >= c * k);
     for ch in 0..c {
         for (j, &i) in idx.iter().enumerate() {
             out[ch * k + j] = if (i as usize) < n {
@@ -137,6 +295,19 @@ impl DeformGeom {
     pub fn samples(&self) -> usize {
         self.heads * self.levels * self.points
     }
+
+    /// At least one head, point and query, 1 to 4 levels of non-empty maps,
+    /// channels divisible by the heads.
+    pub fn is_valid(&self) -> bool {
+        self.heads > 0
+            && self.points > 0
+            && self.queries > 0
+            && (1..=4).contains(&self.levels)
+            && self.channels.is_multiple_of(self.heads)
+            && self.shapes[..self.levels]
+                .iter()
+                .all(|&(h, w)| h > 0 && w > 0)
+    }
 }
 
 /// Multi-scale deformable attention sampling (SPEC.md §5.7): for each query,
@@ -212,22 +383,38 @@ pub fn refine_boxes(delta: &[f32], reference: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The inputs of the in-model postprocess (the argument of the
+/// [`Slot::FinalTopK`](crate::Slot::FinalTopK) slot).
+#[derive(Clone, Copy, Debug)]
+pub struct FinalTopK<'a> {
+    /// `[nc, Q]` class logits.
+    pub logits: &'a [f32],
+    /// `[4, Q]` boxes `(cx, cy, w, h)`.
+    pub boxes: &'a [f32],
+    /// Classes.
+    pub nc: usize,
+    /// Queries.
+    pub q: usize,
+}
+
 /// The in-model postprocess (SPEC.md §5.8): the top `k` (query, class) pairs by
 /// `sigmoid(logits)`, over the query-major flattening `index = q·nc + c`.
 /// `logits` is `[nc, Q]`, `boxes` `[4, Q]`; each output row is
 /// `[cx, cy, w, h, score, class]` (`rows`: `[k, 6]`), `query` gets the query of
-/// each row. `scratch` holds at least k values.
-#[allow(clippy::too_many_arguments)] // a kernel signature: slices, sizes
+/// each row. `idx` and `scratch` hold at least k values.
 pub fn final_topk(
-    logits: &[f32],
-    boxes: &[f32],
-    nc: usize,
-    q: usize,
+    a: &FinalTopK<'_>,
     rows: &mut [f32],
     query: &mut [u32],
     idx: &mut [u32],
     scratch: &mut [f32],
 ) {
+    let FinalTopK {
+        logits,
+        boxes,
+        nc,
+        q,
+    } = *a;
     let k = query.len();
     assert!(
         logits.len() >= nc * q && boxes.len() >= 4 * q && rows.len() >= 6 * k && idx.len() >= k
@@ -307,10 +494,10 @@ mod tests {
         let scores = [5.0, 1.0, 6.0, 0.0, 7.0, 2.0];
         let mut idx = [0u32; 2];
         let mut s = [0f32; 2];
-        topk_tokens_by_max(&scores, 2, 3, &mut idx, &mut s);
+        topk_tokens_by_max(&scores, 2, &mut idx, &mut s);
         assert_eq!(idx, [1, 2]);
         let mut out = [0.0; 4];
-        gather_tokens(&scores, 2, 3, &[2, 9], &mut out);
+        gather_tokens(&scores, 2, &[2, 9], &mut out);
         assert_eq!(out[0], 6.0);
         assert!(out[1].is_nan());
         assert_eq!(out[2], 2.0);
@@ -322,9 +509,13 @@ mod tests {
         let mut query = [0u32; 2];
         let mut fidx = [0u32; 2];
         let mut sc = [0.0; 2];
-        final_topk(
-            &logits, &boxes, 2, 2, &mut rows, &mut query, &mut fidx, &mut sc,
-        );
+        let a = FinalTopK {
+            logits: &logits,
+            boxes: &boxes,
+            nc: 2,
+            q: 2,
+        };
+        final_topk(&a, &mut rows, &mut query, &mut fidx, &mut sc);
         assert_eq!(query, [1, 0]);
         assert_eq!(&rows[..6], &[0.2, 0.4, 0.6, 0.8, sigmoid(3.0), 0.0]);
         assert_eq!(rows[11], 1.0);

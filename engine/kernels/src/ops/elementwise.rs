@@ -1,6 +1,69 @@
-//! Element-wise kernels.
+//! Element-wise f32 kernels: their scalar implementations (the
+//! specification) and the checked [`Kernels`] methods that dispatch them.
+//!
+//! Every element is computed by the same IEEE operations in the same order on
+//! every path (no fused multiply-add), so SIMD overrides must be bit-exact.
 
 use crate::Act;
+use crate::Kernels;
+use crate::elementwise_i8::{check_upsample, upsample_nearest2x_copy};
+use crate::table::Dims;
+
+impl Kernels {
+    /// `out = Σ_i coef[i]·inputs[i]`, summed in input order (see
+    /// [`weighted_sum`]). Panics unless there are 1–4 inputs, as many
+    /// coefficients, and every input has `out.len()` elements.
+    pub fn weighted_sum_f32(&self, inputs: &[&[f32]], coef: &[f32], out: &mut [f32]) {
+        assert!(
+            (1..=4).contains(&inputs.len()) && inputs.len() == coef.len(),
+            "weighted_sum_f32: 1 to 4 inputs and as many coefficients"
+        );
+        assert!(
+            inputs.iter().all(|x| x.len() == out.len()),
+            "weighted_sum_f32: length mismatch"
+        );
+        // SAFETY: the table's contract (crate::table); operands checked above.
+        unsafe { (self.slots.weighted_sum_f32)(inputs, coef, out) }
+    }
+
+    /// `out = act(a + b)`. Panics unless the three lengths are equal.
+    pub fn add_f32(&self, a: &[f32], b: &[f32], act: Act, out: &mut [f32]) {
+        assert!(
+            a.len() == out.len() && b.len() == out.len(),
+            "add_f32: length mismatch"
+        );
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.add_f32)(a, b, act, out) }
+    }
+
+    /// `out = act(x)` element by element. Panics unless the lengths are equal.
+    pub fn act_f32(&self, act: Act, x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), out.len(), "act_f32: length mismatch");
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.act_f32)(act, x, out) }
+    }
+
+    /// Nearest ×2 upsampling of an f32 `[c][h][w]` map. Panics unless
+    /// `input.len() == c·h·w` and `out.len() == 4·c·h·w`.
+    pub fn upsample2x_f32(&self, input: &[f32], dims: Dims, out: &mut [f32]) {
+        check_upsample(input.len(), dims, out.len());
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.upsample2x_f32)(input, dims, out) }
+    }
+}
+
+/// `out = act(x)` (the scalar [`crate::Slot::ActF32`]).
+pub fn act(act: Act, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len());
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = act.apply(v);
+    }
+}
+
+/// The scalar [`crate::Slot::Upsample2xF32`].
+pub(crate) fn upsample2x_slot(input: &[f32], (c, h, w): Dims, out: &mut [f32]) {
+    upsample_nearest2x_copy(input, c, h, w, out);
+}
 
 /// `out = a + b`.
 pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
@@ -32,48 +95,12 @@ pub fn weighted_sum(inputs: &[&[f32]], coef: &[f32], out: &mut [f32]) {
 
 /// Nearest ×2 upsampling of a `[C, H, W]` map: `out[c, i, j] = in[c, i/2, j/2]`.
 pub fn upsample_nearest2x(input: &[f32], c: usize, h: usize, w: usize, out: &mut [f32]) {
-    assert!(input.len() == c * h * w && out.len() == 4 * c * h * w);
-    let ow = 2 * w;
-    for (plane_in, plane_out) in input
-        .chunks_exact(h * w)
-        .zip(out.chunks_exact_mut(4 * h * w))
-    {
-        for (row_in, rows_out) in plane_in
-            .chunks_exact(w)
-            .zip(plane_out.chunks_exact_mut(2 * ow))
-        {
-            let (r0, r1) = rows_out.split_at_mut(ow);
-            for (x, &v) in row_in.iter().enumerate() {
-                r0[2 * x] = v;
-                r0[2 * x + 1] = v;
-            }
-            r1.copy_from_slice(r0);
-        }
-    }
+    upsample_nearest2x_copy(input, c, h, w, out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upsample_matches_definition() {
-        for &(c, h, w) in &[(1, 1, 1), (2, 3, 5), (3, 4, 1)] {
-            let input: std::vec::Vec<f32> = (0..c * h * w).map(|i| i as f32).collect();
-            let mut out = std::vec![0.0; 4 * c * h * w];
-            upsample_nearest2x(&input, c, h, w, &mut out);
-            for ch in 0..c {
-                for i in 0..2 * h {
-                    for j in 0..2 * w {
-                        assert_eq!(
-                            out[ch * 4 * h * w + i * 2 * w + j],
-                            input[ch * h * w + (i / 2) * w + j / 2]
-                        );
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn weighted_sum_and_add() {

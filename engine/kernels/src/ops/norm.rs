@@ -1,5 +1,71 @@
 //! Normalisations: layer norm over the channels of each token, softmax.
 
+use crate::Kernels;
+
+/// The operands of a layer normalisation over the channels of each token of a
+/// channel-major `[C, T]` matrix (the argument of the
+/// [`Slot::LayerNorm`](crate::Slot::LayerNorm) slot): see
+/// [`layer_norm_channels`].
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNorm<'a> {
+    /// `x`, `[C, T]`.
+    pub x: &'a [f32],
+    /// A residual added to `x` first (`x + residual`, formed in f32).
+    pub residual: Option<&'a [f32]>,
+    /// Channels.
+    pub c: usize,
+    /// Tokens.
+    pub t: usize,
+    /// `C` scales.
+    pub gamma: &'a [f32],
+    /// `C` offsets.
+    pub beta: &'a [f32],
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+impl Kernels {
+    /// Layer normalisation ([`layer_norm_channels`]). Panics unless `x`,
+    /// `residual` and `out` hold `c·t` values and `gamma`, `beta` `c`.
+    pub fn layer_norm(&self, a: &LayerNorm<'_>, out: &mut [f32]) {
+        let n = a.c * a.t;
+        assert!(
+            a.x.len() == n
+                && out.len() == n
+                && a.gamma.len() == a.c
+                && a.beta.len() == a.c
+                && a.residual.is_none_or(|r| r.len() == n),
+            "layer_norm: length mismatch"
+        );
+        // SAFETY: the table's contract (crate::table); lengths checked above.
+        unsafe { (self.slots.layer_norm)(a, out) }
+    }
+
+    /// Softmax ([`softmax_in_place`]) of each row of `len` consecutive values,
+    /// in place. Panics unless `len > 0` divides `x.len()`.
+    pub fn softmax_rows(&self, x: &mut [f32], len: usize) {
+        assert!(
+            len > 0 && x.len().is_multiple_of(len),
+            "softmax_rows: rows of {len} do not tile {} values",
+            x.len()
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.softmax_rows)(x, len) }
+    }
+}
+
+/// The scalar [`crate::Slot::LayerNorm`].
+pub(crate) fn layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
+    layer_norm_channels(a.x, a.residual, a.c, a.t, a.gamma, a.beta, a.eps, out);
+}
+
+/// The scalar [`crate::Slot::SoftmaxRows`].
+pub(crate) fn softmax_rows(x: &mut [f32], len: usize) {
+    for row in x.chunks_exact_mut(len) {
+        softmax_in_place(row);
+    }
+}
+
 /// Layer normalisation of each token of a channel-major `[C, T]` matrix over its
 /// C channels (biased variance, SPEC.md §2):
 /// `out[c, t] = (x[c, t] − μ_t) / sqrt(σ²_t + eps) · gamma[c] + beta[c]`, where

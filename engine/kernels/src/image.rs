@@ -1,20 +1,19 @@
-//! Image preprocessing of ultralytics' `RTDETRPredictor`, bit-exact with
-//! OpenCV (`SPEC.md` §6).
+//! Image kernels of ultralytics' `RTDETRPredictor` preprocessing, bit-exact
+//! with OpenCV (`SPEC.md` §6): the scalar [`crate::Slot::ResizeRgb8`],
+//! [`crate::Slot::HwcToChwU8`] and [`crate::Slot::HwcToChwF32`].
 //!
 //! ultralytics decodes the image to BGR `u8` (`cv2.imdecode`), stretches it to
 //! S×S with `cv2.resize(img, (S, S), interpolation=cv2.INTER_LINEAR)` (no
 //! letterbox; no resize at all when the image is already S×S), then turns it
 //! into `[1, 3, S, S]` RGB `float32 / 255`. The two steps here reproduce that:
 //!
-//! 1. [`resize_linear_u8_cv`]: OpenCV's `INTER_LINEAR` resize of 3-channel
+//! 1. [`Kernels::resize_rgb8`]: OpenCV's `INTER_LINEAR` resize of 3-channel
 //!    `u8` images, bit for bit (checked against opencv-python 5.0.0 on thousands
 //!    of random sizes; the unit tests embed cv2 outputs).
-//! 2. [`hwc_rgb_u8_to_chw_rgb_f32`] (or [`hwc_bgr_u8_to_chw_rgb_f32`]): HWC→CHW
-//!    and `value / 255` in `f32`, exactly what numpy's `float32 / 255` gives.
-//!    Models that take the u8 image (int8, [`crate::model::InputDType::U8`])
-//!    skip the division: [`hwc_rgb_u8_to_chw_rgb_u8`] (or
-//!    [`hwc_bgr_u8_to_chw_rgb_u8`]) only reorders the resized bytes, then
-//!    [`crate::Session::set_input_u8`] writes them.
+//! 2. [`Kernels::hwc_to_chw_f32`]: HWC→CHW and `value / 255` in `f32`, exactly
+//!    what numpy's `float32 / 255` gives. Models that take the u8 image (int8)
+//!    skip the division: [`Kernels::hwc_to_chw_u8`] only reorders the resized
+//!    bytes.
 //!
 //! **Channel order.** The edgedetr pipeline keeps images in **RGB** order from
 //! decoding on (the CLI's decoder yields RGB, camera frames usually are RGB).
@@ -24,7 +23,8 @@
 //! sources that deliver BGR (OpenCV-style buffers).
 //!
 //! Nothing here allocates: the caller passes the output buffers and a scratch
-//! slice of [`resize_scratch_len`] `i32`s, which is `O(dw)`.
+//! slice of [`Resize::scratch_len`] `i32`s, which is `O(dw)`. The checked,
+//! error-returning API over these kernels is `edgedetr_vision::preprocess`.
 //!
 //! ## How OpenCV's `u8` `INTER_LINEAR` resize computes (OpenCV 4.x/5.x, `resize.cpp`)
 //! With `inv = dst / src` (in `f64`) and `scale = 1 / inv`, for each output
@@ -45,7 +45,7 @@
 //! switches to `INTER_AREA`, whose fast path averages each 2×2 block as
 //! `(a + b + c + d + 2) >> 2`. Equal sizes are a plain copy.
 
-use core::fmt;
+use crate::Kernels;
 
 /// Fractional bits of OpenCV's fixed-point resize weights
 /// (`INTER_RESIZE_COEF_BITS`).
@@ -55,78 +55,18 @@ const COEF_ONE: i32 = 1 << COEF_BITS;
 /// Channels of the interleaved images handled here.
 const CN: usize = 3;
 
-/// Why a preprocessing step refused its arguments.
+/// A resize of a 3-channel interleaved `u8` image from `sw×sh` to `dw×dh`
+/// (the argument of the [`Slot::ResizeRgb8`](crate::Slot::ResizeRgb8) slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PreprocessError {
-    /// A width or height is zero.
-    ZeroSize,
-    /// A size is so large that a buffer length or a coordinate overflows.
-    TooLarge,
-    /// The source slice does not hold `w * h * 3` bytes.
-    SrcLen {
-        /// Elements the sizes call for.
-        expected: usize,
-        /// Elements given.
-        given: usize,
-    },
-    /// The destination slice does not hold the elements the sizes call for.
-    DstLen {
-        /// Elements the sizes call for.
-        expected: usize,
-        /// Elements given.
-        given: usize,
-    },
-    /// The scratch slice is shorter than [`resize_scratch_len`].
-    ScratchTooSmall {
-        /// `i32`s needed.
-        needed: usize,
-        /// `i32`s given.
-        given: usize,
-    },
-}
-
-impl fmt::Display for PreprocessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            PreprocessError::ZeroSize => f.write_str("image width and height must be non-zero"),
-            PreprocessError::TooLarge => f.write_str("image size overflows the buffer arithmetic"),
-            PreprocessError::SrcLen { expected, given } => {
-                write!(
-                    f,
-                    "source holds {given} elements, the sizes need {expected}"
-                )
-            }
-            PreprocessError::DstLen { expected, given } => {
-                write!(
-                    f,
-                    "destination holds {given} elements, the sizes need {expected}"
-                )
-            }
-            PreprocessError::ScratchTooSmall { needed, given } => {
-                write!(f, "resize scratch holds {given} i32s, needs {needed}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for PreprocessError {}
-
-/// Largest width or height accepted: OpenCV computes coordinates in `int`
-/// and `f32`, and a resize beyond this is outside anything it was checked on.
-const MAX_SIDE: usize = 1 << 24;
-
-/// `w * h * 3`, or an error for zero or overflowing sizes.
-fn image_len(w: usize, h: usize) -> Result<usize, PreprocessError> {
-    if w == 0 || h == 0 {
-        return Err(PreprocessError::ZeroSize);
-    }
-    if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(PreprocessError::TooLarge);
-    }
-    w.checked_mul(h)
-        .and_then(|n| n.checked_mul(CN))
-        .ok_or(PreprocessError::TooLarge)
+pub struct Resize {
+    /// Source width.
+    pub sw: usize,
+    /// Source height.
+    pub sh: usize,
+    /// Destination width.
+    pub dw: usize,
+    /// Destination height.
+    pub dh: usize,
 }
 
 /// How a resize from `sw×sh` to `dw×dh` is carried out (OpenCV's dispatch).
@@ -152,14 +92,99 @@ fn method(sw: usize, sh: usize, dw: usize, dh: usize) -> Method {
     }
 }
 
-/// Number of `i32` scratch elements [`resize_linear_u8_cv`] needs for a
-/// `sw×sh` → `dw×dh` resize of a 3-channel image: `9 * dw` for a real
-/// resize (column table and two intermediate rows), 0 when the sizes are
-/// equal or exactly halved. Independent of the source size and of `dh`.
-pub fn resize_scratch_len(sw: usize, sh: usize, dw: usize, dh: usize) -> usize {
-    match method(sw, sh, dw, dh) {
-        Method::Copy | Method::Half => 0,
-        Method::Linear => dw.saturating_mul(3 + 2 * CN),
+impl Resize {
+    /// OpenCV's choice of method for these sizes.
+    fn method(&self) -> Method {
+        method(self.sw, self.sh, self.dw, self.dh)
+    }
+
+    /// Number of `i32` scratch elements the resize needs: `9 * dw` for a real
+    /// resize (column table and two intermediate rows), 0 when the sizes are
+    /// equal or exactly halved. Independent of the source size and of `dh`.
+    pub fn scratch_len(&self) -> usize {
+        match self.method() {
+            Method::Copy | Method::Half => 0,
+            Method::Linear => self.dw.saturating_mul(3 + 2 * CN),
+        }
+    }
+
+    /// Source bytes, `sw·sh·3` (`None` on overflow).
+    pub fn src_len(&self) -> Option<usize> {
+        self.sw.checked_mul(self.sh)?.checked_mul(CN)
+    }
+
+    /// Destination bytes, `dw·dh·3` (`None` on overflow).
+    pub fn dst_len(&self) -> Option<usize> {
+        self.dw.checked_mul(self.dh)?.checked_mul(CN)
+    }
+}
+
+impl Kernels {
+    /// Resizes a 3-channel interleaved (HWC) `u8` image from `sw×sh` to `dw×dh`
+    /// exactly like `cv2.resize(src, (dw, dh), interpolation=cv2.INTER_LINEAR)`
+    /// on a `uint8` array (bit-exact; channel order does not matter). Equal
+    /// sizes copy the image.
+    ///
+    /// `src` holds `sw·sh·3` bytes, `dst` `dw·dh·3`, and `scratch` at least
+    /// [`Resize::scratch_len`] `i32`s (overwritten). Panics on zero sizes,
+    /// sides above 2^24, or slices of other lengths.
+    pub fn resize_rgb8(&self, r: &Resize, src: &[u8], dst: &mut [u8], scratch: &mut [i32]) {
+        assert!(
+            [r.sw, r.sh, r.dw, r.dh]
+                .iter()
+                .all(|&s| (1..=MAX_SIDE).contains(&s)),
+            "resize_rgb8: bad size {r:?}"
+        );
+        assert!(
+            r.src_len() == Some(src.len())
+                && r.dst_len() == Some(dst.len())
+                && scratch.len() >= r.scratch_len(),
+            "resize_rgb8: buffer sizes do not match {r:?}"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.resize_rgb8)(r, src, dst, scratch) }
+    }
+
+    /// Interleaved 3-channel `u8` → planar: `dst[c·plane + i] = src[3i + order[c]]`
+    /// (`plane = dst.len() / 3`; `order` `[0, 1, 2]` keeps RGB, `[2, 1, 0]` turns
+    /// BGR into RGB). Panics unless the lengths are equal multiples of 3 and
+    /// every `order[c] < 3`.
+    pub fn hwc_to_chw_u8(&self, src: &[u8], order: [usize; 3], dst: &mut [u8]) {
+        check_convert(src.len(), order, dst.len());
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.hwc_to_chw_u8)(src, order, dst) }
+    }
+
+    /// [`Kernels::hwc_to_chw_u8`] with `value / 255` in `f32` (a true
+    /// division, as numpy's `float32 / 255`).
+    pub fn hwc_to_chw_f32(&self, src: &[u8], order: [usize; 3], dst: &mut [f32]) {
+        check_convert(src.len(), order, dst.len());
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.hwc_to_chw_f32)(src, order, dst) }
+    }
+}
+
+/// Largest width or height accepted: OpenCV computes coordinates in `int`
+/// and `f32`, and a resize beyond this is outside anything it was checked on.
+pub const MAX_SIDE: usize = 1 << 24;
+
+/// Panics unless an HWC→CHW conversion's sizes fit.
+fn check_convert(src: usize, order: [usize; 3], dst: usize) {
+    assert!(
+        src == dst && src.is_multiple_of(CN) && order.iter().all(|&c| c < CN),
+        "hwc_to_chw: bad sizes or channel order"
+    );
+}
+
+/// The scalar [`crate::Slot::ResizeRgb8`] (operands checked by the caller).
+pub(crate) fn resize_rgb8(r: &Resize, src: &[u8], dst: &mut [u8], scratch: &mut [i32]) {
+    match r.method() {
+        Method::Copy => dst.copy_from_slice(src),
+        Method::Half => resize_half(src, r.sw, dst, r.dw),
+        Method::Linear => {
+            let n = r.scratch_len();
+            resize_linear(src, r.sw, r.sh, dst, r.dw, r.dh, &mut scratch[..n])
+        }
     }
 }
 
@@ -183,43 +208,6 @@ fn fixed_weight(w: f32) -> i32 {
 fn vertical(b0: i32, b1: i32, h0: i32, h1: i32) -> u8 {
     let v = (((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2;
     v.clamp(0, 255) as u8
-}
-
-/// Resizes a 3-channel interleaved (HWC) `u8` image from `sw×sh` to `dw×dh`
-/// exactly like `cv2.resize(src, (dw, dh), interpolation=cv2.INTER_LINEAR)`
-/// on a `uint8` array (bit-exact; channel order does not matter). Equal sizes
-/// copy the image.
-///
-/// `src` holds `sw * sh * 3` bytes, `dst` `dw * dh * 3`, and `scratch` at least
-/// [`resize_scratch_len`]`(sw, sh, dw, dh)` `i32`s (its contents are
-/// overwritten). Allocates nothing.
-///
-/// # Errors
-/// [`PreprocessError`] for a zero size, slices of the wrong length, too small a
-/// scratch, or sizes above 2^24.
-pub fn resize_linear_u8_cv(
-    src: &[u8],
-    sw: usize,
-    sh: usize,
-    dst: &mut [u8],
-    dw: usize,
-    dh: usize,
-    scratch: &mut [i32],
-) -> Result<(), PreprocessError> {
-    check_lens(image_len(sw, sh)?, src.len(), image_len(dw, dh)?, dst.len())?;
-    let needed = resize_scratch_len(sw, sh, dw, dh);
-    if scratch.len() < needed {
-        return Err(PreprocessError::ScratchTooSmall {
-            needed,
-            given: scratch.len(),
-        });
-    }
-    match method(sw, sh, dw, dh) {
-        Method::Copy => dst.copy_from_slice(src),
-        Method::Half => resize_half(src, sw, dst, dw),
-        Method::Linear => resize_linear(src, sw, sh, dst, dw, dh, &mut scratch[..needed]),
-    }
-    Ok(())
 }
 
 /// OpenCV's `INTER_AREA` fast path for an exact 2× reduction: the rounded mean
@@ -337,43 +325,15 @@ fn resize_linear(
     }
 }
 
-/// Checks the sizes of an HWC→CHW conversion.
-fn check_convert(src: &[u8], w: usize, h: usize, dst_len: usize) -> Result<(), PreprocessError> {
-    let len = image_len(w, h)?;
-    check_lens(len, src.len(), len, dst_len)
-}
-
-/// Checks source and destination lengths against the expected ones.
-fn check_lens(
-    src_len: usize,
-    src_given: usize,
-    dst_len: usize,
-    dst_given: usize,
-) -> Result<(), PreprocessError> {
-    if src_given != src_len {
-        return Err(PreprocessError::SrcLen {
-            expected: src_len,
-            given: src_given,
-        });
-    }
-    if dst_given != dst_len {
-        return Err(PreprocessError::DstLen {
-            expected: dst_len,
-            given: dst_given,
-        });
-    }
-    Ok(())
-}
-
-/// HWC `u8` → CHW `f32` with `value / 255` (a true division in `f32`, as
-/// numpy's `float32 / 255`, not a multiplication by a rounded reciprocal);
-/// `order[c]` is the source channel of output channel `c`.
-fn hwc_to_chw(src: &[u8], plane: usize, dst: &mut [f32], order: [usize; 3]) {
+/// The scalar [`crate::Slot::HwcToChwF32`]: `value / 255` through a table of
+/// the 256 quotients.
+pub(crate) fn hwc_to_chw_f32(src: &[u8], order: [usize; 3], dst: &mut [f32]) {
+    let plane = dst.len() / CN;
     let mut lut = [0.0f32; 256];
     for (v, l) in lut.iter_mut().enumerate() {
         *l = v as f32 / 255.0;
     }
-    for (c, out) in dst.chunks_exact_mut(plane).enumerate() {
+    for (c, out) in dst.chunks_exact_mut(plane.max(1)).enumerate() {
         let ch = order[c];
         for (o, px) in out.iter_mut().zip(src.chunks_exact(CN)) {
             *o = lut[usize::from(px[ch])];
@@ -381,9 +341,10 @@ fn hwc_to_chw(src: &[u8], plane: usize, dst: &mut [f32], order: [usize; 3]) {
     }
 }
 
-/// HWC `u8` → CHW `u8`; `order[c]` is the source channel of output channel `c`.
-fn hwc_to_chw_u8(src: &[u8], plane: usize, dst: &mut [u8], order: [usize; 3]) {
-    for (c, out) in dst.chunks_exact_mut(plane).enumerate() {
+/// The scalar [`crate::Slot::HwcToChwU8`].
+pub(crate) fn hwc_to_chw_u8(src: &[u8], order: [usize; 3], dst: &mut [u8]) {
+    let plane = dst.len() / CN;
+    for (c, out) in dst.chunks_exact_mut(plane.max(1)).enumerate() {
         let ch = order[c];
         for (o, px) in out.iter_mut().zip(src.chunks_exact(CN)) {
             *o = px[ch];
@@ -391,79 +352,11 @@ fn hwc_to_chw_u8(src: &[u8], plane: usize, dst: &mut [u8], order: [usize; 3]) {
     }
 }
 
-/// Converts a `w×h` interleaved **BGR** `u8` image (OpenCV's order) into the
-/// network input layout: planar CHW in **RGB** order, each value `v / 255` in
-/// `f32`. `dst` holds `3 * w * h` values (`[1, 3, h, w]` flattened). Matches
-/// ultralytics' `im[..., ::-1].transpose(2, 0, 1)` then `float32 / 255`
-/// exactly.
-///
-/// # Errors
-/// [`PreprocessError`] for a zero size or slices of the wrong length.
-pub fn hwc_bgr_u8_to_chw_rgb_f32(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    dst: &mut [f32],
-) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst.len())?;
-    hwc_to_chw(src, w * h, dst, [2, 1, 0]);
-    Ok(())
-}
-
-/// Converts a `w×h` interleaved **RGB** `u8` image into planar CHW RGB `f32`
-/// with `v / 255` per value; otherwise as [`hwc_bgr_u8_to_chw_rgb_f32`].
-///
-/// # Errors
-/// [`PreprocessError`] for a zero size or slices of the wrong length.
-pub fn hwc_rgb_u8_to_chw_rgb_f32(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    dst: &mut [f32],
-) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst.len())?;
-    hwc_to_chw(src, w * h, dst, [0, 1, 2]);
-    Ok(())
-}
-
-/// Converts a `w×h` interleaved **RGB** `u8` image into planar CHW RGB `u8`,
-/// the pixels unchanged: the input of a u8-input (int8) model
-/// ([`crate::Session::set_input_u8`]), which then sees exactly the values
-/// [`hwc_rgb_u8_to_chw_rgb_f32`] gives an f32 model (`f32[i] = u8[i] / 255`).
-/// `dst` holds `3 * w * h` bytes.
-///
-/// # Errors
-/// [`PreprocessError`] for a zero size or slices of the wrong length.
-pub fn hwc_rgb_u8_to_chw_rgb_u8(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    dst: &mut [u8],
-) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst.len())?;
-    hwc_to_chw_u8(src, w * h, dst, [0, 1, 2]);
-    Ok(())
-}
-
-/// Converts a `w×h` interleaved **BGR** `u8` image (OpenCV's order) into
-/// planar CHW **RGB** `u8`; otherwise as [`hwc_rgb_u8_to_chw_rgb_u8`].
-///
-/// # Errors
-/// [`PreprocessError`] for a zero size or slices of the wrong length.
-pub fn hwc_bgr_u8_to_chw_rgb_u8(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    dst: &mut [u8],
-) -> Result<(), PreprocessError> {
-    check_convert(src, w, h, dst.len())?;
-    hwc_to_chw_u8(src, w * h, dst, [2, 1, 0]);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// The test image generator shared with the Python script that produced
     /// the expected bytes:
@@ -487,8 +380,9 @@ mod tests {
 
     fn resize(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
         let mut dst = vec![0u8; dw * dh * 3];
-        let mut scratch = vec![0i32; resize_scratch_len(sw, sh, dw, dh)];
-        resize_linear_u8_cv(src, sw, sh, &mut dst, dw, dh, &mut scratch).unwrap();
+        let r = Resize { sw, sh, dw, dh };
+        let mut scratch = vec![0i32; r.scratch_len()];
+        Kernels::scalar().resize_rgb8(&r, src, &mut dst, &mut scratch);
         dst
     }
 
@@ -689,7 +583,13 @@ mod tests {
     fn equal_sizes_copy() {
         let src = lcg_image(5, 4, 9);
         assert_eq!(resize(&src, 5, 4, 5, 4), src);
-        assert_eq!(resize_scratch_len(5, 4, 5, 4), 0);
+        let r = Resize {
+            sw: 5,
+            sh: 4,
+            dw: 5,
+            dh: 4,
+        };
+        assert_eq!(r.scratch_len(), 0);
     }
 
     #[test]
@@ -706,132 +606,71 @@ mod tests {
 
     #[test]
     fn scratch_is_per_destination_column() {
-        assert_eq!(resize_scratch_len(1080, 810, 640, 640), 9 * 640);
-        assert_eq!(resize_scratch_len(8, 6, 4, 3), 0);
+        let r = |sw, sh, dw, dh| Resize { sw, sh, dw, dh }.scratch_len();
+        assert_eq!(r(1080, 810, 640, 640), 9 * 640);
+        assert_eq!(r(8, 6, 4, 3), 0);
         // A larger scratch is fine.
         let src = lcg_image(7, 5, 1);
         let mut dst = [0u8; 36];
         let mut scratch = [0i32; 100];
-        resize_linear_u8_cv(&src, 7, 5, &mut dst, 3, 4, &mut scratch).unwrap();
+        let r = Resize {
+            sw: 7,
+            sh: 5,
+            dw: 3,
+            dh: 4,
+        };
+        Kernels::scalar().resize_rgb8(&r, &src, &mut dst, &mut scratch);
         assert_eq!(dst, CV_7X5_TO_3X4);
     }
 
     #[test]
-    fn bad_sizes_are_errors() {
-        let src = lcg_image(4, 4, 1);
-        let mut dst = vec![0u8; 12];
-        let mut scratch = vec![0i32; 64];
-        let r = |src: &[u8], sw, sh, dst: &mut [u8], dw, dh, s: &mut [i32]| {
-            resize_linear_u8_cv(src, sw, sh, dst, dw, dh, s)
+    #[should_panic(expected = "resize_rgb8")]
+    fn zero_sizes_panic() {
+        let r = Resize {
+            sw: 0,
+            sh: 4,
+            dw: 2,
+            dh: 2,
         };
-        assert_eq!(
-            r(&src, 0, 4, &mut dst, 2, 2, &mut scratch),
-            Err(PreprocessError::ZeroSize)
-        );
-        assert_eq!(
-            r(&src, 4, 4, &mut dst, 2, 0, &mut scratch),
-            Err(PreprocessError::ZeroSize)
-        );
-        assert_eq!(
-            r(&src[1..], 4, 4, &mut dst, 2, 2, &mut scratch),
-            Err(PreprocessError::SrcLen {
-                expected: 48,
-                given: 47
-            })
-        );
-        assert_eq!(
-            r(&src, 4, 4, &mut dst, 3, 2, &mut scratch),
-            Err(PreprocessError::DstLen {
-                expected: 18,
-                given: 12
-            })
-        );
-        assert_eq!(
-            r(&src, 4, 4, &mut dst[..9], 3, 1, &mut scratch[..2]),
-            Err(PreprocessError::ScratchTooSmall {
-                needed: 27,
-                given: 2
-            })
-        );
-        assert_eq!(
-            r(&src, usize::MAX, 1, &mut dst, 2, 2, &mut scratch),
-            Err(PreprocessError::TooLarge)
-        );
-        let mut out = vec![0f32; 48];
-        assert!(hwc_rgb_u8_to_chw_rgb_f32(&src, 4, 4, &mut out[1..]).is_err());
-        assert!(hwc_bgr_u8_to_chw_rgb_f32(&src, 4, 0, &mut out).is_err());
-        assert!(hwc_bgr_u8_to_chw_rgb_f32(&src, 4, 3, &mut out).is_err());
-        // Display works for every variant.
-        let e = PreprocessError::ScratchTooSmall {
-            needed: 1,
-            given: 0,
-        };
-        assert!(std::format!("{e}").contains("scratch"));
+        Kernels::scalar().resize_rgb8(&r, &[], &mut [0; 12], &mut [0; 64]);
     }
 
     #[test]
     fn u8_conversion_is_the_f32_one_times_255() {
-        // Every byte value, odd sizes (1x1 .. 7x5), both channel orders.
+        let k = Kernels::scalar();
+        // Every byte value, odd sizes (1x1 .. 16x17), both channel orders.
         for (w, h, seed) in [(1, 1, 3), (2, 1, 5), (3, 3, 7), (7, 5, 11), (16, 17, 13)] {
             let src = lcg_image(w, h, seed);
             let mut f = vec![0f32; 3 * w * h];
             let mut u = vec![0u8; 3 * w * h];
-            hwc_rgb_u8_to_chw_rgb_f32(&src, w, h, &mut f).unwrap();
-            hwc_rgb_u8_to_chw_rgb_u8(&src, w, h, &mut u).unwrap();
-            for (&a, &b) in f.iter().zip(&u) {
-                assert_eq!((a * 255.0).round(), f32::from(b));
-                assert_eq!(a.to_bits(), (f32::from(b) / 255.0).to_bits());
-            }
-            hwc_bgr_u8_to_chw_rgb_f32(&src, w, h, &mut f).unwrap();
-            hwc_bgr_u8_to_chw_rgb_u8(&src, w, h, &mut u).unwrap();
-            for (&a, &b) in f.iter().zip(&u) {
-                assert_eq!((a * 255.0).round(), f32::from(b));
+            for order in [[0, 1, 2], [2, 1, 0]] {
+                k.hwc_to_chw_f32(&src, order, &mut f);
+                k.hwc_to_chw_u8(&src, order, &mut u);
+                for (&a, &b) in f.iter().zip(&u) {
+                    assert_eq!((a * 255.0).round(), f32::from(b));
+                    assert_eq!(a.to_bits(), (f32::from(b) / 255.0).to_bits());
+                }
             }
         }
         let all: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v / 2]).collect();
-        let mut f = vec![0f32; all.len()];
         let mut u = vec![0u8; all.len()];
-        hwc_rgb_u8_to_chw_rgb_f32(&all, 16, 16, &mut f).unwrap();
-        hwc_rgb_u8_to_chw_rgb_u8(&all, 16, 16, &mut u).unwrap();
-        assert!(
-            f.iter()
-                .zip(&u)
-                .all(|(&a, &b)| (a * 255.0).round() == f32::from(b))
-        );
+        k.hwc_to_chw_u8(&all, [0, 1, 2], &mut u);
         // Planar RGB: the R plane first.
         assert_eq!(u[..3], [0, 1, 2]);
         assert_eq!(u[256..259], [255, 254, 253]);
-        // The same size checks as the f32 conversion.
-        assert_eq!(
-            hwc_rgb_u8_to_chw_rgb_u8(&all, 16, 16, &mut u[1..]),
-            Err(PreprocessError::DstLen {
-                expected: 768,
-                given: 767
-            })
-        );
-        assert_eq!(
-            hwc_bgr_u8_to_chw_rgb_u8(&all[1..], 16, 16, &mut u),
-            Err(PreprocessError::SrcLen {
-                expected: 768,
-                given: 767
-            })
-        );
-        assert_eq!(
-            hwc_rgb_u8_to_chw_rgb_u8(&all, 0, 16, &mut u),
-            Err(PreprocessError::ZeroSize)
-        );
     }
 
     #[test]
     fn conversion_matches_numpy() {
         // 2x1 image: BGR bytes of two pixels.
+        let k = Kernels::scalar();
         let src = [0u8, 128, 255, 1, 2, 3];
         let mut out = [0f32; 6];
-        hwc_bgr_u8_to_chw_rgb_f32(&src, 2, 1, &mut out).unwrap();
+        k.hwc_to_chw_f32(&src, [2, 1, 0], &mut out);
         // R plane = source channel 2, G = 1, B = 0.
         let want = [255u8, 3, 128, 2, 0, 1].map(|v| v as f32 / 255.0);
         assert_eq!(out, want);
-        hwc_rgb_u8_to_chw_rgb_f32(&src, 2, 1, &mut out).unwrap();
+        k.hwc_to_chw_f32(&src, [0, 1, 2], &mut out);
         let want = [0u8, 1, 128, 2, 255, 3].map(|v| v as f32 / 255.0);
         assert_eq!(out, want);
         // np.float32(v) / 255 is a correctly rounded division (the f64
@@ -839,7 +678,7 @@ mod tests {
         // rounded reciprocal 1/255 differs for 126 of the 256 values.
         for v in 0..=255u8 {
             let mut o = [0f32; 3];
-            hwc_rgb_u8_to_chw_rgb_f32(&[v, v, v], 1, 1, &mut o).unwrap();
+            k.hwc_to_chw_f32(&[v, v, v], [0, 1, 2], &mut o);
             assert_eq!(o[0].to_bits(), ((f64::from(v) / 255.0) as f32).to_bits());
         }
     }

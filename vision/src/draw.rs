@@ -1,7 +1,8 @@
 //! Drawing detections onto an RGB8 image with `embedded-graphics`: a box per
-//! detection and a filled label with the class name and score.
+//! detection and a filled label with the class name and score. No allocation.
 
-use std::convert::Infallible;
+use core::convert::Infallible;
+use core::fmt::Write as _;
 
 use edgedetr::Detection;
 use embedded_graphics::mono_font::MonoTextStyle;
@@ -20,9 +21,13 @@ pub struct RgbCanvas<'a> {
 }
 
 impl<'a> RgbCanvas<'a> {
-    /// Wraps `pixels` (`width × height × 3` bytes).
+    /// Wraps `pixels` (`width × height × 3` bytes); `None` when the length
+    /// does not match.
     pub fn new(pixels: &'a mut [u8], width: u32, height: u32) -> Option<Self> {
-        (pixels.len() == width as usize * height as usize * 3).then_some(RgbCanvas {
+        let len = (width as usize)
+            .checked_mul(height as usize)
+            .and_then(|n| n.checked_mul(3));
+        (len == Some(pixels.len())).then_some(RgbCanvas {
             pixels,
             width,
             height,
@@ -74,25 +79,35 @@ fn colour(class: u32) -> Rgb888 {
     Rgb888::new(r, g, b)
 }
 
-/// Draws every detection; `name(class)` gives the label text.
-pub fn draw_detections(
+/// Draws every detection; `name(class)` gives the label text (names longer
+/// than 48 bytes are cut).
+pub fn draw_detections<'n>(
     canvas: &mut RgbCanvas<'_>,
     dets: &[Detection],
-    name: impl Fn(u32) -> String,
+    name: impl Fn(u32) -> &'n str,
 ) {
     let thickness = (canvas.width.max(canvas.height) / 400).clamp(1, 4);
     for d in dets {
         let c = colour(d.class_id);
-        let (x1, y1) = (d.x1.round() as i32, d.y1.round() as i32);
+        let round = libm::roundf;
+        let (x1, y1) = (round(d.x1) as i32, round(d.y1) as i32);
         let (w, h) = (
-            (d.x2 - d.x1).round().max(1.0) as u32,
-            (d.y2 - d.y1).round().max(1.0) as u32,
+            round(d.x2 - d.x1).max(1.0) as u32,
+            round(d.y2 - d.y1).max(1.0) as u32,
         );
         let _ = Rectangle::new(Point::new(x1, y1), Size::new(w, h))
             .into_styled(PrimitiveStyle::with_stroke(c, thickness))
             .draw(canvas);
-        let label = format!("{} {:.2}", name(d.class_id), d.score);
-        let lw = label.len() as u32 * 6 + 4;
+        let mut label = heapless::String::<64>::new();
+        for ch in name(d.class_id).chars() {
+            if label.len() + ch.len_utf8() > 48 {
+                break;
+            }
+            let _ = label.push(ch);
+        }
+        // Fits: the name takes at most 48 of the 64 bytes.
+        let _ = write!(label, " {:.2}", d.score);
+        let lw = label.chars().count() as u32 * 6 + 4;
         let ly = (y1 - 12).max(0);
         let _ = Rectangle::new(Point::new(x1, ly), Size::new(lw, 12))
             .into_styled(PrimitiveStyle::with_fill(c))
@@ -131,7 +146,7 @@ mod tests {
             y2: 100.0,
             ..d
         };
-        draw_detections(&mut canvas, &[d, off], |_| "person".into());
+        draw_detections(&mut canvas, &[d, off], |_| "person");
         // Bottom-left corner of the first box is drawn in class 0's colour.
         let i = ((29 * w + 20) * 3) as usize;
         assert_eq!(&px[i..i + 3], &[255, 56, 56]);
@@ -139,5 +154,9 @@ mod tests {
         let j = ((26 * w + 30) * 3) as usize;
         assert_eq!(&px[j..j + 3], &[0, 0, 0]);
         assert!(RgbCanvas::new(&mut [0u8; 5], 2, 2).is_none());
+        // A very long class name is cut, not a panic.
+        let long = "x".repeat(500);
+        let mut canvas = RgbCanvas::new(&mut px, w, h).unwrap();
+        draw_detections(&mut canvas, &[d], |_| &long);
     }
 }

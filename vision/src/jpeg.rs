@@ -35,17 +35,16 @@ const NATURAL: [usize; 80] = [
 /// coefficient buffers need about 3 bytes per pixel and more).
 const MAX_PIXELS: usize = 1 << 28;
 
-/// A decoded image: interleaved RGB, `w * h * 3` bytes.
-pub(crate) struct Decoded {
-    pub rgb: Vec<u8>,
-    pub w: usize,
-    pub h: usize,
-}
+use alloc::vec;
+use alloc::vec::Vec;
 
-type Result<T> = std::result::Result<T, String>;
+use crate::error::DecodeError;
+use crate::image::Image;
 
-fn truncated() -> String {
-    "truncated or corrupt JPEG data (the entropy-coded data ends early)".into()
+type Result<T> = core::result::Result<T, DecodeError>;
+
+fn truncated() -> DecodeError {
+    DecodeError::Truncated("truncated or corrupt JPEG data (the entropy-coded data ends early)")
 }
 
 /// A canonical Huffman table (T.81 Annex C) with a 9-bit lookup for short codes.
@@ -73,9 +72,13 @@ impl Huffman {
             let n = usize::from(counts[l as usize - 1]);
             valoff[l as usize] = k as i32 - code;
             for _ in 0..n {
-                let sym = *values.get(k).ok_or("bad JPEG Huffman table")?;
+                let sym = *values
+                    .get(k)
+                    .ok_or(DecodeError::Corrupt("bad JPEG Huffman table"))?;
                 if code >= 1 << l {
-                    return Err("bad JPEG Huffman table (code space overflow)".into());
+                    return Err(DecodeError::Corrupt(
+                        "bad JPEG Huffman table (code space overflow)",
+                    ));
                 }
                 if l <= LOOKUP_BITS {
                     let shift = LOOKUP_BITS - l;
@@ -92,7 +95,9 @@ impl Huffman {
             }
             // libjpeg (jpeg_make_d_derived_tbl): no code may be all ones.
             if code >= 1 << l {
-                return Err("bad JPEG Huffman table (code space overflow)".into());
+                return Err(DecodeError::Corrupt(
+                    "bad JPEG Huffman table (code space overflow)",
+                ));
             }
             code <<= 1;
         }
@@ -214,13 +219,13 @@ impl<'a> BitReader<'a> {
                     .values
                     .get(i as usize)
                     .copied()
-                    .ok_or_else(|| "corrupt JPEG data (bad Huffman code)".into());
+                    .ok_or(DecodeError::Corrupt("corrupt JPEG data (bad Huffman code)"));
             }
         }
         if self.overrun || self.at_end {
             Err(truncated())
         } else {
-            Err("corrupt JPEG data (bad Huffman code)".into())
+            Err(DecodeError::Corrupt("corrupt JPEG data (bad Huffman code)"))
         }
     }
 
@@ -230,7 +235,9 @@ impl<'a> BitReader<'a> {
             return Ok(0);
         }
         if s > 16 {
-            return Err("corrupt JPEG data (coefficient size above 16 bits)".into());
+            return Err(DecodeError::Corrupt(
+                "corrupt JPEG data (coefficient size above 16 bits)",
+            ));
         }
         let v = self.bits(s) as i32;
         Ok(if v < 1 << (s - 1) {
@@ -263,7 +270,9 @@ impl<'a> BitReader<'a> {
                             return Ok(());
                         }
                         Some(_) => {
-                            return Err("corrupt JPEG data (missing restart marker)".into());
+                            return Err(DecodeError::Corrupt(
+                                "corrupt JPEG data (missing restart marker)",
+                            ));
                         }
                     }
                 }
@@ -316,14 +325,14 @@ struct Tables {
 fn be16(b: &[u8], i: usize) -> Result<usize> {
     match (b.get(i), b.get(i + 1)) {
         (Some(&h), Some(&l)) => Ok(usize::from(h) << 8 | usize::from(l)),
-        _ => Err("truncated JPEG header".into()),
+        _ => Err(DecodeError::Truncated("truncated JPEG header")),
     }
 }
 
 fn byte(b: &[u8], i: usize) -> Result<u8> {
     b.get(i)
         .copied()
-        .ok_or_else(|| "truncated JPEG header".into())
+        .ok_or(DecodeError::Truncated("truncated JPEG header"))
 }
 
 /// The next marker at or after `p`: `(code, index after the code)`, skipping
@@ -350,7 +359,7 @@ fn parse_dqt(seg: &[u8], t: &mut Tables) -> Result<()> {
         let tq = usize::from(seg[i] & 15);
         i += 1;
         if tq > 3 || pq > 1 {
-            return Err("bad JPEG quantisation table".into());
+            return Err(DecodeError::Corrupt("bad JPEG quantisation table"));
         }
         let mut q = [0u16; 64];
         for &zz in NATURAL.iter().take(64) {
@@ -375,18 +384,18 @@ fn parse_dht(seg: &[u8], t: &mut Tables) -> Result<()> {
         let tc = seg[i] >> 4;
         let th = usize::from(seg[i] & 15);
         if tc > 1 || th > 3 {
-            return Err("bad JPEG Huffman table".into());
+            return Err(DecodeError::Corrupt("bad JPEG Huffman table"));
         }
         let counts: [u8; 16] = seg
             .get(i + 1..i + 17)
             .and_then(|c| c.try_into().ok())
-            .ok_or("truncated JPEG Huffman table")?;
+            .ok_or(DecodeError::Truncated("truncated JPEG Huffman table"))?;
         let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
         let values = seg
             .get(i + 17..i + 17 + n)
-            .ok_or("truncated JPEG Huffman table")?;
+            .ok_or(DecodeError::Truncated("truncated JPEG Huffman table"))?;
         if n > 256 {
-            return Err("bad JPEG Huffman table".into());
+            return Err(DecodeError::Corrupt("bad JPEG Huffman table"));
         }
         let table = Huffman::new(&counts, values)?;
         if tc == 0 {
@@ -402,23 +411,25 @@ fn parse_dht(seg: &[u8], t: &mut Tables) -> Result<()> {
 fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
     let precision = byte(seg, 0)?;
     if precision != 8 {
-        return Err(format!(
-            "unsupported JPEG: {precision}-bit samples (only 8-bit)"
-        ));
+        return Err(DecodeError::JpegPrecision(precision));
     }
     let h = be16(seg, 1)?;
     let w = be16(seg, 3)?;
     let nc = usize::from(byte(seg, 5)?);
     if w == 0 || h == 0 {
-        return Err("unsupported JPEG: zero width or height (DNL)".into());
+        return Err(DecodeError::Unsupported(
+            "unsupported JPEG: zero width or height (DNL)",
+        ));
     }
     if w * h > MAX_PIXELS {
-        return Err(format!("JPEG too large: {w}x{h}"));
+        return Err(DecodeError::TooLarge {
+            width: w as u64,
+            height: h as u64,
+            limit: MAX_PIXELS as u64,
+        });
     }
     if nc != 1 && nc != 3 {
-        return Err(format!(
-            "unsupported JPEG: {nc} components (only grayscale and 3-component colour; CMYK is not supported)"
-        ));
+        return Err(DecodeError::JpegComponents(nc as u8));
     }
     let mut comps = Vec::with_capacity(nc);
     for c in 0..nc {
@@ -427,7 +438,7 @@ fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
         let tq = usize::from(byte(seg, 8 + 3 * c)?);
         let (hs, vs) = (usize::from(hv >> 4), usize::from(hv & 15));
         if !(1..=4).contains(&hs) || !(1..=4).contains(&vs) || tq > 3 {
-            return Err("bad JPEG frame header".into());
+            return Err(DecodeError::Corrupt("bad JPEG frame header"));
         }
         comps.push(Component {
             id,
@@ -510,7 +521,7 @@ struct Scan {
 fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
     let ns = usize::from(byte(seg, 0)?);
     if !(1..=4).contains(&ns) {
-        return Err("bad JPEG scan header".into());
+        return Err(DecodeError::Corrupt("bad JPEG scan header"));
     }
     let mut comps = Vec::with_capacity(ns);
     for k in 0..ns {
@@ -520,10 +531,12 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
             .comps
             .iter()
             .position(|c| c.id == id)
-            .ok_or("bad JPEG scan header (unknown component)")?;
+            .ok_or(DecodeError::Corrupt(
+                "bad JPEG scan header (unknown component)",
+            ))?;
         let (td, ta) = (usize::from(t >> 4), usize::from(t & 15));
         if td > 3 || ta > 3 {
-            return Err("bad JPEG scan header".into());
+            return Err(DecodeError::Corrupt("bad JPEG scan header"));
         }
         comps.push((ci, td, ta));
     }
@@ -534,13 +547,13 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
     if frame.progressive {
         let dc = ss == 0;
         if se > 63 || ss > se || (dc && se != 0) || (!dc && ns != 1) || al > 13 {
-            return Err("bad progressive JPEG scan parameters".into());
+            return Err(DecodeError::Corrupt("bad progressive JPEG scan parameters"));
         }
         if ah != 0 && ah != al + 1 {
-            return Err("bad progressive JPEG scan parameters".into());
+            return Err(DecodeError::Corrupt("bad progressive JPEG scan parameters"));
         }
     } else if ss != 0 || se != 63 || ah != 0 || al != 0 {
-        return Err("bad JPEG scan parameters".into());
+        return Err(DecodeError::Corrupt("bad JPEG scan parameters"));
     }
     if ns > 1 {
         let blocks: usize = comps
@@ -548,7 +561,9 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
             .map(|&(ci, _, _)| frame.comps[ci].h * frame.comps[ci].v)
             .sum();
         if blocks > 10 {
-            return Err("bad JPEG scan: more than 10 blocks per MCU".into());
+            return Err(DecodeError::Corrupt(
+                "bad JPEG scan: more than 10 blocks per MCU",
+            ));
         }
     }
     Ok(Scan {
@@ -572,7 +587,7 @@ fn decode_block(
     pred: &mut i32,
     eobrun: &mut u32,
 ) -> Result<()> {
-    let missing = || "JPEG scan uses an undefined Huffman table".to_string();
+    let missing = || DecodeError::Corrupt("JPEG scan uses an undefined Huffman table");
     if !progressive {
         // decode_mcu (jdhuff.c): DC difference, then run-length AC.
         blk.fill(0);
@@ -865,7 +880,7 @@ fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
             }
             continue;
         }
-        let o = idct_1d(std::array::from_fn(|r| deq(r * 8 + col)));
+        let o = idct_1d(core::array::from_fn(|r| deq(r * 8 + col)));
         for r in 0..8 {
             ws[r * 8 + col] = descale(o[r], CONST_BITS - PASS1_BITS) as i32;
         }
@@ -878,7 +893,7 @@ fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
             dst.fill(v);
             continue;
         }
-        let o = idct_1d(std::array::from_fn(|c| i64::from(w[c])));
+        let o = idct_1d(core::array::from_fn(|c| i64::from(w[c])));
         for (d, &x) in dst.iter_mut().zip(o.iter()) {
             *d = range_limit(descale(x, CONST_BITS + PASS1_BITS + 3));
         }
@@ -887,10 +902,9 @@ fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
 
 /// Inverse-DCTs every block of a component into a plane of `bw*8 × bh*8`.
 fn component_plane(c: &Component) -> Result<Vec<u8>> {
-    let q = c
-        .quant
-        .as_ref()
-        .ok_or("JPEG component has no data (never appears in a scan)")?;
+    let q = c.quant.as_ref().ok_or(DecodeError::Corrupt(
+        "JPEG component has no data (never appears in a scan)",
+    ))?;
     let stride = c.bw * 8;
     let mut plane = vec![0u8; stride * c.bh * 8];
     for by in 0..c.bh {
@@ -913,7 +927,9 @@ fn upsample(frame: &Frame, c: &Component, plane: &[u8]) -> Result<Vec<u8>> {
     let (w, h) = (frame.w, frame.h);
     let stride = c.bw * 8;
     if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
-        return Err("unsupported JPEG: fractional sampling factors".into());
+        return Err(DecodeError::Unsupported(
+            "unsupported JPEG: fractional sampling factors",
+        ));
     }
     let (hx, vx) = (frame.hmax / c.h, frame.vmax / c.v);
     let row = |y: usize| &plane[y * stride..y * stride + c.dw];
@@ -1064,9 +1080,9 @@ fn orient(rgb: Vec<u8>, w: usize, h: usize, orientation: u16) -> (Vec<u8>, usize
 /// Decodes a JPEG file's bytes to RGB, exactly as libjpeg-turbo does for
 /// `cv2.imdecode(buf, cv2.IMREAD_COLOR)` (there in BGR order), including the
 /// EXIF orientation OpenCV applies.
-pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
+pub fn decode(data: &[u8]) -> Result<Image> {
     if data.get(0..2) != Some(&[0xFF, 0xD8]) {
-        return Err("not a JPEG file (no SOI marker)".into());
+        return Err(DecodeError::Corrupt("not a JPEG file (no SOI marker)"));
     }
     let mut t = Tables::default();
     let mut frame: Option<Frame> = None;
@@ -1083,32 +1099,31 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
                 p = after;
                 continue;
             }
-            0xD8 => return Err("corrupt JPEG (a second SOI marker)".into()),
+            0xD8 => return Err(DecodeError::Corrupt("corrupt JPEG (a second SOI marker)")),
             _ => {}
         }
         let len = be16(data, after)?;
         let seg = data
             .get(after + 2..after + len)
             .filter(|_| len >= 2)
-            .ok_or("truncated JPEG header")?;
+            .ok_or(DecodeError::Truncated("truncated JPEG header"))?;
         p = after + len;
         match m {
             0xC0..=0xC2 => {
                 if frame.is_some() {
-                    return Err("unsupported JPEG: more than one frame".into());
+                    return Err(DecodeError::Unsupported(
+                        "unsupported JPEG: more than one frame",
+                    ));
                 }
                 frame = Some(parse_sof(seg, m == 0xC2)?);
             }
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
-                return Err(format!(
-                    "unsupported JPEG process (SOF{}: lossless, hierarchical or arithmetic-coded)",
-                    m - 0xC0
-                ));
+                return Err(DecodeError::JpegProcess(m - 0xC0));
             }
             0xC4 => parse_dht(seg, &mut t)?,
             0xDB => parse_dqt(seg, &mut t)?,
             0xDD => t.restart = be16(seg, 0)?,
-            0xDC => return Err("unsupported JPEG: DNL marker".into()),
+            0xDC => return Err(DecodeError::Unsupported("unsupported JPEG: DNL marker")),
             0xE0 => t.jfif |= seg.starts_with(b"JFIF\0"),
             // The first Exif segment with an orientation counts.
             0xE1 if t.orientation == 0 => {
@@ -1118,15 +1133,16 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
                 t.adobe_transform = Some(seg[11]);
             }
             0xDA => {
-                let f = frame
-                    .as_mut()
-                    .ok_or("corrupt JPEG: scan before frame header")?;
+                let f = frame.as_mut().ok_or(DecodeError::Corrupt(
+                    "corrupt JPEG: scan before frame header",
+                ))?;
                 let scan = parse_sos(seg, f)?;
                 for &(ci, _, _) in &scan.comps {
                     let c = &mut f.comps[ci];
                     if c.quant.is_none() {
-                        c.quant =
-                            Some(t.quant[c.tq].ok_or("JPEG uses an undefined quantisation table")?);
+                        c.quant = Some(t.quant[c.tq].ok_or(DecodeError::Corrupt(
+                            "JPEG uses an undefined quantisation table",
+                        ))?);
                     }
                 }
                 p = decode_scan(data, p, f, &scan, &t)?;
@@ -1138,12 +1154,16 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
     if !eoi {
         // libjpeg warns "premature end of JPEG file" and returns what it has
         // (grey where data is missing); we refuse a file that was cut.
-        return Err("truncated JPEG (the file ends before its end-of-image marker)".into());
+        return Err(DecodeError::Truncated(
+            "truncated JPEG (the file ends before its end-of-image marker)",
+        ));
     }
     if frame.is_none() || scans == 0 {
-        return Err("not a JPEG image (no frame header or no scan before the end marker)".into());
+        return Err(DecodeError::Corrupt(
+            "not a JPEG image (no frame header or no scan before the end marker)",
+        ));
     }
-    let frame = frame.ok_or("not a JPEG image")?;
+    let frame = frame.ok_or(DecodeError::Corrupt("not a JPEG image"))?;
     let (w, h) = (frame.w, frame.h);
     let planes = frame
         .comps
@@ -1173,7 +1193,11 @@ pub(crate) fn decode(data: &[u8]) -> Result<Decoded> {
         }
     }
     let (rgb, w, h) = orient(rgb, w, h, t.orientation);
-    Ok(Decoded { rgb, w, h })
+    Ok(Image {
+        rgb,
+        width: w,
+        height: h,
+    })
 }
 
 #[cfg(test)]
@@ -1387,7 +1411,7 @@ mod tests {
 
     fn rgb(data: &[u8]) -> (Vec<u8>, usize, usize) {
         let d = decode(data).unwrap();
-        (d.rgb, d.w, d.h)
+        (d.rgb, d.width, d.height)
     }
 
     #[test]
@@ -1445,7 +1469,7 @@ mod tests {
                     d[i] = (x >> 32) as u8;
                 }
                 if let Ok(img) = decode(&d) {
-                    assert_eq!(img.rgb.len(), img.w * img.h * 3);
+                    assert_eq!(img.rgb.len(), img.width * img.height * 3);
                 }
             }
         }

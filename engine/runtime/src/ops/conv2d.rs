@@ -1,0 +1,240 @@
+//! [`Conv2d`]: a float convolution, dense or depthwise, with bias and a
+//! fused activation (also every linear layer, as a 1×1 convolution over a
+//! `[C, T]` token matrix).
+//!
+//! Weights stored as f16 or per-channel int8 are expanded to f32 once, by
+//! `prepare`, into the session's prepared data; f32 weights are used in place
+//! from the model bytes. A frame only runs the convolution.
+
+use core::ops::Range;
+
+use edgedetr_format::{DType, QuantKind};
+use edgedetr_kernels::{Act, ConvF32, ConvGeom};
+
+use super::codec::{Tensor, op_params};
+use super::{Cx, Io, Op, Setup, Span, ensure, items};
+use crate::view::{f32s, f32s_mut, i8s, u16s};
+
+op_params! {
+    /// A float convolution: padding `(k − 1)/2`, dilation 1.
+    pub struct Conv2d {
+        /// `[Cout, Cin/groups, k, k]` weights: f32, f16, or int8 per output
+        /// channel (axis 0, f32 scales).
+        weight: Tensor,
+        /// `[Cout]` f32 biases.
+        bias: Tensor,
+        /// Kernel size (odd).
+        k: u32,
+        /// Stride.
+        stride: u32,
+        /// 1 (dense) or `Cin == Cout` (depthwise).
+        groups: u32,
+        /// Applied last.
+        act: Act,
+    }
+}
+
+impl Conv2d {
+    /// Scratch bytes a convolution of geometry `g` needs (the same for every
+    /// kernel path).
+    pub fn scratch_bytes(g: &ConvGeom) -> usize {
+        g.scratch_len() * 4
+    }
+}
+
+/// The geometry of a convolution (float or int8) from its one input, its
+/// output and its parameters: supported, and the output of its size.
+pub(crate) fn conv_geom(
+    cx: &Cx<'_, '_>,
+    k: u32,
+    stride: u32,
+    groups: u32,
+) -> Result<ConvGeom, &'static str> {
+    cx.inputs(1..=1)?;
+    let (cin, h, w) = cx.chw(&cx.input(0))?;
+    let (cout, oh, ow) = cx.chw(&cx.output())?;
+    let g = ConvGeom {
+        cin,
+        h,
+        w,
+        cout,
+        k: k as usize,
+        stride: stride as usize,
+        groups: groups as usize,
+    };
+    ensure(g.is_supported(), "unsupported convolution geometry")?;
+    ensure(
+        (oh, ow) == (g.out_h(), g.out_w()),
+        "output size does not match the convolution",
+    )?;
+    Ok(g)
+}
+
+/// The output channels of some work units of a convolution: the channels,
+/// their geometry, and the input and output elements they read and write.
+pub(crate) struct ChannelBlock {
+    /// The output channels.
+    pub co: Range<usize>,
+    /// The geometry of those channels alone.
+    pub g: ConvGeom,
+    /// The input elements they read.
+    pub input: Range<usize>,
+    /// The output elements they write.
+    pub out: Range<usize>,
+}
+
+impl ChannelBlock {
+    /// Output channels per work unit: dense convolutions repack their input
+    /// per call, so blocks are wide; depthwise channels are independent.
+    const fn width(g: &ConvGeom) -> usize {
+        if g.groups == 1 { 32 } else { 16 }
+    }
+
+    /// Work units of a convolution.
+    pub fn units(g: &ConvGeom) -> usize {
+        g.cout.div_ceil(ChannelBlock::width(g))
+    }
+
+    /// The channels of units `work` (`None` when there are none).
+    pub fn of(g: &ConvGeom, work: &Range<usize>) -> Option<ChannelBlock> {
+        let co = items(work, ChannelBlock::width(g), g.cout);
+        let n = co.len();
+        let (hw, plane) = (g.h * g.w, g.out_h() * g.out_w());
+        let (sub, input) = if g.groups == 1 {
+            (ConvGeom { cout: n, ..*g }, 0..g.cin * hw)
+        } else {
+            let sub = ConvGeom {
+                cin: n,
+                cout: n,
+                groups: n,
+                ..*g
+            };
+            (sub, co.start * hw..co.end * hw)
+        };
+        (n > 0).then(|| ChannelBlock {
+            out: co.start * plane..co.end * plane,
+            co,
+            g: sub,
+            input,
+        })
+    }
+}
+
+/// Where the f32 weights are.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights {
+    /// In place in the model bytes (f32-stored).
+    File(Span),
+    /// Expanded by `prepare` into the prepared data (f16- or int8-stored).
+    Prepared(Span),
+}
+
+/// The prepared convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    g: ConvGeom,
+    weight: Weights,
+    bias: Span,
+    act: Act,
+}
+
+impl Op for Conv2d {
+    type Plan = Plan;
+
+    fn check(&self, cx: &Cx<'_, '_>) -> Result<(), &'static str> {
+        cx.operands(1..=1, DType::F32, DType::F32)?;
+        let g = conv_geom(cx, self.k, self.stride, self.groups)?;
+        let w = cx.tensor(self.weight);
+        let cin_g = g.cin / g.groups;
+        ensure(
+            w.rank == 4 && w.shape == [g.cout as u32, cin_g as u32, g.k as u32, g.k as u32],
+            "weight shape does not match the convolution",
+        )?;
+        ensure(
+            cx.tensor_of(self.bias, DType::F32)?.numel() == g.cout as u64,
+            "bias length does not match the output channels",
+        )?;
+        let per_channel_i8 = w.quant == QuantKind::PerChannel as u8 && w.quant_axis == 0;
+        match DType::from_u8(w.dtype) {
+            Some(DType::F32 | DType::F16) => {}
+            Some(DType::I8) if per_channel_i8 => {}
+            _ => return Err("conv weights must be f32, f16, or per-channel int8"),
+        }
+        cx.need_scratch(Conv2d::scratch_bytes(&g))
+    }
+
+    fn prepared_bytes(&self, cx: &Cx<'_, '_>) -> usize {
+        let w = cx.tensor(self.weight);
+        if w.dtype == DType::F32 as u8 {
+            0
+        } else {
+            w.numel() as usize * 4
+        }
+    }
+
+    fn prepare(&self, cx: &Cx<'_, '_>, s: &mut Setup<'_>) -> Result<Self::Plan, &'static str> {
+        let g = conv_geom(cx, self.k, self.stride, self.groups)?;
+        let w = cx.tensor(self.weight);
+        let raw = cx.tensor_span(self.weight).of(cx.file.bytes());
+        let n = w.numel() as usize;
+        let weight = match DType::from_u8(w.dtype) {
+            Some(DType::F16) => {
+                let k = s.k;
+                let (span, dst) = s.f32s(n);
+                k.f16_to_f32(u16s(raw), dst);
+                Weights::Prepared(span)
+            }
+            Some(DType::I8) => {
+                let k = s.k;
+                let scales = f32s(cx.file.tensor_bytes(w.channel_params));
+                let (span, dst) = s.f32s(n);
+                let per = n / scales.len().max(1);
+                for ((d, q), &scale) in dst
+                    .chunks_exact_mut(per)
+                    .zip(i8s(raw).chunks_exact(per))
+                    .zip(scales)
+                {
+                    k.dequantize(q, scale, 0, d);
+                }
+                Weights::Prepared(span)
+            }
+            _ => Weights::File(cx.tensor_span(self.weight)),
+        };
+        Ok(Plan {
+            g,
+            weight,
+            bias: cx.tensor_span(self.bias),
+            act: self.act,
+        })
+    }
+
+    fn run(p: &Plan, io: &mut Io<'_>, work: Range<usize>) {
+        let Some(b) = ChannelBlock::of(&p.g, &work) else {
+            return;
+        };
+        let weight = match p.weight {
+            Weights::File(s) => f32s(s.of(io.file)),
+            Weights::Prepared(s) => f32s(s.of(io.prepared)),
+        };
+        let per_out = p.g.weight_len() / p.g.cout;
+        let a = ConvF32 {
+            g: b.g,
+            input: &f32s(io.ins[0])[b.input],
+            weight: &weight[b.co.start * per_out..b.co.end * per_out],
+            bias: &f32s(p.bias.of(io.file))[b.co],
+            act: p.act,
+        };
+        let out = &mut f32s_mut(io.out)[b.out];
+        if p.g.groups == 1 {
+            io.k.conv_f32(&a, out, f32s_mut(io.scratch));
+        } else {
+            io.k.dwconv_f32(&a, out);
+        }
+    }
+}
+
+impl super::Units for Plan {
+    fn units(&self) -> usize {
+        ChannelBlock::units(&self.g)
+    }
+}

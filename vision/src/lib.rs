@@ -1,0 +1,51 @@
+//! edgedetr-vision: images in and out of the engine.
+//!
+//! - [`decode`] turns JPEG (a decoder bit-exact with libjpeg-turbo, as
+//!   OpenCV uses it) and PNG (feature `std`) bytes into an RGB8 [`Image`],
+//!   with typed errors ([`DecodeError`]);
+//! - [`preprocess`] and [`Preprocessor`] stretch it to the model's input
+//!   exactly as ultralytics' `RTDETRPredictor` does, through the kernel
+//!   table's image slots, allocation-free from the second frame on;
+//! - [`draw`] draws detections with `embedded-graphics`, and [`encode`]
+//!   writes JPEG snapshots.
+//!
+//! ```
+//! # fn demo(bytes: &[u8], session: &mut edgedetr::Session<'_, '_>) -> Result<(), Box<dyn std::error::Error>> {
+//! let img = edgedetr_vision::decode(bytes)?;
+//! let mut pre = edgedetr_vision::Preprocessor::new();
+//! pre.to_session(session, &img.rgb, img.width, img.height)?;
+//! session.run();
+//! # Ok(()) }
+//! ```
+//!
+//! The crate is `no_std`: preprocessing, drawing and the errors need nothing;
+//! the feature `alloc` adds the JPEG decoder, [`Image`], [`Preprocessor`] and
+//! JPEG encoding; `std` (the default) adds PNG and files ([`file`]).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod draw;
+#[cfg(feature = "alloc")]
+pub mod encode;
+pub mod error;
+#[cfg(feature = "std")]
+pub mod file;
+#[cfg(feature = "alloc")]
+pub mod image;
+#[cfg(feature = "alloc")]
+pub mod input;
+#[cfg(feature = "alloc")]
+pub mod jpeg;
+#[cfg(feature = "std")]
+pub mod png;
+pub mod preprocess;
+
+pub use draw::{RgbCanvas, draw_detections};
+pub use error::{DecodeError, Error, PreprocessError};
+#[cfg(feature = "alloc")]
+pub use image::{Image, decode};
+#[cfg(feature = "alloc")]
+pub use input::{Preprocessor, preprocess_to_input};
