@@ -11,6 +11,10 @@
 //! - `model_320/whole_graph/<path>`: `Session::run`, every op of the file.
 //! - `model_320/backbone/<path>`: the backbone only (ops up to the one writing
 //!   `backbone_out4`).
+//! - `fp16_320/session_new/<path>` and `fp16_320/frame/<path>`: the fp16
+//!   model (f16-stored weights). Its weights are expanded to f32 once, by
+//!   `Session::new` (the first figure), so a frame (the second) costs what an
+//!   fp32 frame costs, with no weight conversion in it.
 //!
 //! Without the reference the bench prints where it looked and exits with
 //! success: benches are not tests.
@@ -116,6 +120,44 @@ fn bench_model(c: &mut Criterion, session: &mut Session<'_, '_>) {
     group.finish();
 }
 
+/// The fp16 model: `Session::new` (which expands its weights) and a frame.
+fn bench_fp16(c: &mut Criterion, bytes: &[u8]) -> Result<(), String> {
+    let model = Model::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let mut arena = vec![0u8; model.arena_size()];
+    let kernels = Session::new(&model, &mut arena)
+        .map_err(|e| e.to_string())?
+        .kernels()
+        .name();
+    println!(
+        "fp16 model: {} bytes, arena {} bytes of which {} are weights expanded to f32 by Session::new",
+        bytes.len(),
+        model.arena_size(),
+        model.prepared_bytes()
+    );
+    let mut group = c.benchmark_group(format!("fp16_{IMGSZ}"));
+    let new = |a: &mut [u8]| {
+        let s = Session::new(&model, black_box(a));
+        black_box(s.map(|s| s.arena_used_bytes()).ok());
+    };
+    fit(&mut group, time_once(|| new(&mut arena)));
+    group.bench_function(BenchmarkId::new("session_new", kernels), |b| {
+        b.iter(|| new(&mut arena))
+    });
+    let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
+    session
+        .set_input_f32(&vec![0.5; 3 * IMGSZ * IMGSZ])
+        .map_err(|e| e.to_string())?;
+    fit(&mut group, time_once(|| session.run()));
+    group.bench_function(BenchmarkId::new("frame", kernels), |b| {
+        b.iter(|| {
+            session.run();
+            black_box(&mut session);
+        })
+    });
+    group.finish();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let path = match edgedetr_benches::reference_checkpoint() {
         Ok(p) => p,
@@ -140,6 +182,14 @@ fn main() -> ExitCode {
     let built = match edgedetr_quantizer::build(&sd, &opts) {
         Ok(b) => b,
         Err(e) => return fail("cannot build the model", &e),
+    };
+    let fp16 = Options {
+        precision: edgedetr_quantizer::Precision::Fp16,
+        ..opts
+    };
+    let built16 = match edgedetr_quantizer::build(&sd, &fp16) {
+        Ok(b) => AlignedBytes::from_slice(&b.bytes),
+        Err(e) => return fail("cannot build the fp16 model", &e),
     };
     drop(sd);
     let bytes = AlignedBytes::from_slice(&built.bytes);
@@ -175,6 +225,9 @@ fn main() -> ExitCode {
     let mut c = Criterion::default().configure_from_args();
     bench_layers(&mut c, &mut session);
     bench_model(&mut c, &mut session);
+    if let Err(e) = bench_fp16(&mut c, &built16) {
+        return fail("fp16 model", &e);
+    }
     c.final_summary();
     ExitCode::SUCCESS
 }
