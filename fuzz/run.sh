@@ -21,7 +21,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 status=0
-for target in pickle_vm model_file; do
+for target in pickle_vm model_file jpeg png; do
     mkdir -p "corpus/$target"
     echo "== $target: $secs s (sanitizer: $sanitizer)"
     if ! cargo fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \

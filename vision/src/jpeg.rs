@@ -31,15 +31,11 @@ const NATURAL: [usize; 80] = [
     63, 63, 63, 63, 63, 63,
 ];
 
-/// Largest image accepted, in pixels (OpenCV's default limit is 2^30; the
-/// coefficient buffers need about 3 bytes per pixel and more).
-const MAX_PIXELS: usize = 1 << 28;
-
 use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::DecodeError;
-use crate::image::Image;
+use crate::image::{Image, Limits};
 
 type Result<T> = core::result::Result<T, DecodeError>;
 
@@ -408,7 +404,7 @@ fn parse_dht(seg: &[u8], t: &mut Tables) -> Result<()> {
     Ok(())
 }
 
-fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
+fn parse_sof(seg: &[u8], progressive: bool, limits: &Limits) -> Result<Frame> {
     let precision = byte(seg, 0)?;
     if precision != 8 {
         return Err(DecodeError::JpegPrecision(precision));
@@ -421,13 +417,7 @@ fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
             "unsupported JPEG: zero width or height (DNL)",
         ));
     }
-    if w * h > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width: w as u64,
-            height: h as u64,
-            limit: MAX_PIXELS as u64,
-        });
-    }
+    limits.check(w as u64, h as u64)?;
     if nc != 1 && nc != 3 {
         return Err(DecodeError::JpegComponents(nc as u8));
     }
@@ -462,7 +452,8 @@ fn parse_sof(seg: &[u8], progressive: bool) -> Result<Frame> {
         c.dh = (h * c.v).div_ceil(vmax);
         c.bw = mcux * c.h;
         c.bh = mcuy * c.v;
-        c.coefs = vec![0i16; c.bw * c.bh * 64];
+        // The coefficients are allocated when a scan first needs them (see
+        // `alloc_scan`), after its data has been seen to exist.
     }
     Ok(Frame {
         progressive,
@@ -1077,10 +1068,40 @@ fn orient(rgb: Vec<u8>, w: usize, h: usize, orientation: u16) -> (Vec<u8>, usize
     (out, ow, oh)
 }
 
+/// Allocates the coefficients of the scan's components, the first time a
+/// scan reads them. A sequential scan codes every block with at least two
+/// Huffman codes (DC and end-of-block, one bit or more each), so data
+/// shorter than two bits per block is refused before the allocation: a
+/// small file cannot make the decoder reserve memory for a huge image it
+/// does not contain. (Progressive scans can skip runs of blocks; the pixel
+/// limit bounds them.)
+fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
+    if !f.progressive {
+        let blocks: usize = scan
+            .comps
+            .iter()
+            .map(|&(ci, _, _)| f.comps[ci].dw.div_ceil(8) * f.comps[ci].dh.div_ceil(8))
+            .sum();
+        if data_left.saturating_mul(4) < blocks {
+            return Err(DecodeError::Truncated(
+                "truncated JPEG data (the scan is shorter than the image it declares)",
+            ));
+        }
+    }
+    for &(ci, _, _) in &scan.comps {
+        let c = &mut f.comps[ci];
+        if c.coefs.is_empty() {
+            c.coefs = vec![0i16; c.bw * c.bh * 64];
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a JPEG file's bytes to RGB, exactly as libjpeg-turbo does for
 /// `cv2.imdecode(buf, cv2.IMREAD_COLOR)` (there in BGR order), including the
-/// EXIF orientation OpenCV applies.
-pub fn decode(data: &[u8]) -> Result<Image> {
+/// EXIF orientation OpenCV applies. Images above `limits` are refused from
+/// their header, before any large allocation.
+pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
     if data.get(0..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::Corrupt("not a JPEG file (no SOI marker)"));
     }
@@ -1115,7 +1136,7 @@ pub fn decode(data: &[u8]) -> Result<Image> {
                         "unsupported JPEG: more than one frame",
                     ));
                 }
-                frame = Some(parse_sof(seg, m == 0xC2)?);
+                frame = Some(parse_sof(seg, m == 0xC2, limits)?);
             }
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(DecodeError::JpegProcess(m - 0xC0));
@@ -1137,6 +1158,7 @@ pub fn decode(data: &[u8]) -> Result<Image> {
                     "corrupt JPEG: scan before frame header",
                 ))?;
                 let scan = parse_sos(seg, f)?;
+                alloc_scan(f, &scan, data.len() - p.min(data.len()))?;
                 for &(ci, _, _) in &scan.comps {
                     let c = &mut f.comps[ci];
                     if c.quant.is_none() {
@@ -1410,7 +1432,7 @@ mod tests {
     }
 
     fn rgb(data: &[u8]) -> (Vec<u8>, usize, usize) {
-        let d = decode(data).unwrap();
+        let d = decode(data, &Limits::default()).unwrap();
         (d.rgb, d.width, d.height)
     }
 
@@ -1443,12 +1465,49 @@ mod tests {
         ] {
             for cut in 0..data.len() {
                 assert!(
-                    decode(&data[..cut]).is_err(),
+                    decode(&data[..cut], &Limits::default()).is_err(),
                     "cut at {cut} of {}",
                     data.len()
                 );
             }
         }
+    }
+
+    /// `jpg` with its frame header declaring `w×h`.
+    fn resized_header(jpg: &[u8], w: u16, h: u16) -> Vec<u8> {
+        let mut d = jpg.to_vec();
+        let sof = (0..d.len() - 1)
+            .find(|&i| d[i] == 0xFF && (0xC0..=0xC2).contains(&d[i + 1]))
+            .unwrap();
+        d[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        d[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        d
+    }
+
+    /// A few hundred bytes declaring a huge image are refused before the
+    /// decoder reserves memory for it: above the pixel limit from the
+    /// header, below it (sequential) from the length of the scan data.
+    #[test]
+    fn huge_declared_sizes_are_refused_before_allocating() {
+        let big = resized_header(&PROGRESSIVE_420_5X3, 16384, 16384);
+        assert!(matches!(
+            decode(&big, &Limits::default()),
+            Err(DecodeError::TooLarge {
+                width: 16384,
+                height: 16384,
+                ..
+            })
+        ));
+        let limits = Limits {
+            max_pixels: 16384 * 16384,
+        };
+        let within = resized_header(&BASELINE_422_7X2, 8192, 8192);
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            decode(&within, &limits),
+            Err(DecodeError::Truncated(_))
+        ));
+        assert!(t.elapsed().as_secs_f64() < 0.5, "{:?}", t.elapsed());
     }
 
     #[test]
@@ -1468,7 +1527,7 @@ mod tests {
                     let i = (x as usize) % d.len();
                     d[i] = (x >> 32) as u8;
                 }
-                if let Ok(img) = decode(&d) {
+                if let Ok(img) = decode(&d, &Limits::default()) {
                     assert_eq!(img.rgb.len(), img.width * img.height * 3);
                 }
             }

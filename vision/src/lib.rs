@@ -33,6 +33,8 @@ pub mod encode;
 pub mod error;
 #[cfg(feature = "std")]
 pub mod file;
+#[cfg(feature = "std")]
+pub mod fuzzing;
 #[cfg(feature = "alloc")]
 pub mod image;
 #[cfg(feature = "alloc")]
@@ -46,6 +48,6 @@ pub mod preprocess;
 pub use draw::{RgbCanvas, draw_detections};
 pub use error::{DecodeError, Error, PreprocessError};
 #[cfg(feature = "alloc")]
-pub use image::{Image, decode};
+pub use image::{Image, Limits, decode, decode_with};
 #[cfg(feature = "alloc")]
 pub use input::{Preprocessor, preprocess_to_input};

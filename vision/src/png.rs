@@ -5,7 +5,7 @@
 //! replicated to RGB.
 
 use crate::error::DecodeError;
-use crate::image::Image;
+use crate::image::{Image, Limits};
 
 /// What a `png` crate error means for the caller.
 fn error(e: png::DecodingError) -> DecodeError {
@@ -18,14 +18,24 @@ fn error(e: png::DecodingError) -> DecodeError {
     }
 }
 
-/// Decodes PNG bytes to RGB8 (see the module docs).
+/// Decodes PNG bytes to RGB8 (see the module docs). The header's size is
+/// checked against `limits` before the image buffer is allocated, and the
+/// decoder's own allocations (ancillary chunks) are bounded in proportion.
 ///
 /// # Errors
-/// [`DecodeError`] for invalid or truncated data.
-pub fn decode(bytes: &[u8]) -> Result<Image, DecodeError> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+/// [`DecodeError`] for invalid or truncated data, or an image above `limits`.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, DecodeError> {
+    // Bytes the `png` crate may allocate: the largest expanded image
+    // (8 bytes per pixel before the 16-bit strip), at least 64 MiB.
+    let budget = limits.max_pixels.saturating_mul(8).max(64 << 20);
+    let png_limits = png::Limits {
+        bytes: usize::try_from(budget).unwrap_or(usize::MAX),
+    };
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), png_limits);
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(error)?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    limits.check(u64::from(w), u64::from(h))?;
     let size = reader
         .output_buffer_size()
         .ok_or(DecodeError::Unsupported("PNG too large to decode"))?;
@@ -67,6 +77,7 @@ pub fn decode(bytes: &[u8]) -> Result<Image, DecodeError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::error::DecodeError;
 
     fn encode(color: png::ColorType, depth: png::BitDepth, w: u32, h: u32, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -77,6 +88,48 @@ mod tests {
         wr.write_image_data(data).unwrap();
         wr.finish().unwrap();
         out
+    }
+
+    #[test]
+    fn huge_declared_sizes_are_refused_before_allocating() {
+        // An IHDR of 100000×100000 RGB8 and of 67×2303721481 grey+alpha,
+        // followed by a tiny IDAT: refused from the header.
+        for (w, h, color) in [(100_000u32, 100_000u32, 2u8), (67, 2_303_721_481, 4)] {
+            let mut png = crate::image::PNG_MAGIC.to_vec();
+            let mut ihdr = Vec::new();
+            ihdr.extend(w.to_be_bytes());
+            ihdr.extend(h.to_be_bytes());
+            ihdr.extend([8, color, 0, 0, 0]);
+            png.extend(chunk(b"IHDR", &ihdr));
+            png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0, 0, 0, 0, 1]));
+            png.extend(chunk(b"IEND", &[]));
+            match crate::image::decode(&png) {
+                Err(DecodeError::TooLarge { width, height, .. }) => {
+                    assert_eq!((width, height), (w.into(), h.into()))
+                }
+                other => panic!("{w}x{h}: {other:?}"),
+            }
+        }
+    }
+
+    /// A PNG chunk with its CRC.
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend(kind);
+        c.extend(data);
+        let mut crc = 0xffff_ffffu32;
+        for &b in kind.iter().chain(data) {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        c.extend((!crc).to_be_bytes());
+        c
     }
 
     fn rgb(bytes: &[u8]) -> (Vec<u8>, usize, usize) {

@@ -34,6 +34,15 @@ pub enum FormatError {
         /// Checksum of the bytes present.
         computed: u64,
     },
+    /// The header's size field disagrees with the file, but the rest of the
+    /// file matches its checksum: the header itself is corrupt (the fields
+    /// before the checksum are not covered by it).
+    CorruptHeader {
+        /// Length the header declares.
+        declared: u64,
+        /// Actual length.
+        found: u64,
+    },
     /// The bytes do not start on a 64-byte boundary (load them with an aligned buffer).
     Misaligned,
     /// A header field is inconsistent.
@@ -92,10 +101,21 @@ impl fmt::Display for FormatError {
                 "model file is truncated: needs {needed} bytes, has {found}"
             ),
             FormatError::BadMagic => f.write_str("not an edgedetr model file (bad magic)"),
+            // Versions are small numbers; anything else is a damaged header.
+            FormatError::UnsupportedVersion { found } if found > 255 => write!(
+                f,
+                "corrupt model header: version field {found:#x} (this build reads version {})",
+                crate::FORMAT_VERSION
+            ),
             FormatError::UnsupportedVersion { found } => write!(
                 f,
                 "unsupported model file version {found} (this build reads version {})",
                 crate::FORMAT_VERSION
+            ),
+            FormatError::CorruptHeader { declared, found } => write!(
+                f,
+                "corrupt model header: it declares {declared} bytes, the file has {found} \
+                 (whose contents match their checksum)"
             ),
             FormatError::TrailingBytes { declared, found } => write!(
                 f,

@@ -135,6 +135,28 @@ mod tests {
             ModelFile::parse(&b),
             Err(FormatError::TrailingBytes { .. })
         ));
+        // Not a model file at all, however short.
+        for other in [&b"a text file, 26 bytes long"[..], b"x", b"EDGEDETX"] {
+            assert_eq!(ModelFile::parse(other).err(), Some(FormatError::BadMagic));
+        }
+        assert!(matches!(
+            ModelFile::parse(b"EDGE"),
+            Err(FormatError::Truncated { .. })
+        ));
+        // A flipped bit in the size field: the header is corrupt, the file is not.
+        let mut b = bytes.clone();
+        b[20] ^= 0x10;
+        assert!(matches!(
+            ModelFile::parse(&b),
+            Err(FormatError::CorruptHeader { .. })
+        ));
+        let mut b = bytes.clone();
+        b[10] ^= 0x10;
+        let e = ModelFile::parse(&b).unwrap_err();
+        assert!(
+            alloc::format!("{e}").contains("corrupt model header"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,16 +46,29 @@ fn truncated(needed: u64, found: usize) -> FormatError {
 impl<'a> ModelFile<'a> {
     /// Validates `bytes` and returns the view.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FormatError> {
+        // The magic first: any other file is "not a model file", whatever
+        // its length.
+        let head = &bytes[..bytes.len().min(MAGIC.len())];
+        if head != &MAGIC[..head.len()] {
+            return Err(FormatError::BadMagic);
+        }
         if bytes.len() < HEADER_LEN {
             return Err(truncated(HEADER_LEN as u64, bytes.len()));
         }
         let header = Header::decode(&bytes[..HEADER_LEN]);
-        if header.magic != MAGIC {
-            return Err(FormatError::BadMagic);
-        }
         if header.version != FORMAT_VERSION {
             return Err(FormatError::UnsupportedVersion {
                 found: header.version,
+            });
+        }
+        if header.total_len != bytes.len() as u64
+            && xxh64(&bytes[CHECKSUM_FROM..]) == header.checksum
+        {
+            // The bytes present are exactly those the checksum sealed: the
+            // size field is what is wrong, not the file.
+            return Err(FormatError::CorruptHeader {
+                declared: header.total_len,
+                found: bytes.len() as u64,
             });
         }
         if header.total_len > bytes.len() as u64 {
