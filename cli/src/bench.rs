@@ -34,7 +34,7 @@ pub fn run(a: Args) -> Result<(), String> {
     }
     let bytes = crate::load_model(&a.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let mut arena = vec![0u8; model.arena_size()];
+    let mut arena = edgedetr::std_io::alloc_arena(&model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
     let kernels = session.kernels().name();
     // A deterministic mid-grey-ish input (u8 pixels: f32 and int8 models alike).

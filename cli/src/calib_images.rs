@@ -33,8 +33,20 @@ impl std::fmt::Debug for PreprocessorBox {
 impl ImageFolder {
     /// Lists the `.jpg`, `.jpeg` and `.png` files of `dir`, at most `limit`.
     pub fn open(dir: &Path, limit: Option<usize>) -> Result<Self, String> {
+        let mut paths = Self::list(dir)?;
+        if let Some(n) = limit {
+            paths.truncate(n);
+        }
+        if paths.is_empty() {
+            return Err(format!("no JPEG or PNG images in {}", dir.display()));
+        }
+        Ok(Self::from_paths(paths))
+    }
+
+    /// The `.jpg`, `.jpeg` and `.png` files of `dir`, sorted by name.
+    pub fn list(dir: &Path) -> Result<Vec<PathBuf>, String> {
         let rd = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read calibration folder {}: {e}", dir.display()))?;
+            .map_err(|e| format!("cannot read image folder {}: {e}", dir.display()))?;
         let mut paths: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
@@ -45,16 +57,15 @@ impl ImageFolder {
             })
             .collect();
         paths.sort();
-        if let Some(n) = limit {
-            paths.truncate(n);
-        }
-        if paths.is_empty() {
-            return Err(format!("no JPEG or PNG images in {}", dir.display()));
-        }
-        Ok(ImageFolder {
+        Ok(paths)
+    }
+
+    /// These image files, in this order.
+    pub fn from_paths(paths: Vec<PathBuf>) -> Self {
+        ImageFolder {
             paths,
             pre: PreprocessorBox::default(),
-        })
+        }
     }
 
     /// The image files.
@@ -74,14 +85,14 @@ impl CalibSource for ImageFolder {
 
     fn load(&mut self, i: usize, s: usize, out: &mut [f32]) -> Result<(), String> {
         let path = &self.paths[i];
-        let img =
-            edgedetr_vision::file::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Errors name neither the file nor the image: the caller labels them.
+        let img = edgedetr_vision::file::load(path).map_err(|e| e.to_string())?;
         // The calibration graph runs the scalar-exact float path anyway; the
         // image kernels are bit-exact on every path.
         let k = Kernels::scalar();
         self.pre
             .0
             .chw_f32(&k, &img.rgb, (img.width, img.height), s, out)
-            .map_err(|e| format!("{}: preprocessing: {e}", path.display()))
+            .map_err(|e| format!("preprocessing: {e}"))
     }
 }

@@ -32,10 +32,12 @@ pub struct Args {
     /// Print one JSON object per image.
     #[arg(long)]
     pub json: bool,
-    /// Write annotated images to this folder (`<stem>.jpg`).
+    /// Write annotated images to this folder as `<stem>.jpg` (`<stem>_2.jpg`, …
+    /// where inputs share a file stem).
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Write every named intermediate as `<DIR>/<stem>/<name>.npy`.
+    /// Write every named intermediate as `<DIR>/<stem>/<name>.npy` (stems made
+    /// unique as for `--save`).
     #[arg(long)]
     pub dump: Option<PathBuf>,
 }
@@ -153,7 +155,7 @@ pub fn run(a: Args) -> Result<(), String> {
         ));
     }
     let s = model.input_size();
-    let mut arena = vec![0u8; model.arena_size()];
+    let mut arena = edgedetr::std_io::alloc_arena(&model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
     let mut dets = vec![Detection::default(); a.max_det.min(300)];
     for dir in [&a.save, &a.dump].into_iter().flatten() {
@@ -161,7 +163,8 @@ pub fn run(a: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut pre = Preprocessor::new();
-    for path in &a.inputs {
+    let stems = output_stems(&a.inputs);
+    for (path, stem) in a.inputs.iter().zip(&stems) {
         let mut input = load_input(path, s, &mut session, &mut pre)?;
         let start = Instant::now();
         session.run();
@@ -195,10 +198,6 @@ pub fn run(a: Args) -> Result<(), String> {
                 );
             }
         }
-        let stem = path
-            .file_stem()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "input".into());
         if let Some(dir) = &a.save {
             let (w, h) = (input.width as u32, input.height as u32);
             let mut canvas =
@@ -213,7 +212,7 @@ pub fn run(a: Args) -> Result<(), String> {
             }
         }
         if let Some(dir) = &a.dump {
-            let out = dir.join(&stem);
+            let out = dir.join(stem);
             std::fs::create_dir_all(&out)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             for id in model.exported_buffers() {
@@ -225,6 +224,28 @@ pub fn run(a: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The name each input's outputs get under `--save` and `--dump`: its file
+/// stem, with `_2`, `_3`, … added where an earlier input (e.g. `a/bus.jpg`
+/// and `b/bus.png`) already took it, so that no output overwrites another.
+fn output_stems(inputs: &[PathBuf]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    inputs
+        .iter()
+        .map(|p| {
+            let stem = p
+                .file_stem()
+                .map_or_else(|| "input".into(), |f| f.to_string_lossy().into_owned());
+            let mut name = stem.clone();
+            let mut k = 2;
+            while !taken.insert(name.clone()) {
+                name = format!("{stem}_{k}");
+                k += 1;
+            }
+            name
+        })
+        .collect()
 }
 
 /// Writes buffer `id` as `<dir>/<name>.npy`, shaped like the goldens: feature
@@ -252,4 +273,27 @@ pub fn dump_buffer(session: &Session<'_, '_>, id: u32, dir: &Path) -> Result<(),
     }
     let (shape, data) = golden_layout(session, id).map_err(|e| e.to_string())?;
     write_npy_f32(&p, &shape, &data).map_err(wr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_of_inputs_sharing_a_stem_do_not_collide() {
+        let inputs: Vec<PathBuf> = [
+            "a/bus.jpg",
+            "b/bus.png",
+            "bus_2.jpg",
+            "c/bus.npy",
+            "zidane.jpg",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(
+            output_stems(&inputs),
+            ["bus", "bus_2", "bus_2_2", "bus_3", "zidane"]
+        );
+    }
 }

@@ -22,7 +22,12 @@ pub fn run(a: Args) -> Result<(), String> {
     crate::out!("  file size    {} bytes", bytes.len());
     crate::out!("  format       v{}", f.header().version);
     crate::out!("  source       {}", f.str(m.source));
-    crate::out!("  input        [1, 3, {s}, {s}]", s = m.input_size);
+    let input = match model.input_dtype() {
+        edgedetr::InputDType::F32 => "f32 (pixel / 255)",
+        edgedetr::InputDType::U8 => "u8 pixels (read directly by the int8 stem)",
+        _ => "?",
+    };
+    crate::out!("  input        [1, 3, {s}, {s}] {input}", s = m.input_size);
     crate::out!("  classes      {}", m.num_classes);
     crate::out!(
         "  arena        {} bytes (plan peak {})",
@@ -37,18 +42,22 @@ pub fn run(a: Args) -> Result<(), String> {
     crate::out!("  ops          {}", f.op_count());
     crate::out!();
     crate::out!(
-        "  {:>4}  {:<9} {:<13} {:<6} {:<36} {:>18}  {}",
+        "  {:>4}  {:<9} {:<13} {:<7} {:<7} {:<36} {:>18} {:>11} {:>10}",
         "#",
         "stage",
         "op",
-        "dtype",
+        "weights",
+        "compute",
         "name",
         "output",
-        "weights"
+        "weight B",
+        "MMAC"
     );
+    let mut total_macs = 0u64;
     for i in 0..f.op_count() as u32 {
         let op = f.op(i);
-        let kind = OpKind::from_u16(op.kind).map(OpKind::name).unwrap_or("?");
+        let kind = OpKind::from_u16(op.kind);
+        let kind_name = kind.map(OpKind::name).unwrap_or("?");
         let stage = Stage::from_u8(op.stage).map(Stage::name).unwrap_or("?");
         let out = f.buffer(op.outputs[0]);
         let shape: Vec<String> = out.shape[..out.rank as usize]
@@ -61,14 +70,61 @@ pub fn run(a: Args) -> Result<(), String> {
             .filter(|&&t| t != edgedetr::format::NONE)
             .map(|&t| f.tensor(t).len)
             .sum();
-        let dtype = edgedetr::format::DType::from_u8(out.dtype)
-            .map(|d| d.name())
-            .unwrap_or("?");
+        let stored = match op.tensors[0] {
+            edgedetr::format::NONE => "-",
+            t => dtype_name(f.tensor(t).dtype),
+        };
+        let macs = conv_macs(&model, &op);
+        total_macs += macs.unwrap_or(0);
         crate::out!(
-            "  {i:>4}  {stage:<9} {kind:<13} {dtype:<6} {:<36} {:>18}  {w}",
+            "  {i:>4}  {stage:<9} {kind_name:<13} {stored:<7} {:<7} {:<36} {:>18} {w:>11} {:>10}",
+            compute_type(kind, f.buffer(op.inputs[0]).dtype, out.dtype),
             f.str(op.name),
-            shape.join("x")
+            shape.join("x"),
+            macs.map_or("-".into(), |m| format!("{:.1}", m as f64 / 1e6))
         );
     }
+    crate::out!(
+        "  convolutions: {:.2} GMAC per frame",
+        total_macs as f64 / 1e9
+    );
     Ok(())
+}
+
+/// A dtype byte's name.
+fn dtype_name(d: u8) -> &'static str {
+    edgedetr::format::DType::from_u8(d).map_or("?", |d| d.name())
+}
+
+/// The arithmetic an op does: int8 ops compute in integers, everything else
+/// in f32 (fp16- and int8-stored float weights are expanded at load).
+fn compute_type(kind: Option<OpKind>, input: u8, output: u8) -> &'static str {
+    use edgedetr::format::DType;
+    match kind {
+        Some(OpKind::Conv2dI8 | OpKind::WeightedSumI8) => "int8",
+        Some(OpKind::Quantize) => "f32>i8",
+        Some(OpKind::Dequantize) => "i8>f32",
+        _ if input == DType::I8 as u8 && output == DType::I8 as u8 => "int8",
+        _ => "f32",
+    }
+}
+
+/// Multiply-accumulates of a convolution op (`None` for other ops):
+/// output elements × (input channels per group × k²).
+fn conv_macs(model: &Model<'_>, op: &edgedetr::format::OpDesc) -> Option<u64> {
+    use edgedetr::ops::{codec::Fields, conv2d::Conv2d, conv2d_i8::Conv2dI8};
+    let f = model.file();
+    let fields = Fields::of(op);
+    let (k, groups) = match OpKind::from_u16(op.kind)? {
+        OpKind::Conv2d => Conv2d::decode(&fields).map(|p| (p.k, p.groups)).ok()?,
+        OpKind::Conv2dI8 => Conv2dI8::decode(&fields).map(|p| (p.k, p.groups)).ok()?,
+        _ => return None,
+    };
+    let cin = u64::from(f.buffer(op.inputs[0]).shape[0]);
+    let out = f.buffer(op.outputs[0]);
+    let elems: u64 = out.shape[..out.rank as usize]
+        .iter()
+        .map(|&d| u64::from(d))
+        .product();
+    Some(elems * (cin / u64::from(groups.max(1))) * u64::from(k) * u64::from(k))
 }

@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Turn a checkpoint (ultralytics `.pt` or `.safetensors`) into a model file: fp32, fp16 or int8.
     Quantize(quantize::Args),
-    /// Run a model on preprocessed inputs; dump intermediates.
+    /// Detect objects in JPEG/PNG images (or preprocessed `.npy` tensors); save annotated images, dump intermediates.
     Detect(detect::Args),
     /// Show a model file's layers, shapes and sizes.
     Inspect(inspect::Args),

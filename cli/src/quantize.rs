@@ -2,15 +2,18 @@
 //! `.safetensors` state dict) into a model file, in fp32, fp16 or the mixed
 //! int8 recipe (calibrated on a folder of images), with a per-layer report.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use edgedetr_cli::calib_images::ImageFolder;
 use edgedetr_quantizer::arch::{Arch, check_arch, node_from_pickle, parse_yaml};
 use edgedetr_quantizer::calib::RangeMethod;
+use edgedetr_quantizer::check::Agreement;
 use edgedetr_quantizer::report::{LayerRow, layer_report};
-use edgedetr_quantizer::{Int8Options, Options, Precision, StateDict, WeightRounding};
+use edgedetr_quantizer::{
+    Event, Int8Options, Options, Precision, QuantizeError, StateDict, WeightRounding,
+};
 
 /// Numeric precision of the model file.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -31,7 +34,7 @@ pub struct Args {
     /// Output model file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Square input size (a multiple of 32).
+    /// Square input size: a multiple of 32 from 64 to 2048.
     #[arg(long, default_value_t = 640)]
     pub imgsz: usize,
     /// Precision.
@@ -40,7 +43,7 @@ pub struct Args {
     /// Folder of calibration images (JPEG/PNG) for int8. Never the evaluation images.
     #[arg(long)]
     pub calib: Option<PathBuf>,
-    /// Use at most this many calibration images.
+    /// Use at most this many calibration images (the first, by file name).
     #[arg(long)]
     pub calib_count: Option<usize>,
     /// Activation range method: mse (default), minmax, percentile[:p].
@@ -56,6 +59,14 @@ pub struct Args {
     /// Write the per-layer report as JSON.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Print the full per-layer report (default: a summary with the worst layers).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Held-out images (never the calibration ones) on which the int8 model's
+    /// detections are compared with fp32's (default: up to 8 images of --calib
+    /// beyond --calib-count).
+    #[arg(long)]
+    pub holdout: Option<PathBuf>,
     /// Calibration images over which the report's local SQNR is measured.
     #[arg(long, default_value_t = 2)]
     pub report_images: usize,
@@ -74,7 +85,7 @@ type Checkpoint = (StateDict, Option<Vec<String>>, Option<Arch>);
 
 /// Reads a `.pt` or `.safetensors` checkpoint.
 fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
-    let ctx = |e: edgedetr_quantizer::QuantizeError| format!("{}: {e}", path.display());
+    let ctx = blame(path);
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "safetensors" => Ok((StateDict::read_safetensors(path).map_err(ctx)?, None, None)),
         "pt" | "pth" => {
@@ -91,6 +102,151 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
             path.display()
         )),
     }
+}
+
+/// How a quantizer error reads: problems of the checkpoint's content are
+/// prefixed with its path; I/O errors already name their file, and
+/// calibration and option errors are not the checkpoint's.
+fn blame(checkpoint: &Path) -> impl Fn(QuantizeError) -> String + Copy + '_ {
+    move |e| match e {
+        QuantizeError::Io(_) | QuantizeError::Calibration(_) | QuantizeError::Option(_) => {
+            e.to_string()
+        }
+        _ => format!("{}: {e}", checkpoint.display()),
+    }
+}
+
+/// Prints quantizer progress on stderr: one updating bar per phase on a
+/// terminal, plain lines (every tenth of a phase) otherwise, and a warning
+/// for each skipped image.
+struct ProgressPrinter {
+    tty: bool,
+    /// Printed before the first event (so that an option error found before
+    /// calibration starts stays the only line).
+    header: Option<String>,
+}
+
+impl ProgressPrinter {
+    fn event(&mut self, e: Event<'_>) {
+        let mut err = std::io::stderr().lock();
+        if let Some(h) = self.header.take() {
+            let _ = writeln!(err, "{h}");
+        }
+        match e {
+            Event::Skipped { image, reason } => {
+                if self.tty {
+                    let _ = write!(err, "\r\x1b[K");
+                }
+                let _ = writeln!(err, "edgedetr: warning: skipping {image}: {reason}");
+            }
+            Event::Step { phase, done, total } => {
+                let label = phase.label();
+                let unit = phase.unit();
+                if self.tty {
+                    let width = 30;
+                    let filled = done * width / total.max(1);
+                    let _ = write!(
+                        err,
+                        "\r  {label} [{}{}] {done}/{total} {unit}",
+                        "#".repeat(filled),
+                        " ".repeat(width - filled)
+                    );
+                    if done == total {
+                        let _ = writeln!(err);
+                    }
+                    let _ = err.flush();
+                } else if done == total || done * 10 / total > (done - 1) * 10 / total {
+                    let _ = writeln!(err, "  {label}: {done}/{total} {unit}");
+                }
+            }
+        }
+    }
+}
+
+/// Held-out images the end-to-end check takes from the calibration folder
+/// (those beyond `--calib-count`) when `--holdout` is not given.
+const HELD_OUT: usize = 8;
+
+/// Score threshold of the end-to-end check (ultralytics' default `conf`).
+const CHECK_CONF: f32 = 0.25;
+
+/// The end-to-end check's result, or how to get one.
+fn print_agreement(a: Option<&Agreement>) -> Result<(), String> {
+    let Some(a) = a else {
+        crate::out!(
+            "end-to-end check against fp32: no held-out images (pass --holdout DIR, or a \
+             --calib-count below the folder's image count)"
+        );
+        return Ok(());
+    };
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            100.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    };
+    crate::out!(
+        "end-to-end check against fp32 on {} held-out images (detections scoring over {CHECK_CONF}, and each image's {} best):",
+        a.images,
+        edgedetr_quantizer::check::TOP_K
+    );
+    crate::out!(
+        "  {}/{} fp32 detections matched by int8 ({:.0}%; same class, IoU >= {}); over {CHECK_CONF}: fp32 {}, int8 {}",
+        a.matched,
+        a.reference,
+        pct(a.matched, a.reference),
+        edgedetr_quantizer::check::MATCH_IOU,
+        a.reference_confident,
+        a.candidate
+    );
+    crate::out!(
+        "  matched boxes: mean IoU {:.3}; score error mean {:.3}, max {:.3}; top-{} agreement {:.0}%",
+        a.mean_iou,
+        a.mean_score_error,
+        a.max_score_error,
+        edgedetr_quantizer::check::TOP_K,
+        pct(a.top_k_matched, a.top_k)
+    );
+    Ok(())
+}
+
+/// The report's summary: layers and weight bytes per precision, and the
+/// int8 layers with the lowest local SQNR.
+fn print_summary(rows: &[LayerRow]) -> Result<(), String> {
+    let mut mix: Vec<(&str, usize, u64)> = Vec::new();
+    for r in rows {
+        match mix.iter_mut().find(|m| m.0 == r.precision) {
+            Some(m) => {
+                m.1 += 1;
+                m.2 += r.weight_bytes;
+            }
+            None => mix.push((&r.precision, 1, r.weight_bytes)),
+        }
+    }
+    crate::out!("precision mix (layers, weight bytes):");
+    for (p, n, b) in &mix {
+        crate::out!("  {p:<13} {n:>4} layers {b:>12} B");
+    }
+    let mut worst: Vec<&LayerRow> = rows.iter().filter(|r| r.sqnr_db.is_some()).collect();
+    worst.sort_by(|a, b| {
+        a.sqnr_db
+            .partial_cmp(&b.sqnr_db)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if !worst.is_empty() {
+        crate::out!("lowest local SQNR (keep a layer in float with --keep-float NAME):");
+        for r in worst.iter().take(5) {
+            crate::out!(
+                "  {:<44} {:<13} {:>6.1} dB",
+                r.name,
+                r.precision,
+                r.sqnr_db.unwrap_or(0.0)
+            );
+        }
+    }
+    crate::out!("(full per-layer table: --verbose; as JSON: --report FILE)");
+    Ok(())
 }
 
 fn print_report(rows: &[LayerRow]) -> Result<(), String> {
@@ -124,6 +280,18 @@ fn report_json(rows: &[LayerRow], model_bytes: usize) -> String {
 }
 
 pub fn run(a: Args) -> Result<(), String> {
+    if edgedetr_quantizer::check_input_size(a.imgsz).is_err() {
+        let r = edgedetr_quantizer::INPUT_SIZES;
+        return Err(format!(
+            "--imgsz {}: use a multiple of 32 from {} to {}",
+            a.imgsz,
+            r.start(),
+            r.end()
+        ));
+    }
+    if a.calib_count == Some(0) {
+        return Err("--calib-count 0: calibration needs at least one image".into());
+    }
     let (sd, ck_names, ck_arch) = read_checkpoint(&a.checkpoint)?;
     let names = match &a.names {
         Some(p) => Some(
@@ -162,7 +330,8 @@ pub fn run(a: Args) -> Result<(), String> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let ctx = |e: edgedetr_quantizer::QuantizeError| format!("{}: {e}", a.checkpoint.display());
+    let ctx = blame(&a.checkpoint);
+    let mut agreement = None;
     let (bytes, weight_bytes, rows) = if let Precision::Int8 = precision {
         let dir = a
             .calib
@@ -182,25 +351,16 @@ pub fn run(a: Args) -> Result<(), String> {
         })?;
         let mut src = ImageFolder::open(dir, a.calib_count)?;
         let n = src.paths().len();
-        eprintln!(
-            "calibrating on {n} images from {} ({} range, {} weight rounding)",
-            dir.display(),
-            a.range_method,
-            a.weight_rounding
-        );
-        let mut progress = |done: usize, total: usize| {
-            let width = 30;
-            let filled = done * width / total.max(1);
-            eprint!(
-                "\r  [{}{}] {done}/{total}",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-            let _ = std::io::stderr().flush();
-            if done == total {
-                eprintln!();
-            }
+        let mut printer = ProgressPrinter {
+            tty: std::io::stderr().is_terminal(),
+            header: Some(format!(
+                "calibrating on {n} images from {} ({} range, {} weight rounding)",
+                dir.display(),
+                a.range_method,
+                a.weight_rounding
+            )),
         };
+        let mut progress = |e: Event<'_>| printer.event(e);
         let q = Int8Options {
             method,
             keep_float: a.keep_float.clone(),
@@ -208,12 +368,15 @@ pub fn run(a: Args) -> Result<(), String> {
         };
         let b =
             edgedetr_quantizer::build_int8(&sd, &opts, &q, &mut src, &mut progress).map_err(ctx)?;
-        eprintln!(
-            "measuring local SQNR on {} image(s)",
-            a.report_images.min(n)
-        );
-        let mut rows =
-            layer_report(&b.built.bytes, &b.calibration, &mut src, a.report_images).map_err(ctx)?;
+        let report_images = &b.images[..a.report_images.min(b.images.len())];
+        let mut rows = layer_report(
+            &b.built.bytes,
+            &b.calibration,
+            &mut src,
+            report_images,
+            &mut progress,
+        )
+        .map_err(ctx)?;
         for r in &mut rows {
             if r.precision == "int8" && b.gptq.binary_search(&r.name).is_ok() {
                 r.precision = "int8 gptq".into();
@@ -224,6 +387,33 @@ pub fn run(a: Args) -> Result<(), String> {
             b.gptq.len(),
             edgedetr_quantizer::gptq::MAX_K
         );
+        let held_out = match &a.holdout {
+            Some(d) => ImageFolder::open(d, None)?,
+            None => ImageFolder::from_paths(
+                ImageFolder::list(dir)?
+                    .into_iter()
+                    .skip(n)
+                    .take(HELD_OUT)
+                    .collect(),
+            ),
+        };
+        agreement = if held_out.paths().is_empty() {
+            None
+        } else {
+            let images: Vec<usize> = (0..held_out.paths().len()).collect();
+            let mut held_out = held_out;
+            Some(
+                edgedetr_quantizer::check::compare(
+                    &b.calibration,
+                    &b.built.bytes,
+                    &mut held_out,
+                    &images,
+                    CHECK_CONF,
+                    &mut progress,
+                )
+                .map_err(ctx)?,
+            )
+        };
         (b.built.bytes, b.built.weight_bytes, Some(rows))
     } else {
         if a.calib.is_some() {
@@ -238,7 +428,12 @@ pub fn run(a: Args) -> Result<(), String> {
     let model = edgedetr::Model::from_bytes(&aligned)
         .map_err(|e| format!("internal error: the written model does not load: {e}"))?;
     if let Some(rows) = &rows {
-        print_report(rows)?;
+        if a.verbose {
+            print_report(rows)?;
+        } else {
+            print_summary(rows)?;
+        }
+        print_agreement(agreement.as_ref())?;
         if let Some(p) = &a.report {
             std::fs::write(p, report_json(rows, bytes.len()))
                 .map_err(|e| format!("cannot write {}: {e}", p.display()))?;

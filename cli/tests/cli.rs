@@ -204,6 +204,7 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "1",
         "--report",
         report.to_str().unwrap(),
+        "--verbose",
         "-o",
         out8.to_str().unwrap(),
     ]);
@@ -228,6 +229,13 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
         text.contains("SQNR dB") && text.contains("int8 weights") && text.contains("f16 weights"),
+        "{text}"
+    );
+    // The calibration folder's images beyond --calib-count are held out for
+    // the end-to-end check against fp32.
+    assert!(
+        text.contains("end-to-end check against fp32 on 8 held-out images")
+            && text.contains("top-10 agreement"),
         "{text}"
     );
     // The stem reads the u8 image directly; the report still measures it.
@@ -302,6 +310,33 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "0",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // inspect states the input type and, per layer, the stored weight type,
+    // the compute type and the MACs.
+    let (text, cols) = inspect_stem(&out8);
+    assert!(text.contains("u8 pixels"), "{text}");
+    // #, stage, op, weights, compute, name, output, weight B, MMAC
+    assert_eq!(cols[2..5], ["conv2d_i8", "i8", "int8"], "{cols:?}");
+    // 32 × 160 × 160 outputs × 3 × 3 × 3 = 22.1 M.
+    assert_eq!(cols[8], "22.1", "{cols:?}");
+    let (text, cols) = inspect_stem(&out);
+    assert!(text.contains("f32 (pixel / 255)"), "{text}");
+    assert_eq!(cols[2..5], ["conv2d", "f16", "f32"], "{cols:?}");
+}
+
+/// `inspect`'s output for `model`, and the columns of its stem convolution's row.
+fn inspect_stem(model: &Path) -> (String, Vec<String>) {
+    let o = edgedetr(&["inspect", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let cols = text
+        .lines()
+        .find(|l| l.contains("model.0.conv0.convbn_0"))
+        .expect("the stem in inspect")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    (text, cols)
 }
 
 #[test]
@@ -426,4 +461,153 @@ fn bad_inputs_give_one_clear_error_line() {
             needle,
         );
     }
+}
+
+/// Issue 13: hostile images, out-of-range sizes and calibration problems end
+/// in one line naming the culprit (or a warning and a model), never an abort.
+#[test]
+fn hostile_inputs_and_calibration_problems() {
+    let Some(fix) = reference() else { return };
+    let m = model(&fix);
+    let ms = m.to_str().unwrap();
+    let dir = tmp("hostile");
+    let ck = fix.join("model.pt");
+    let cks = ck.to_str().unwrap();
+    let out = dir.join("x.edr");
+    let outs = out.to_str().unwrap();
+
+    // A 68-byte PNG declaring 100000×100000 pixels aborted the process.
+    let png = dir.join("huge.png");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../vision/tests/data/fuzz/png/100000x100000_rgb"),
+        &png,
+    )
+    .unwrap();
+    let o = edgedetr(&["detect", ms, png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_error(&o, "100000");
+
+    // An input size whose arena would be 7.9 GB.
+    let o = edgedetr(&["quantize", cks, "--imgsz", "6400", "-o", outs]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_error(&o, "--imgsz 6400: use a multiple of 32 from 64 to 2048");
+    assert_error(
+        &edgedetr(&["quantize", cks, "--imgsz", "32", "-o", outs]),
+        "--imgsz 32",
+    );
+
+    // A missing checkpoint is named once.
+    let o = edgedetr(&["quantize", "nonexist.pt", "-o", outs]);
+    assert_error(&o, "cannot read nonexist.pt: ");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("nonexist.pt")
+            .count(),
+        1
+    );
+
+    // A text file given as a model.
+    let notes = dir.join("notes.edr");
+    std::fs::write(&notes, b"a text file, 26 bytes long").unwrap();
+    assert_error(
+        &edgedetr(&["inspect", notes.to_str().unwrap()]),
+        "not an edgedetr model file",
+    );
+
+    // Calibration options.
+    let calib = fix.join("../../calib");
+    let int8 = |extra: &[&str]| {
+        let mut args = vec![
+            "quantize",
+            cks,
+            "--imgsz",
+            "320",
+            "--precision",
+            "int8",
+            "-o",
+            outs,
+        ];
+        args.extend_from_slice(extra);
+        edgedetr(&args)
+    };
+    let cs = calib.to_str().unwrap();
+    assert_error(
+        &int8(&["--calib", cs, "--calib-count", "0"]),
+        "--calib-count 0",
+    );
+    let o = int8(&["--calib", cs, "--keep-float", "model.9x"]);
+    assert_error(
+        &o,
+        "--keep-float model.9x: no layer name starts with it; closest: model.9",
+    );
+
+    // An unreadable calibration image is named, skipped, and calibration goes on.
+    let mixed = dir.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    std::fs::write(mixed.join("a_garbage.jpg"), b"not a JPEG at all").unwrap();
+    let good: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&calib)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        v.sort();
+        v.truncate(2);
+        v
+    };
+    for g in &good {
+        std::fs::copy(g, mixed.join(g.file_name().unwrap())).unwrap();
+    }
+    let ms_ = mixed.to_str().unwrap();
+    let o = int8(&[
+        "--calib",
+        ms_,
+        "--weight-rounding",
+        "nearest",
+        "--report-images",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let warning = err.lines().find(|l| l.contains("warning")).expect(&err);
+    assert!(
+        warning.starts_with("edgedetr: warning: skipping ")
+            && warning.contains("a_garbage.jpg: not a JPEG or PNG image")
+            && warning.matches("a_garbage.jpg").count() == 1,
+        "{warning}"
+    );
+    assert!(
+        !err.contains('\r'),
+        "a progress bar written to a pipe: {err:?}"
+    );
+    for phase in ["calibration 1/2", "calibration 2/2", "local SQNR"] {
+        assert!(err.contains(phase), "phase `{phase}` not shown: {err}");
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("precision mix") && text.contains("lowest local SQNR"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SQNR dB"),
+        "the full table without --verbose: {text}"
+    );
+    // Too few readable images: one line saying how many.
+    for g in &good[1..] {
+        std::fs::remove_file(mixed.join(g.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(mixed.join("b_garbage.png"), b"\x89PNG but not really").unwrap();
+    let o = int8(&["--calib", ms_]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "edgedetr: error: calibration: only 1 of 3 calibration images could be read"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("model.pt"), "blames the checkpoint: {err}");
 }

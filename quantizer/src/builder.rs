@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use edgedetr::kernels::{QMul, SumInput, quantize_multiplier, weight_kpad, weighted_sum_params};
 
 use crate::fold::FoldedConv;
+use crate::progress::{Event, Phase, Progress};
 use crate::recipe::{Recipe, WeightPrec, qparams};
 
 /// A feature map (or `[C, T]` token matrix, as `h = 1, w = T`) in the graph.
@@ -72,8 +73,10 @@ pub fn weight_scale(row: &[f32]) -> f64 {
 
 /// Builds the static graph.
 #[derive(Debug, Default)]
-pub struct GraphBuilder {
+pub struct GraphBuilder<'p> {
     w: ModelWriter,
+    /// Where GPTQ rounding reports its progress.
+    reporter: Reporter<'p>,
     stage: u8,
     tensor_bytes: usize,
     recipe: Recipe,
@@ -91,7 +94,20 @@ fn ids<const N: usize>(v: &[u32]) -> [u32; N] {
     a
 }
 
-impl GraphBuilder {
+/// The progress callback of a [`GraphBuilder`], with the GPTQ layers done.
+#[derive(Default)]
+struct Reporter<'p> {
+    progress: Option<&'p mut Progress<'p>>,
+    rounded: usize,
+}
+
+impl core::fmt::Debug for Reporter<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Reporter({} rounded)", self.rounded)
+    }
+}
+
+impl<'p> GraphBuilder<'p> {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
@@ -103,6 +119,12 @@ impl GraphBuilder {
             recipe,
             ..Self::default()
         }
+    }
+
+    /// Reports each GPTQ-rounded layer to `progress` ([`Phase::Rounding`]).
+    pub fn reporting(mut self, progress: &'p mut Progress<'p>) -> Self {
+        self.reporter.progress = Some(progress);
+        self
     }
 
     /// The recipe.
@@ -489,7 +511,17 @@ impl GraphBuilder {
         // second moments, else nearest.
         let levels: Vec<i8> = match self.recipe.hessians.get(name) {
             Some(h) if h.kdim == kdim && h.groups == g.groups => {
-                crate::gptq::round_rows(&f.weight, &sw, h, f.cout)
+                let levels = crate::gptq::round_rows(&f.weight, &sw, h, f.cout);
+                let r = &mut self.reporter;
+                r.rounded += 1;
+                if let Some(p) = r.progress.as_mut() {
+                    p(Event::Step {
+                        phase: Phase::Rounding,
+                        done: r.rounded,
+                        total: self.recipe.hessians.len(),
+                    });
+                }
+                levels
             }
             _ => f
                 .weight

@@ -17,6 +17,7 @@ use edgedetr::{Model, Session};
 
 use crate::error::QuantizeError;
 use crate::gptq::{ConvShape, Hessian};
+use crate::progress::{Event, Phase, Progress};
 use crate::recipe::Ranges;
 
 /// Histogram bins per tensor.
@@ -132,11 +133,12 @@ impl RangeMethod {
 
 /// Collects statistics of every f32 op output of `model_bytes` (an fp32 model
 /// built with `split_silu`), keyed by op name. Two passes over the images:
-/// ranges, then histograms. `progress(done, total)` is called after each image.
+/// ranges, then histograms (see [`collect`] for `progress` and unreadable
+/// images).
 pub fn collect_stats(
     model_bytes: &[u8],
     src: &mut dyn CalibSource,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut Progress<'_>,
 ) -> Result<HashMap<String, TensorStats>, QuantizeError> {
     Ok(collect(model_bytes, src, &|_| false, progress)?.stats)
 }
@@ -149,38 +151,61 @@ pub struct Calibration {
     /// Input second moments of the convolutions chosen for GPTQ rounding, by
     /// op name.
     pub hessians: HashMap<String, Hessian>,
+    /// The images of the source that were read and used, in order.
+    pub images: Vec<usize>,
 }
 
 /// [`collect_stats`], and also the input second moments ([`Hessian`]) of
 /// every convolution op named `n` with `hessian_for(n)` and a patch no longer
 /// than [`crate::gptq::MAX_K`] (accumulated in the second pass, over the first
 /// [`crate::gptq::MAX_IMAGES`] images).
+///
+/// `progress` gets a [`Phase::Ranges`] then a [`Phase::Statistics`] step after
+/// each image. An image that cannot be read is reported as
+/// [`Event::Skipped`] and left out of both passes; calibration fails only
+/// when fewer than half of the images (or none) can be read.
 pub fn collect(
     model_bytes: &[u8],
     src: &mut dyn CalibSource,
     hessian_for: &dyn Fn(&str) -> bool,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut Progress<'_>,
 ) -> Result<Calibration, QuantizeError> {
     if src.is_empty() {
-        return Err(QuantizeError::Unsupported("no calibration images".into()));
+        return Err(QuantizeError::Calibration("no calibration images".into()));
     }
     let aligned = AlignedBytes::from_slice(model_bytes);
     let model = Model::from_bytes(&aligned)
         .map_err(|e| QuantizeError::Unsupported(format!("calibration model: {e}")))?;
     let f = model.file();
     let s = model.input_size();
-    let mut arena = vec![0u8; model.arena_size()];
+    let mut arena = edgedetr::std_io::alloc_arena(&model)
+        .map_err(|e| QuantizeError::Unsupported(e.to_string()))?;
     let mut session =
         Session::new(&model, &mut arena).map_err(|e| QuantizeError::Unsupported(e.to_string()))?;
     let n = src.len();
     let mut stats: HashMap<String, TensorStats> = HashMap::new();
     let mut hessians: HashMap<String, Hessian> = HashMap::new();
-    let total = 2 * n;
-    for pass in 0..2 {
-        for i in 0..n {
-            src.load(i, s, session.input_mut()).map_err(|e| {
-                QuantizeError::Unsupported(format!("calibration image {}: {e}", src.label(i)))
-            })?;
+    let mut images: Vec<usize> = (0..n).collect();
+    let mut failures: Vec<String> = Vec::new();
+    for (pass, phase) in [Phase::Ranges, Phase::Statistics].into_iter().enumerate() {
+        let mut used = Vec::with_capacity(images.len());
+        let total = images.len();
+        for (done, &i) in images.iter().enumerate() {
+            if let Err(e) = src.load(i, s, session.input_mut()) {
+                let image = src.label(i);
+                progress(Event::Skipped {
+                    image: &image,
+                    reason: &e,
+                });
+                failures.push(format!("{image}: {e}"));
+                progress(Event::Step {
+                    phase,
+                    done: done + 1,
+                    total,
+                });
+                continue;
+            }
+            used.push(i);
             // The image input, then every f32 op output, by op name.
             let input = f.meta().input_buffer;
             let record =
@@ -205,7 +230,7 @@ pub fn collect(
             for op in 0..model.op_count() {
                 let d = f.op(op as u32);
                 if pass == 1
-                    && i < crate::gptq::MAX_IMAGES
+                    && used.len() <= crate::gptq::MAX_IMAGES
                     && let Some(shape) = conv_shape(f, &d)
                     && shape.kdim() <= crate::gptq::MAX_K
                     && hessian_for(f.str(d.name))
@@ -227,10 +252,26 @@ pub fn collect(
                     session.buffer(d.outputs[0]).map_err(err)?,
                 );
             }
-            progress(pass * n + i + 1, total);
+            progress(Event::Step {
+                phase,
+                done: done + 1,
+                total,
+            });
         }
+        if used.is_empty() || used.len() * 2 < n {
+            return Err(QuantizeError::Calibration(format!(
+                "only {} of {n} calibration images could be read (at least half are needed); first failure: {}",
+                used.len(),
+                failures.first().map_or("-", String::as_str)
+            )));
+        }
+        images = used;
     }
-    Ok(Calibration { stats, hessians })
+    Ok(Calibration {
+        stats,
+        hessians,
+        images,
+    })
 }
 
 /// The input geometry of an f32 convolution op over a map, if `d` is one.

@@ -93,7 +93,7 @@ fn lin<'a>(sd: &'a StateDict, key: &str, cin: usize) -> Result<Lin<'a>, Quantize
 }
 
 fn linear(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     key: &str,
     name: &str,
@@ -107,7 +107,7 @@ fn linear(
 
 /// An MLP of `n` linear layers `<key>.layers.i` with ReLU between them.
 fn mlp(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     key: &str,
     name: &str,
@@ -128,7 +128,7 @@ fn mlp(
 }
 
 fn norm(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     key: &str,
     name: &str,
@@ -149,7 +149,7 @@ pub fn layer_count(sd: &StateDict) -> usize {
 
 /// Builds the decoder on P3–P5 and the postprocess. Returns the number of classes.
 pub fn decoder(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     p: [Buf; 3],
     cfg: &DecoderConfig,

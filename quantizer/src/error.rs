@@ -23,6 +23,10 @@ pub enum QuantizeError {
     },
     /// The architecture or an option is not supported.
     Unsupported(String),
+    /// Calibration cannot proceed (no or too few readable images).
+    Calibration(String),
+    /// An option's value is invalid (the message names the option).
+    Option(String),
 }
 
 impl fmt::Display for QuantizeError {
@@ -42,6 +46,8 @@ impl fmt::Display for QuantizeError {
                 )
             }
             QuantizeError::Unsupported(m) => write!(f, "unsupported: {m}"),
+            QuantizeError::Calibration(m) => write!(f, "calibration: {m}"),
+            QuantizeError::Option(m) => f.write_str(m),
         }
     }
 }
@@ -59,7 +65,7 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, QuantizeError
     std::fs::read(path).map_err(|e| {
         QuantizeError::Io(std::io::Error::new(
             e.kind(),
-            format!("{}: {e}", path.display()),
+            format!("cannot read {}: {e}", path.display()),
         ))
     })
 }

@@ -7,11 +7,14 @@
 pub mod arch;
 pub mod builder;
 pub mod calib;
+pub mod check;
 pub mod decoder;
 pub mod error;
 pub mod fold;
 pub mod fuzzing;
 pub mod gptq;
+mod names;
+pub mod progress;
 pub mod pt;
 pub mod recipe;
 pub mod report;
@@ -21,6 +24,7 @@ pub mod state_dict;
 use edgedetr_format::{Meta, PREPROCESS_RGB, PREPROCESS_SCALE_255, PREPROCESS_STRETCH};
 
 pub use error::QuantizeError;
+pub use progress::{Event, Phase, Progress};
 pub use state_dict::{StateDict, Tensor};
 
 /// Numeric precision of the model file.
@@ -37,7 +41,7 @@ pub enum Precision {
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Square input size (a multiple of 32).
+    /// Square input size: a multiple of 32 in [`INPUT_SIZES`].
     pub imgsz: usize,
     /// Precision.
     pub precision: Precision,
@@ -61,6 +65,26 @@ impl Default for Options {
             arch: None,
         }
     }
+}
+
+/// Square input sizes the quantizer builds: multiples of 32 (the backbone's
+/// stride) in this range. At 2048 the fp32 arena is already 0.5 GB and a
+/// frame takes seconds; larger sizes outgrow the boards this engine targets.
+pub const INPUT_SIZES: core::ops::RangeInclusive<usize> = 64..=2048;
+
+/// Checks an input size against [`INPUT_SIZES`].
+///
+/// # Errors
+/// [`QuantizeError::Option`] naming the size and the allowed ones.
+pub fn check_input_size(s: usize) -> Result<(), QuantizeError> {
+    if INPUT_SIZES.contains(&s) && s.is_multiple_of(32) {
+        return Ok(());
+    }
+    Err(QuantizeError::Option(format!(
+        "input size {s}: use a multiple of 32 from {} to {}",
+        INPUT_SIZES.start(),
+        INPUT_SIZES.end()
+    )))
 }
 
 /// Summary of a built model.
@@ -154,16 +178,28 @@ pub struct Int8Build {
     pub calibration: Vec<u8>,
     /// The int8 convolutions whose weights GPTQ rounded, sorted.
     pub gptq: Vec<String>,
+    /// The calibration images that were read and used (indices into the
+    /// source; unreadable ones were skipped).
+    pub images: Vec<usize>,
 }
 
 /// Builds the mixed int8 model: calibrates the fp32 graph over `src` (one
 /// image at a time), chooses ranges, and builds the int8 recipe.
+///
+/// `progress` hears each phase ([`Phase::Ranges`], [`Phase::Statistics`],
+/// [`Phase::Rounding`]) step by step, and every calibration image that is
+/// skipped because it cannot be read ([`calib::collect`]).
+///
+/// # Errors
+/// A checkpoint the architecture does not fit, a `keep_float` prefix that
+/// names no layer ([`QuantizeError::Option`], with the closest names), or too
+/// few readable calibration images ([`QuantizeError::Calibration`]).
 pub fn build_int8(
     sd: &StateDict,
     opts: &Options,
     q: &Int8Options,
     src: &mut dyn calib::CalibSource,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut Progress<'_>,
 ) -> Result<Int8Build, QuantizeError> {
     let calibration = build_with(
         sd,
@@ -173,6 +209,7 @@ pub fn build_int8(
             ..recipe::Recipe::default()
         },
     )?;
+    check_keep_float(&q.keep_float, &calibration.bytes)?;
     let plan = recipe::Recipe {
         int8: true,
         keep_float: q.keep_float.clone(),
@@ -190,7 +227,7 @@ pub fn build_int8(
     let ranges = calib::choose_ranges(&cal.stats, q.method);
     let means = calib::channel_means(&cal.stats);
 
-    let built = build_with(
+    let built = build_reporting(
         sd,
         opts,
         recipe::Recipe {
@@ -202,13 +239,41 @@ pub fn build_int8(
             weights: recipe::WeightPolicy::Mixed,
             split_silu: false,
         },
+        progress,
     )?;
     Ok(Int8Build {
         built,
         ranges,
         calibration: calibration.bytes,
         gptq,
+        images: cal.images,
     })
+}
+
+/// Checks that every `--keep-float` prefix names at least one op of `model`
+/// (the calibration graph, whose op names are the int8 model's).
+fn check_keep_float(prefixes: &[String], model: &[u8]) -> Result<(), QuantizeError> {
+    if prefixes.is_empty() {
+        return Ok(());
+    }
+    let aligned = edgedetr::std_io::AlignedBytes::from_slice(model);
+    let model = edgedetr::Model::from_bytes(&aligned)
+        .map_err(|e| QuantizeError::Unsupported(format!("calibration model: {e}")))?;
+    let f = model.file();
+    let names: Vec<&str> = (0..f.op_count())
+        .map(|i| f.str(f.op(i as u32).name))
+        .collect();
+    for p in prefixes {
+        if p.is_empty() || names.iter().any(|n| n.starts_with(p.as_str())) {
+            continue;
+        }
+        let close = names::closest(p, &names, 5);
+        return Err(QuantizeError::Option(format!(
+            "--keep-float {p}: no layer name starts with it; closest: {}",
+            close.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the model file with an explicit [`recipe::Recipe`].
@@ -217,12 +282,18 @@ pub fn build_with(
     opts: &Options,
     recipe: recipe::Recipe,
 ) -> Result<Built, QuantizeError> {
+    build_reporting(sd, opts, recipe, &mut |_| {})
+}
+
+/// [`build_with`], reporting GPTQ rounding ([`Phase::Rounding`]) to `progress`.
+pub fn build_reporting(
+    sd: &StateDict,
+    opts: &Options,
+    recipe: recipe::Recipe,
+    progress: &mut Progress<'_>,
+) -> Result<Built, QuantizeError> {
     let s = opts.imgsz;
-    if s == 0 || !s.is_multiple_of(32) || s > 8192 {
-        return Err(QuantizeError::Unsupported(format!(
-            "input size {s}: it must be a positive multiple of 32 up to 8192"
-        )));
-    }
+    check_input_size(s)?;
     let names_given = opts.names.clone().or_else(|| sd.metadata_names());
     let nc = match &names_given {
         Some(n) => n.len(),
@@ -253,7 +324,7 @@ pub fn build_with(
             arch.decoder_layers
         )));
     }
-    let mut g = builder::GraphBuilder::with_recipe(recipe);
+    let mut g = builder::GraphBuilder::with_recipe(recipe).reporting(progress);
     let input = g.input("input", 3, s, s);
     let bb = rtdetr::backbone(&mut g, sd, input)?;
     let (p, _) = rtdetr::neck(&mut g, sd, bb, arch.aifi_heads)?;

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 
 use edgedetr::format::{DType, NONE};
 use edgedetr::graph::OpKind;
-use edgedetr::std_io::AlignedBytes;
+use edgedetr::std_io::{AlignedBytes, alloc_arena};
 use edgedetr::{Model, Session};
 
 use crate::calib::CalibSource;
 use crate::error::QuantizeError;
+use crate::progress::{Event, Phase, Progress};
 
 /// One row of the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,27 +51,29 @@ fn reference_name(model: &Model<'_>, id: u32) -> String {
 }
 
 /// Builds the report of `model_bytes` (int8 recipe), with local SQNR measured
-/// against `calib_bytes` (the fp32 calibration graph) over the first `images`
-/// images of `src`.
+/// against `calib_bytes` (the fp32 calibration graph) over the `images` of
+/// `src` (indices), one [`Phase::Report`] step each.
 pub fn layer_report(
     model_bytes: &[u8],
     calib_bytes: &[u8],
     src: &mut dyn CalibSource,
-    images: usize,
+    images: &[usize],
+    progress: &mut Progress<'_>,
 ) -> Result<Vec<LayerRow>, QuantizeError> {
     let qa = AlignedBytes::from_slice(model_bytes);
     let model = Model::from_bytes(&qa).map_err(err)?;
     let fa = AlignedBytes::from_slice(calib_bytes);
     let fmodel = Model::from_bytes(&fa).map_err(err)?;
     let (f, ff) = (model.file(), fmodel.file());
-    let mut qarena = vec![0u8; model.arena_size()];
-    let mut farena = vec![0u8; fmodel.arena_size()];
+    let mut qarena = alloc_arena(&model).map_err(err)?;
+    let mut farena = alloc_arena(&fmodel).map_err(err)?;
     let mut qs = Session::new(&model, &mut qarena).map_err(err)?;
     let mut fs = Session::new(&fmodel, &mut farena).map_err(err)?;
     let mut power: HashMap<u32, (f64, f64)> = HashMap::new();
     let s = model.input_size();
-    for i in 0..images.min(src.len()) {
-        src.load(i, s, fs.input_mut()).map_err(err)?;
+    for (done, &i) in images.iter().enumerate() {
+        src.load(i, s, fs.input_mut())
+            .map_err(|e| QuantizeError::Calibration(format!("{}: {e}", src.label(i))))?;
         // Every fp32 buffer by name, as the calibration graph computes it.
         let mut reference: HashMap<String, Vec<f32>> = HashMap::new();
         let input = ff.meta().input_buffer;
@@ -119,6 +122,11 @@ pub fn layer_report(
                 e.1 += (x as f64 - g as f64).powi(2);
             }
         }
+        progress(Event::Step {
+            phase: Phase::Report,
+            done: done + 1,
+            total: images.len(),
+        });
     }
     Ok(rows_of(&model, &power))
 }

@@ -52,7 +52,7 @@ pub struct Neck {
 
 /// A seed `conv_2d` block: conv (no bias) + BN + optional ReLU6.
 fn seed_conv(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     key: &str,
     x: Buf,
@@ -70,7 +70,7 @@ fn seed_conv(
 
 /// An ultralytics `Conv`: conv (no bias) + BN + SiLU or identity.
 fn ul_conv(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     key: &str,
     x: Buf,
@@ -98,7 +98,7 @@ fn check_conv_input(f: &FoldedConv, x: Buf, key: &str) -> Result<(), QuantizeErr
 
 /// Builds the backbone (logical layers 1–4) from `model.0.*`.
 pub fn backbone(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     input: Buf,
 ) -> Result<[Buf; 4], QuantizeError> {
@@ -172,7 +172,12 @@ pub fn sincos_position_embedding(c: usize, h: usize, w: usize) -> Vec<f32> {
 }
 
 /// AIFI (`model.2.*`): post-norm transformer encoder layer over the tokens of `x`.
-fn aifi(g: &mut GraphBuilder, sd: &StateDict, x: Buf, heads: usize) -> Result<Buf, QuantizeError> {
+fn aifi(
+    g: &mut GraphBuilder<'_>,
+    sd: &StateDict,
+    x: Buf,
+    heads: usize,
+) -> Result<Buf, QuantizeError> {
     let p = "model.2.";
     let c = x.c;
     if !c.is_multiple_of(4) {
@@ -242,7 +247,7 @@ pub fn bifpn_coefficients(w: &[f32]) -> Vec<f32> {
 }
 
 fn bifpn(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     pos: usize,
     xs: &[Buf],
@@ -263,7 +268,7 @@ fn bifpn(
 /// Logical layer `pos − 1` (nearest ×2 upsampling of `small`) feeding the
 /// BiFPN fusion `pos` of `[upsampled, other]`; fused into one op in int8.
 fn upsample_bifpn(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     pos: usize,
     small: Buf,
@@ -285,7 +290,12 @@ fn upsample_bifpn(
 }
 
 /// RepC3 (c1 = c2, e = 1: `cv3` is the identity): `m(cv1(x)) + cv2(x)`.
-fn repc3(g: &mut GraphBuilder, sd: &StateDict, pos: usize, x: Buf) -> Result<Buf, QuantizeError> {
+fn repc3(
+    g: &mut GraphBuilder<'_>,
+    sd: &StateDict,
+    pos: usize,
+    x: Buf,
+) -> Result<Buf, QuantizeError> {
     let p = format!("model.{pos}.");
     if sd.contains(&format!("{p}cv3.conv.weight")) {
         return Err(QuantizeError::Unsupported(format!(
@@ -307,7 +317,7 @@ fn repc3(g: &mut GraphBuilder, sd: &StateDict, pos: usize, x: Buf) -> Result<Buf
 
 /// Builds logical layers 5–25 (AIFI and the BiFPN neck).
 pub fn neck(
-    g: &mut GraphBuilder,
+    g: &mut GraphBuilder<'_>,
     sd: &StateDict,
     bb: [Buf; 4],
     aifi_heads: usize,

@@ -101,7 +101,7 @@ pub fn build_int8(
         imgsz,
         ..Options::default()
     };
-    edgedetr_quantizer::build_int8(state_dict(), &opts, q, &mut src, &mut |_, _| {})
+    edgedetr_quantizer::build_int8(state_dict(), &opts, q, &mut src, &mut |_| {})
         .expect("int8 build")
 }
 
@@ -289,7 +289,7 @@ pub fn producer(model: &edgedetr::Model<'_>, name: &str) -> usize {
 /// Finishes a small synthetic graph (one-class, `size`² RGB input `input`)
 /// into an aligned model file.
 pub fn finish_synthetic(
-    g: edgedetr_quantizer::builder::GraphBuilder,
+    g: edgedetr_quantizer::builder::GraphBuilder<'_>,
     size: usize,
     input: u32,
     source: &str,

@@ -49,6 +49,12 @@ pub enum Error {
     BadRange,
     /// The session's arena would be larger than this machine's address space.
     ArenaOverflow,
+    /// The memory for the session's arena could not be allocated
+    /// ([`crate::std_io::alloc_arena`]).
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: usize,
+    },
 }
 
 impl From<FormatError> for Error {
@@ -84,6 +90,11 @@ impl fmt::Display for Error {
             Error::ArenaOverflow => {
                 f.write_str("the model needs more arena than this machine can address")
             }
+            Error::OutOfMemory { bytes } => write!(
+                f,
+                "cannot allocate the model's {} MiB arena: out of memory (a smaller --imgsz needs less)",
+                bytes.div_ceil(1 << 20)
+            ),
         }
     }
 }

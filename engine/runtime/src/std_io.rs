@@ -6,6 +6,7 @@ use std::path::Path;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
+use crate::Error;
 use crate::view::Block;
 
 /// Owned bytes starting on a 64-byte boundary (what [`crate::Model::from_bytes`] needs).
@@ -29,8 +30,9 @@ impl AlignedBytes {
     /// Reads a whole file into aligned storage.
     pub fn read(path: impl AsRef<Path>) -> io::Result<Self> {
         let mut f = std::fs::File::open(path)?;
-        let len = f.metadata()?.len() as usize;
-        let mut blocks = std::vec![Block([0; 64]); len.div_ceil(64)];
+        let len = usize::try_from(f.metadata()?.len()).map_err(|_| io::ErrorKind::OutOfMemory)?;
+        let mut blocks = zeroed(len.div_ceil(64), Block([0; 64]))
+            .ok_or(io::Error::from(io::ErrorKind::OutOfMemory))?;
         f.read_exact(&mut bytemuck::cast_slice_mut::<Block, u8>(&mut blocks)[..len])?;
         Ok(AlignedBytes { blocks, len })
     }
@@ -51,6 +53,26 @@ impl core::ops::Deref for AlignedBytes {
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
+}
+
+/// A zeroed arena of [`crate::Model::arena_size`] bytes for a
+/// [`crate::Session`], or [`Error::OutOfMemory`] where the allocator cannot
+/// give that much (never an abort).
+///
+/// # Errors
+/// [`Error::OutOfMemory`].
+pub fn alloc_arena(model: &crate::Model<'_>) -> Result<Vec<u8>, Error> {
+    zeroed(model.arena_size(), 0u8).ok_or(Error::OutOfMemory {
+        bytes: model.arena_size(),
+    })
+}
+
+/// `len` copies of `zero`, or `None` where they cannot be allocated.
+fn zeroed<T: Clone>(len: usize, zero: T) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, zero);
+    Some(v)
 }
 
 /// An array read from a `.npy` file.
@@ -220,6 +242,13 @@ pub fn write_npy_i64(path: impl AsRef<Path>, shape: &[usize], data: &[i64]) -> i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allocation_that_cannot_be_made_is_none_not_an_abort() {
+        assert!(zeroed(usize::MAX / 2, 0u8).is_none());
+        assert!(zeroed(usize::MAX / 64, Block([0; 64])).is_none());
+        assert_eq!(zeroed(3, 7u8), Some(std::vec![7, 7, 7]));
+    }
 
     #[test]
     fn npy_roundtrip_and_errors() {
