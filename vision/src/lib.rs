@@ -20,7 +20,7 @@
 //!
 //! The crate is `no_std`: preprocessing, drawing and the errors need nothing;
 //! the feature `alloc` adds the JPEG decoder, [`Image`], [`Preprocessor`] and
-//! JPEG encoding; `std` (the default) adds PNG and files ([`file`]).
+//! JPEG encoding; `std` (the default) adds PNG and files ([`mod@file`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 

@@ -3,7 +3,7 @@
 //! detection (tract's `best()` plugs, XNNPACK's configs).
 //!
 //! # Slots
-//! [`slots!`] below is the one list of slots: it generates the private
+//! `slots!` below is the one list of slots: it generates the private
 //! [`Slots`] record of function pointers, the public [`Slot`] enum the
 //! inventory, tests and benches iterate over, and the scalar table. Every
 //! slot holds an `unsafe fn`; its contract is the same for all of them:
@@ -17,7 +17,7 @@
 //! value only exists for paths the CPU runs.
 //!
 //! # Paths
-//! A path ([`PathDef`]) is declared with [`declare_path!`] in its
+//! A path ([`PathDef`]) is declared with `declare_path!` in its
 //! architecture's module: a name, the path it builds on, a check that the CPU
 //! has its features, and the list `slot = function`. That one list installs
 //! the overrides *and* is the inventory ([`PathDef::overrides`]), so no
@@ -145,7 +145,7 @@ slots! {
 
 /// A kernel path: the slots it overrides on top of its base path.
 ///
-/// Declared with [`declare_path!`]; the same list installs the kernels and
+/// Declared with `declare_path!`; the same list installs the kernels and
 /// is the inventory the tests and benches are generated from.
 pub struct PathDef {
     /// The path's name (`EDGEDETR_KERNELS`, `bench --json`'s `kernels`).

@@ -1,7 +1,7 @@
 //! How an op's typed parameters are stored in its record: the one codec that
 //! the quantizer's graph builder (encode) and the loader (decode) share.
 //!
-//! An op's parameters are a struct declared with [`op_params!`]; each field
+//! An op's parameters are a struct declared with `op_params!`; each field
 //! has a [`Field`] type that says where it goes — a constant tensor slot
 //! ([`Tensor`], `Option<Tensor>`), the fused activation byte ([`Act`]), or
 //! parameter words (`u32`, `i8`, `f32`, arrays of them, …) — and the fields

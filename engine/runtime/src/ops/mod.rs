@@ -2,12 +2,12 @@
 //! own module.
 //!
 //! An op module owns everything about its kind: its typed parameters (a
-//! struct declared with [`codec::op_params!`], whose `encode`/`decode` the
+//! struct declared with `op_params!`, whose `encode`/`decode` the
 //! quantizer's graph builder and the loader share), its load-time checks,
 //! the scratch it needs, what `prepare` does once per session (choose the
 //! algorithm, expand or pack weights into the arena), and `run` over a range
 //! of its independent work units (output-channel blocks, heads: so that a
-//! thread pool can split an op without touching it). [`ops!`] below is the
+//! thread pool can split an op without touching it). `ops!` below is the
 //! one list that generates [`OpKind`], the names, the dispatch and the table
 //! in these docs (`ops.md`, checked against the code by a test).
 //!
@@ -53,7 +53,7 @@ pub use codec::{Fields, Tensor};
 
 /// What an op kind does at load time, once per session, and per frame.
 ///
-/// Implemented by each op's parameter struct; [`ops!`] dispatches to it.
+/// Implemented by each op's parameter struct; `ops!` dispatches to it.
 pub trait Op: Copy + Sized {
     /// What `prepare` decides once per session: resolved geometry, tensor
     /// and arena places, the algorithm. Plain data, kept in the arena; its
@@ -523,7 +523,7 @@ pub(crate) fn items(work: &Range<usize>, per_unit: usize, total: usize) -> Range
 /// Elements per work unit of the element-wise ops.
 pub(crate) const CHUNK: usize = 4096;
 
-/// A flat run of `len` elements split into [`CHUNK`]s (the work units of an
+/// A flat run of `len` elements split into `CHUNK`s (the work units of an
 /// element-wise op).
 #[derive(Clone, Copy, Debug)]
 pub struct Chunks {
