@@ -15,8 +15,9 @@ case "$board" in
 esac
 if [ "$musl" = "--musl" ]; then
   triple=${triple/gnu/musl}
-  triple=${triple/musleabihf/musleabihf}
   export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
 fi
-RUSTFLAGS="${RUSTFLAGS:-} -C target-cpu=$cpu" cargo build --release -p edgedetr-cli --target "$triple"
-echo "built target/$triple/release/edgedetr for $board ($cpu)"
+# The `dist` profile: release code, no debug info, stripped (see Cargo.toml).
+RUSTFLAGS="${RUSTFLAGS:-} -C target-cpu=$cpu" cargo build --profile dist -p edgedetr-cli --target "$triple"
+out="${CARGO_TARGET_DIR:-target}/$triple/dist/edgedetr"
+echo "built $out for $board ($cpu), $(wc -c < "$out") bytes"
