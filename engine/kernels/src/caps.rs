@@ -11,8 +11,10 @@
 pub struct Caps {
     /// x86_64 AVX2 and FMA3 (Haswell, Zen and later).
     pub avx2_fma: bool,
-    /// x86_64 AVX-512 Foundation (no kernel uses it yet).
+    /// x86_64 AVX-512 Foundation (no kernel uses it alone).
     pub avx512f: bool,
+    /// x86_64 AVX-512 F, BW and VNNI (`vpdpbusd`; Ice Lake, Zen 4 and later).
+    pub avx512_vnni: bool,
     /// Advanced SIMD. Baseline on aarch64. On armv7 it is reported but selects
     /// nothing yet: stable Rust has no armv7 NEON intrinsics, armv7 runs the
     /// portable path.
@@ -31,6 +33,7 @@ impl Caps {
         Caps {
             avx2_fma: false,
             avx512f: false,
+            avx512_vnni: false,
             neon: false,
             dotprod: false,
             fp16: false,
@@ -50,6 +53,12 @@ impl Caps {
                 target_feature = "fma"
             )),
             avx512f: cfg!(all(target_arch = "x86_64", target_feature = "avx512f")),
+            avx512_vnni: cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx512f",
+                target_feature = "avx512bw",
+                target_feature = "avx512vnni"
+            )),
             neon: cfg!(all(
                 any(target_arch = "aarch64", target_arch = "arm"),
                 target_feature = "neon"
@@ -70,6 +79,9 @@ impl Caps {
                 avx2_fma: std::is_x86_feature_detected!("avx2")
                     && std::is_x86_feature_detected!("fma"),
                 avx512f: std::is_x86_feature_detected!("avx512f"),
+                avx512_vnni: std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vnni"),
                 ..Caps::scalar()
             }
         }
@@ -114,5 +126,6 @@ mod tests {
     fn detect_includes_compile_time_features() {
         let (d, c) = (Caps::detect(), Caps::compile_time());
         assert!(d.avx2_fma >= c.avx2_fma && d.avx512f >= c.avx512f && d.neon >= c.neon);
+        assert!(d.avx512_vnni >= c.avx512_vnni);
     }
 }

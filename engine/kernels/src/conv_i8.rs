@@ -67,7 +67,7 @@ pub const KPAD_ALIGN: usize = 16;
 pub const NB: usize = 32;
 
 /// Alignment of the packed tile inside the scratch (bytes).
-const SCRATCH_ALIGN: usize = 64;
+pub(crate) const SCRATCH_ALIGN: usize = 64;
 
 /// Columns of the dense micro-kernel (dot products sharing one weight row).
 pub(crate) const NR: usize = 4;
@@ -140,7 +140,7 @@ impl Requant<'_> {
 
     /// The epilogue with the channel's multiplier already looked up.
     #[inline]
-    fn apply_mul(&self, mul: QMul, acc: i32) -> i8 {
+    pub(crate) fn apply_mul(&self, mul: QMul, acc: i32) -> i8 {
         let y = self
             .zp_out
             .saturating_add(requant(acc, mul))
@@ -193,7 +193,7 @@ impl ConvI8<'_> {
     /// Every operand, by reference where large.
     #[inline(always)]
     #[allow(clippy::type_complexity)] // the struct's fields, in order
-    fn parts(&self) -> (&ConvGeom, &[i8], i32, &[i8], usize, &[i32], &Requant<'_>) {
+    pub(crate) fn parts(&self) -> (&ConvGeom, &[i8], i32, &[i8], usize, &[i32], &Requant<'_>) {
         let a = self;
         (&a.g, a.input, a.zp_in, a.weight, a.kpad, a.bias, &a.rq)
     }
@@ -415,7 +415,14 @@ pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scr
 /// order) as `kb`-byte rows of `dst`: the `K` taps in weight order, padding taps
 /// `zp_in`, then zeros up to `kb`.
 #[inline(always)]
-fn pack_im2col_s8(g: &ConvGeom, input: &[i8], zp_in: i32, j0: usize, kb: usize, dst: &mut [u8]) {
+pub(crate) fn pack_im2col_s8(
+    g: &ConvGeom,
+    input: &[i8],
+    zp_in: i32,
+    j0: usize,
+    kb: usize,
+    dst: &mut [u8],
+) {
     let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
     let ow = g.out_w();
     let kk = conv_i8_reduction_len(g);

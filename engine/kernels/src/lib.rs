@@ -55,6 +55,8 @@ mod blocked;
 mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_vnni;
 
 pub use act::Act;
 pub use caps::Caps;

@@ -251,6 +251,8 @@ declare_path! {
 /// Every path compiled for this architecture, best first; [`SCALAR`] last.
 pub static PATHS: &[&PathDef] = &[
     #[cfg(target_arch = "x86_64")]
+    &crate::x86_vnni::AVX512_VNNI,
+    #[cfg(target_arch = "x86_64")]
     &crate::x86::AVX2_FMA,
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     &crate::aarch64::NEON_DOTPROD,
@@ -261,7 +263,7 @@ pub static PATHS: &[&PathDef] = &[
 
 /// The names of every path of every architecture (a path not compiled for
 /// this one is reported as ignored by the tests, never as passed).
-pub const ALL_PATH_NAMES: &[&str] = &["scalar", "avx2_fma", "neon", "neon_dotprod"];
+pub const ALL_PATH_NAMES: &[&str] = &["scalar", "avx2_fma", "avx512_vnni", "neon", "neon_dotprod"];
 
 /// The kernel table, chosen once: a name and one function per [`Slot`].
 #[derive(Clone, Copy)]
@@ -316,7 +318,8 @@ impl Kernels {
             .map(Kernels::build)
     }
 
-    /// The path's name: `"scalar"`, `"avx2_fma"`, `"neon"` or `"neon_dotprod"`.
+    /// The path's name: `"scalar"`, `"avx2_fma"`, `"avx512_vnni"`, `"neon"` or
+    /// `"neon_dotprod"`.
     pub fn name(&self) -> &'static str {
         self.path.name
     }
@@ -448,7 +451,10 @@ mod tests {
         let k = Kernels::for_caps(Caps::detect());
         std::println!("detected path: {}", k.name());
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw")
+        {
+            assert_eq!(k.name(), "avx512_vnni");
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             assert_eq!(k.name(), "avx2_fma");
         }
         #[cfg(target_arch = "aarch64")]
@@ -463,6 +469,7 @@ mod tests {
     fn env_names_force_paths() {
         let all = Caps {
             avx2_fma: true,
+            avx512_vnni: true,
             neon: true,
             dotprod: true,
             ..Caps::scalar()
@@ -472,12 +479,16 @@ mod tests {
         let best = Kernels::for_caps(all).name();
         assert_eq!(Kernels::from_name("", all).name(), best);
         assert_eq!(Kernels::from_name("BEST", all).name(), best);
-        for name in ["avx2", "avx2_fma", "neon", "neon_dotprod"] {
+        for name in ["avx2", "avx2_fma", "avx512_vnni", "neon", "neon_dotprod"] {
+            // The path, or (where the CPU lacks it) one of its bases.
             let got = Kernels::from_name(name, all).name();
-            assert!(
-                got == "scalar" || got.starts_with(name) || name.starts_with(got),
-                "{name} -> {got}"
-            );
+            let mut chain = PATHS.iter().find(|p| p.name.starts_with(name)).copied();
+            let mut ok = got == "scalar";
+            while let Some(p) = chain {
+                ok |= p.name == got;
+                chain = p.base;
+            }
+            assert!(ok, "{name} -> {got}");
             assert_eq!(Kernels::from_name(name, Caps::scalar()).name(), "scalar");
         }
         #[cfg(target_arch = "aarch64")]

@@ -1,0 +1,189 @@
+//! x86_64 AVX-512 VNNI int8 kernels (Ice Lake, Sapphire Rapids, Zen 4 and
+//! later): the dense int8 convolution's dot products with `vpdpbusd` on zmm
+//! registers. Every other slot is the AVX2 path's.
+//!
+//! `vpdpbusd` multiplies *unsigned* bytes by signed bytes. The weights are
+//! made unsigned on the fly (`w + 128`, a XOR with `0x80`), and the excess
+//! `128·Σx` of each im2col column is subtracted after the dot product:
+//! `Σ w·x = Σ (w + 128)·x − 128·Σ x`, exact in wrapping i32, so the result is
+//! byte-identical to the reference on every input.
+//!
+//! Every `#[target_feature]` function here is reachable only through a
+//! [`Vnni`] token, which [`Vnni::new`] hands out after `cpuid` and `xgetbv`
+//! confirm AVX-512 F, BW and VNNI and that the OS saves the ZMM state.
+
+use core::arch::x86_64::*;
+
+use crate::caps::Caps;
+use crate::conv_i8::{
+    ConvI8, NB, SCRATCH_ALIGN, conv_i8_reduction_len, pack_im2col_s8, weight_kpad,
+};
+use crate::table::declare_path;
+
+declare_path! {
+    /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
+    /// int8 convolution with a 4 × 4 `vpdpbusd` micro-kernel on zmm
+    /// registers; every other slot from `avx2_fma`.
+    pub(crate) static AVX512_VNNI = "avx512_vnni", base Some(&crate::x86::AVX2_FMA),
+    available |caps: Caps| caps.avx512_vnni && Vnni::new().is_some(),
+    {
+        conv_i8 = vnni_conv_s8,
+    }
+}
+
+/// Output channels × im2col columns of the micro-kernel.
+const MR: usize = 4;
+/// Columns of the micro-kernel.
+const NC: usize = 4;
+
+/// Proof that the CPU runs AVX-512 F, BW and VNNI (and the OS saves ZMM state).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vnni(());
+
+impl Vnni {
+    /// The token, if the CPU has the features.
+    pub(crate) fn new() -> Option<Vnni> {
+        cpu_has_avx512_vnni().then_some(Vnni(()))
+    }
+}
+
+/// `cpuid` leaf 1 (OSXSAVE), `xgetbv` (XMM, YMM, opmask and both ZMM state
+/// components enabled) and leaf 7 (AVX-512 F, BW, VNNI): what
+/// `is_x86_feature_detected!` checks, without `std`.
+fn cpu_has_avx512_vnni() -> bool {
+    const OSXSAVE: u32 = 1 << 27;
+    const AVX512F: u32 = 1 << 16;
+    const AVX512BW: u32 = 1 << 30;
+    const AVX512VNNI: u32 = 1 << 11;
+    const ZMM_STATE: u64 = 0b1110_0110;
+    // SAFETY: `cpuid` exists on every x86_64 CPU (the intrinsic is a safe
+    // function on newer toolchains, hence the `allow`).
+    #[allow(unused_unsafe)]
+    let max_leaf = unsafe { __cpuid(0) }.eax;
+    if max_leaf < 7 {
+        return false;
+    }
+    // SAFETY: as above.
+    #[allow(unused_unsafe)]
+    let ecx = unsafe { __cpuid(1) }.ecx;
+    if ecx & OSXSAVE == 0 {
+        return false;
+    }
+    // SAFETY: OSXSAVE set means the OS enabled XSAVE, so XGETBV executes.
+    let xcr0 = unsafe { _xgetbv(0) };
+    if xcr0 & ZMM_STATE != ZMM_STATE {
+        return false;
+    }
+    // SAFETY: as for leaf 0; leaf 7 exists (max_leaf >= 7).
+    #[allow(unused_unsafe)]
+    let l7 = unsafe { __cpuid_count(7, 0) };
+    l7.ebx & (AVX512F | AVX512BW) == AVX512F | AVX512BW && l7.ecx & AVX512VNNI != 0
+}
+
+/// The [`crate::Slot::ConvI8`] of this path: im2col tiles of [`NB`] pixels
+/// (packed as on every path), each column's byte sum, then the 4 × 4
+/// `vpdpbusd` micro-kernel over every block of output channels and columns
+/// (tails reuse the last valid row or column and drop the extra sums), the
+/// column correction, the bias and the requantising epilogue.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F, BW and VNNI run, operands
+/// checked (dense geometry).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
+    let kb = weight_kpad(conv_i8_reduction_len(g));
+    let n = g.out_h() * g.out_w();
+    let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
+        o if o < SCRATCH_ALIGN => o,
+        _ => 0,
+    };
+    let tile = &mut scratch[off..off + NB.min(n) * kb];
+    let mut colsum = [0i32; NB];
+    for j0 in (0..n).step_by(NB) {
+        let nb = NB.min(n - j0);
+        let panel = &mut tile[..nb * kb];
+        pack_im2col_s8(g, input, zp_in, j0, kb, panel);
+        let panel = &*panel;
+        for (s, col) in colsum.iter_mut().zip(panel.chunks_exact(kb)) {
+            *s = col
+                .iter()
+                .fold(0i32, |s, &x| s.wrapping_add(x as i8 as i32));
+        }
+        for c0 in (0..g.cout).step_by(MR) {
+            let rows = MR.min(g.cout - c0);
+            let w: [&[i8]; MR] =
+                core::array::from_fn(|r| &weight[(c0 + r.min(rows - 1)) * kpad..][..kb]);
+            for t0 in (0..nb).step_by(NC) {
+                let cols = NC.min(nb - t0);
+                let c: [&[u8]; NC] =
+                    core::array::from_fn(|t| &panel[(t0 + t.min(cols - 1)) * kb..][..kb]);
+                // SAFETY: this function's target features are enabled; every
+                // row and column holds `kb` bytes.
+                let acc = unsafe { dot_4x4(&w, &c, kb) };
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    let co = c0 + r;
+                    let (b, mul) = (bias[co], rq.channel_mul(co));
+                    let o = &mut out[co * n + j0 + t0..][..cols];
+                    for (t, o) in o.iter_mut().enumerate() {
+                        let corr = colsum[t0 + t].wrapping_mul(128);
+                        *o = rq.apply_mul(mul, b.wrapping_add(acc[t].wrapping_sub(corr)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Σ_p (w_r[p] + 128)·c_t[p]` (wrapping i32) for 4 weight rows × 4 columns
+/// of `kb` bytes each: 64 bytes of `k` per `vpdpbusd`, a masked load for the
+/// last `kb mod 64` (masked bytes are zero in the columns, so they add
+/// nothing), 16 zmm accumulators reduced at the end.
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI run; every slice holds at least `kb` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dot_4x4(w: &[&[i8]; MR], c: &[&[u8]; NC], kb: usize) -> [[i32; NC]; MR] {
+    debug_assert!(w.iter().all(|r| r.len() >= kb) && c.iter().all(|r| r.len() >= kb));
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let mut acc = [[_mm512_setzero_si512(); NC]; MR];
+    let mut k = 0;
+    while k + 64 <= kb {
+        // SAFETY: k + 64 <= kb <= every operand's length.
+        unsafe {
+            let wv: [__m512i; MR] = core::array::from_fn(|r| {
+                _mm512_xor_si512(_mm512_loadu_si512(w[r].as_ptr().add(k).cast()), flip)
+            });
+            for t in 0..NC {
+                let cv = _mm512_loadu_si512(c[t].as_ptr().add(k).cast());
+                for r in 0..MR {
+                    acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wv[r], cv);
+                }
+            }
+        }
+        k += 64;
+    }
+    if k < kb {
+        let mask: __mmask64 = (1u64 << (kb - k)) - 1;
+        // SAFETY: the masked loads read only the `kb − k` bytes left.
+        unsafe {
+            let wv: [__m512i; MR] = core::array::from_fn(|r| {
+                _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, w[r].as_ptr().add(k)), flip)
+            });
+            for t in 0..NC {
+                let cv = _mm512_maskz_loadu_epi8(mask, c[t].as_ptr().add(k).cast());
+                for r in 0..MR {
+                    acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wv[r], cv);
+                }
+            }
+        }
+    }
+    let mut sums = [[0i32; NC]; MR];
+    for (s, a) in sums.iter_mut().zip(&acc) {
+        for (s, &a) in s.iter_mut().zip(a) {
+            *s = _mm512_reduce_add_epi32(a);
+        }
+    }
+    sums
+}
