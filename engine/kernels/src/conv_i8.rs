@@ -67,7 +67,7 @@ pub const KPAD_ALIGN: usize = 16;
 pub const NB: usize = 32;
 
 /// Alignment of the packed tile inside the scratch (bytes).
-pub(crate) const SCRATCH_ALIGN: usize = 64;
+const SCRATCH_ALIGN: usize = 64;
 
 /// Columns of the dense micro-kernel (dot products sharing one weight row).
 pub(crate) const NR: usize = 4;
@@ -353,13 +353,7 @@ impl DotS8 for Portable {
 #[inline(always)]
 pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let kb = weight_kpad(conv_i8_reduction_len(g));
-    let n = g.out_h() * g.out_w();
-    let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
-        o if o < SCRATCH_ALIGN => o,
-        _ => 0,
-    };
-    let tile = &mut scratch[off..off + NB.min(n) * kb];
+    let (kb, n, tile) = dense_tile(g, scratch);
     for j0 in (0..n).step_by(NB) {
         let nb = NB.min(n - j0);
         let panel = &mut tile[..nb * kb];
@@ -409,6 +403,20 @@ pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scr
             }
         }
     }
+}
+
+/// The dense kernels' tile: the packed row length `kb`, the output pixels
+/// `n`, and the cache-line-aligned part of `scratch` that holds one tile of
+/// `min(NB, n)` packed columns (scratch sized by [`conv_i8_scratch_len`]).
+#[inline(always)]
+pub(crate) fn dense_tile<'s>(g: &ConvGeom, scratch: &'s mut [u8]) -> (usize, usize, &'s mut [u8]) {
+    let kb = weight_kpad(conv_i8_reduction_len(g));
+    let n = g.out_h() * g.out_w();
+    let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
+        o if o < SCRATCH_ALIGN => o,
+        _ => 0,
+    };
+    (kb, n, &mut scratch[off..off + NB.min(n) * kb])
 }
 
 /// Packs im2col columns `j0..j0 + dst.len()/kb` (output pixels in raster

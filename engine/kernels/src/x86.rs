@@ -162,35 +162,44 @@ fn hsum4(a: [__m256i; NR]) -> [i32; NR] {
     out
 }
 
-/// `cpuid` leaf 1 (FMA, OSXSAVE, AVX), `xgetbv` (XMM+YMM state enabled) and
-/// leaf 7 (AVX2): what `is_x86_feature_detected!` checks, without `std`.
+/// `cpuid` leaf 1 (FMA, AVX), `xgetbv` (XMM+YMM state enabled) and leaf 7
+/// (AVX2): what `is_x86_feature_detected!` checks, without `std`.
 fn cpu_has_avx2_fma() -> bool {
     const FMA: u32 = 1 << 12;
-    const OSXSAVE: u32 = 1 << 27;
     const AVX: u32 = 1 << 28;
     const AVX2: u32 = 1 << 5;
+    let Some((ecx1, l7)) = cpuid_with_os_state(0b110) else {
+        return false;
+    };
+    ecx1 & (FMA | AVX) == FMA | AVX && l7.ebx & AVX2 != 0
+}
+
+/// `cpuid` leaf 1's ECX and leaf 7 (sub-leaf 0), when leaf 7 exists, the OS
+/// enabled XSAVE (leaf 1's OSXSAVE) and `XCR0` has every bit of `state` set
+/// (the register state the OS saves on a context switch).
+pub(crate) fn cpuid_with_os_state(state: u64) -> Option<(u32, CpuidResult)> {
+    const OSXSAVE: u32 = 1 << 27;
     // SAFETY: `cpuid` exists on every x86_64 CPU (the intrinsic is a safe
     // function on newer toolchains, hence the `allow`).
     #[allow(unused_unsafe)]
     let max_leaf = unsafe { __cpuid(0) }.eax;
     if max_leaf < 7 {
-        return false;
+        return None;
     }
     // SAFETY: as above.
     #[allow(unused_unsafe)]
     let ecx = unsafe { __cpuid(1) }.ecx;
-    if ecx & (FMA | OSXSAVE | AVX) != FMA | OSXSAVE | AVX {
-        return false;
+    if ecx & OSXSAVE == 0 {
+        return None;
     }
     // SAFETY: OSXSAVE set means the OS enabled XSAVE, so XGETBV executes.
     let xcr0 = unsafe { _xgetbv(0) };
-    if xcr0 & 0b110 != 0b110 {
-        return false;
+    if xcr0 & state != state {
+        return None;
     }
     // SAFETY: as for leaf 0; leaf 7 exists (max_leaf >= 7).
     #[allow(unused_unsafe)]
-    let ebx = unsafe { __cpuid_count(7, 0) }.ebx;
-    ebx & AVX2 != 0
+    Some((ecx, unsafe { __cpuid_count(7, 0) }))
 }
 
 /// 6×16: 12 YMM accumulators, 2 for the `B` row and 1 broadcast of `A` (15 of

@@ -15,9 +15,7 @@
 use core::arch::x86_64::*;
 
 use crate::caps::Caps;
-use crate::conv_i8::{
-    ConvI8, NB, SCRATCH_ALIGN, conv_i8_reduction_len, pack_im2col_s8, weight_kpad,
-};
+use crate::conv_i8::{ConvI8, NB, dense_tile, pack_im2col_s8};
 use crate::table::declare_path;
 
 declare_path! {
@@ -47,36 +45,17 @@ impl Vnni {
     }
 }
 
-/// `cpuid` leaf 1 (OSXSAVE), `xgetbv` (XMM, YMM, opmask and both ZMM state
-/// components enabled) and leaf 7 (AVX-512 F, BW, VNNI): what
-/// `is_x86_feature_detected!` checks, without `std`.
+/// `xgetbv` (XMM, YMM, opmask and both ZMM state components enabled) and
+/// leaf 7 (AVX-512 F, BW, VNNI): what `is_x86_feature_detected!` checks,
+/// without `std`.
 fn cpu_has_avx512_vnni() -> bool {
-    const OSXSAVE: u32 = 1 << 27;
     const AVX512F: u32 = 1 << 16;
     const AVX512BW: u32 = 1 << 30;
     const AVX512VNNI: u32 = 1 << 11;
     const ZMM_STATE: u64 = 0b1110_0110;
-    // SAFETY: `cpuid` exists on every x86_64 CPU (the intrinsic is a safe
-    // function on newer toolchains, hence the `allow`).
-    #[allow(unused_unsafe)]
-    let max_leaf = unsafe { __cpuid(0) }.eax;
-    if max_leaf < 7 {
+    let Some((_, l7)) = crate::x86::cpuid_with_os_state(ZMM_STATE) else {
         return false;
-    }
-    // SAFETY: as above.
-    #[allow(unused_unsafe)]
-    let ecx = unsafe { __cpuid(1) }.ecx;
-    if ecx & OSXSAVE == 0 {
-        return false;
-    }
-    // SAFETY: OSXSAVE set means the OS enabled XSAVE, so XGETBV executes.
-    let xcr0 = unsafe { _xgetbv(0) };
-    if xcr0 & ZMM_STATE != ZMM_STATE {
-        return false;
-    }
-    // SAFETY: as for leaf 0; leaf 7 exists (max_leaf >= 7).
-    #[allow(unused_unsafe)]
-    let l7 = unsafe { __cpuid_count(7, 0) };
+    };
     l7.ebx & (AVX512F | AVX512BW) == AVX512F | AVX512BW && l7.ecx & AVX512VNNI != 0
 }
 
@@ -92,13 +71,7 @@ fn cpu_has_avx512_vnni() -> bool {
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let kb = weight_kpad(conv_i8_reduction_len(g));
-    let n = g.out_h() * g.out_w();
-    let off = match scratch.as_ptr().align_offset(SCRATCH_ALIGN) {
-        o if o < SCRATCH_ALIGN => o,
-        _ => 0,
-    };
-    let tile = &mut scratch[off..off + NB.min(n) * kb];
+    let (kb, n, tile) = dense_tile(g, scratch);
     let mut colsum = [0i32; NB];
     for j0 in (0..n).step_by(NB) {
         let nb = NB.min(n - j0);
