@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use edgedetr::graph::Stage;
+use edgedetr::graph::{OpKind, Stage};
 use edgedetr::{Model, Session};
 
 /// Arguments of `bench`.
@@ -21,6 +21,10 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also time every op: median ms, share of the frame, GMAC and GMAC/s
+    /// of the convolutions (in the JSON as `layers`).
+    #[arg(long)]
+    pub layers: bool,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -45,16 +49,20 @@ pub fn run(a: Args) -> Result<(), String> {
     let stages = [Stage::Backbone, Stage::Neck, Stage::Decoder, Stage::Post];
     let n = model.op_count();
     let mut per_stage: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
+    let mut per_op: Vec<Vec<f64>> = vec![Vec::with_capacity(a.iters); n];
     let mut total = Vec::new();
+    let mut op_ms = vec![0f64; n];
     for it in 0..a.warmup + a.iters {
         let mut acc = [0f64; 4];
         let start = Instant::now();
         let mut last = Instant::now();
         session.run_each(0..n, |i| {
             let now = Instant::now();
+            let ms = (now - last).as_secs_f64() * 1e3;
             if let Some(s) = model.op_stage(i) {
-                acc[s as usize] += (now - last).as_secs_f64() * 1e3;
+                acc[s as usize] += ms;
             }
+            op_ms[i] = ms;
             last = now;
         });
         let t = start.elapsed().as_secs_f64() * 1e3;
@@ -63,13 +71,36 @@ pub fn run(a: Args) -> Result<(), String> {
             for (k, v) in acc.iter().enumerate() {
                 per_stage[k].push(*v);
             }
+            for (v, &ms) in per_op.iter_mut().zip(&op_ms) {
+                v.push(ms);
+            }
         }
     }
     let med: Vec<f64> = per_stage.iter_mut().map(|v| median(v)).collect();
     let tot = median(&mut total);
+    let layers: Vec<Layer> = if a.layers {
+        let f = model.file();
+        per_op
+            .iter_mut()
+            .enumerate()
+            .map(|(i, v)| {
+                let op = f.op(i as u32);
+                Layer {
+                    index: i,
+                    name: f.str(op.name).to_string(),
+                    kind: OpKind::from_u16(op.kind).map_or("?", OpKind::name),
+                    stage: model.op_stage(i).map_or("?", Stage::name),
+                    ms: median(v),
+                    macs: crate::macs::conv_macs(&model, &op),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if a.json {
         crate::out!(
-            "{{\"model\": {:?}, \"imgsz\": {}, \"threads\": 1, \"kernels\": {:?}, \"iters\": {}, \"ms\": {tot:.3}, \"backbone_ms\": {:.3}, \"neck_ms\": {:.3}, \"decoder_ms\": {:.3}, \"arena_bytes\": {}}}",
+            "{{\"model\": {:?}, \"imgsz\": {}, \"threads\": 1, \"kernels\": {:?}, \"iters\": {}, \"ms\": {tot:.3}, \"backbone_ms\": {:.3}, \"neck_ms\": {:.3}, \"decoder_ms\": {:.3}, \"arena_bytes\": {}{}}}",
             a.model.display().to_string(),
             model.input_size(),
             kernels,
@@ -77,7 +108,8 @@ pub fn run(a: Args) -> Result<(), String> {
             med[0],
             med[1],
             med[2] + med[3],
-            model.arena_size()
+            model.arena_size(),
+            layers_json(&layers, tot)
         );
     } else {
         crate::out!(
@@ -93,6 +125,93 @@ pub fn run(a: Args) -> Result<(), String> {
         }
         crate::out!("  {:<9} {tot:9.2} ms", "total");
         crate::out!("  arena     {} bytes", model.arena_size());
+        if !layers.is_empty() {
+            print_layers(&layers, tot)?;
+        }
     }
     Ok(())
+}
+
+/// One op's median time and work.
+struct Layer {
+    index: usize,
+    name: String,
+    kind: &'static str,
+    stage: &'static str,
+    ms: f64,
+    macs: Option<u64>,
+}
+
+impl Layer {
+    /// GMAC per second, for ops whose MACs are counted.
+    fn gmacs(&self) -> Option<f64> {
+        self.macs
+            .filter(|_| self.ms > 0.0)
+            .map(|m| m as f64 / 1e9 / (self.ms / 1e3))
+    }
+}
+
+/// The per-op table, in execution order, and the totals of the convolutions.
+fn print_layers(layers: &[Layer], total_ms: f64) -> Result<(), String> {
+    crate::out!();
+    crate::out!(
+        "  {:>4}  {:<9} {:<15} {:<44} {:>9} {:>6} {:>8} {:>8}",
+        "#",
+        "stage",
+        "op",
+        "name",
+        "ms",
+        "share",
+        "GMAC",
+        "GMAC/s"
+    );
+    for l in layers {
+        crate::out!(
+            "  {:>4}  {:<9} {:<15} {:<44} {:>9.3} {:>5.1}% {:>8} {:>8}",
+            l.index,
+            l.stage,
+            l.kind,
+            l.name,
+            l.ms,
+            100.0 * l.ms / total_ms.max(1e-9),
+            l.macs
+                .map_or("-".into(), |m| format!("{:.3}", m as f64 / 1e9)),
+            l.gmacs().map_or("-".into(), |g| format!("{g:.1}"))
+        );
+    }
+    let conv: Vec<&Layer> = layers.iter().filter(|l| l.macs.is_some()).collect();
+    let (ms, macs) = conv
+        .iter()
+        .fold((0.0, 0u64), |(t, m), l| (t + l.ms, m + l.macs.unwrap_or(0)));
+    crate::out!(
+        "  convolutions: {:.1} ms ({:.0}% of the frame), {:.2} GMAC, {:.1} GMAC/s",
+        ms,
+        100.0 * ms / total_ms.max(1e-9),
+        macs as f64 / 1e9,
+        macs as f64 / 1e9 / (ms / 1e3).max(1e-12)
+    );
+    Ok(())
+}
+
+/// `, "layers": [...]` for the JSON line (empty without `--layers`).
+fn layers_json(layers: &[Layer], total_ms: f64) -> String {
+    if layers.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "index": l.index,
+                "name": l.name,
+                "op": l.kind,
+                "stage": l.stage,
+                "ms": l.ms,
+                "share": l.ms / total_ms.max(1e-9),
+                "macs": l.macs,
+                "gmac_per_s": l.gmacs(),
+            })
+        })
+        .collect();
+    format!(", \"layers\": {}", serde_json::Value::Array(rows))
 }

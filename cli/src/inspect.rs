@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<(), String> {
             edgedetr::format::NONE => "-",
             t => dtype_name(f.tensor(t).dtype),
         };
-        let macs = conv_macs(&model, &op);
+        let macs = crate::macs::conv_macs(&model, &op);
         total_macs += macs.unwrap_or(0);
         crate::out!(
             "  {i:>4}  {stage:<9} {kind_name:<13} {stored:<7} {:<7} {:<36} {:>18} {w:>11} {:>10}",
@@ -107,24 +107,4 @@ fn compute_type(kind: Option<OpKind>, input: u8, output: u8) -> &'static str {
         _ if input == DType::I8 as u8 && output == DType::I8 as u8 => "int8",
         _ => "f32",
     }
-}
-
-/// Multiply-accumulates of a convolution op (`None` for other ops):
-/// output elements × (input channels per group × k²).
-fn conv_macs(model: &Model<'_>, op: &edgedetr::format::OpDesc) -> Option<u64> {
-    use edgedetr::ops::{codec::Fields, conv2d::Conv2d, conv2d_i8::Conv2dI8};
-    let f = model.file();
-    let fields = Fields::of(op);
-    let (k, groups) = match OpKind::from_u16(op.kind)? {
-        OpKind::Conv2d => Conv2d::decode(&fields).map(|p| (p.k, p.groups)).ok()?,
-        OpKind::Conv2dI8 => Conv2dI8::decode(&fields).map(|p| (p.k, p.groups)).ok()?,
-        _ => return None,
-    };
-    let cin = u64::from(f.buffer(op.inputs[0]).shape[0]);
-    let out = f.buffer(op.outputs[0]);
-    let elems: u64 = out.shape[..out.rank as usize]
-        .iter()
-        .map(|&d| u64::from(d))
-        .product();
-    Some(elems * (cin / u64::from(groups.max(1))) * u64::from(k) * u64::from(k))
 }

@@ -19,6 +19,7 @@ macro_rules! out {
 mod bench;
 mod detect;
 mod inspect;
+mod macs;
 mod quantize;
 
 use std::process::ExitCode;

@@ -308,8 +308,25 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "1",
         "--warmup",
         "0",
+        "--layers",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The per-layer profile: every op, shares adding up to at most the
+    // frame, the stem's 22.1 M MACs.
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let layers = v["layers"]
+        .as_array()
+        .expect("bench --layers --json has layers");
+    assert!(layers.len() > 150, "{} layers", layers.len());
+    let share: f64 = layers.iter().map(|l| l["share"].as_f64().unwrap()).sum();
+    assert!(
+        share > 0.5 && share <= 1.0 + 1e-9,
+        "shares add up to {share}"
+    );
+    assert_eq!(layers[0]["macs"], 22_118_400, "{}", layers[0]);
+    assert!(layers[0]["gmac_per_s"].as_f64().unwrap() > 0.0);
 
     // inspect states the input type and, per layer, the stored weight type,
     // the compute type and the MACs.
