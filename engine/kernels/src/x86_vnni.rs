@@ -15,7 +15,8 @@
 use core::arch::x86_64::*;
 
 use crate::caps::Caps;
-use crate::conv_i8::{ConvI8, NB, dense_tile, pack_im2col_s8};
+use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
+use crate::quant::QMul;
 use crate::table::declare_path;
 
 declare_path! {
@@ -73,6 +74,9 @@ unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (kb, n, tile) = dense_tile(g, scratch);
     let mut colsum = [0i32; NB];
+    // The vector epilogue covers multipliers that shift right (all but
+    // multipliers above 1) and output zero points that cannot overflow.
+    let fast = rq.mul.iter().all(|m| m.shift <= 0) && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
     for j0 in (0..n).step_by(NB) {
         let nb = NB.min(n - j0);
         let panel = &mut tile[..nb * kb];
@@ -94,6 +98,25 @@ unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
                 // SAFETY: this function's target features are enabled; every
                 // row and column holds `kb` bytes.
                 let acc = unsafe { dot_4x4(&w, &c, kb) };
+                if rows == MR && cols == NC && fast {
+                    let muls: [QMul; MR] = core::array::from_fn(|r| rq.channel_mul(c0 + r));
+                    let bias: [i32; MR] = core::array::from_fn(|r| bias[c0 + r]);
+                    let corr: [i32; NC] =
+                        core::array::from_fn(|t| colsum[t0 + t].wrapping_mul(128));
+                    let y = epilogue_4x4(&acc, &bias, &muls, &corr, rq);
+                    for (r, y) in y.iter().enumerate() {
+                        let o = &mut out[(c0 + r) * n + j0 + t0..][..NC];
+                        match rq.lut {
+                            Some(lut) => {
+                                for (o, &v) in o.iter_mut().zip(y) {
+                                    *o = lut[(v as i32 + 128) as usize];
+                                }
+                            }
+                            None => o.copy_from_slice(y),
+                        }
+                    }
+                    continue;
+                }
                 for (r, acc) in acc.iter().enumerate().take(rows) {
                     let co = c0 + r;
                     let (b, mul) = (bias[co], rq.channel_mul(co));
@@ -159,4 +182,81 @@ unsafe fn dot_4x4(w: &[&[i8]; MR], c: &[&[u8]; NC], kb: usize) -> [[i32; NC]; MR
         }
     }
     sums
+}
+
+/// The requantising epilogue of a full 4 × 4 block, 16 lanes at once:
+/// `clamp(zp_out + requant(bias[r] + acc[r][t] − corr[t], mul[r]), lo, hi)`
+/// (the table, if any, is the caller's). Byte-identical to
+/// [`Requant::apply`] for multipliers with `shift ≤ 0` and
+/// `|zp_out| ≤ 2^24`: gemmlowp's `SaturatingRoundingDoublingHighMul` on
+/// 64-bit products (even and odd lanes), then `RoundingDivideByPOT`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn epilogue_4x4(
+    acc: &[[i32; NC]; MR],
+    bias: &[i32; MR],
+    mul: &[QMul; MR],
+    corr: &[i32; NC],
+    rq: &Requant<'_>,
+) -> [[i8; NC]; MR] {
+    let lane = |f: &dyn Fn(usize, usize) -> i32| -> __m512i {
+        let v: [i32; 16] = core::array::from_fn(|i| f(i / NC, i % NC));
+        // SAFETY: `v` holds 16 i32.
+        unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
+    };
+    let x = lane(&|r, t| bias[r].wrapping_add(acc[r][t].wrapping_sub(corr[t])));
+    let m = lane(&|r, _| mul[r].m);
+    let e = lane(&|r, _| (-mul[r].shift).clamp(0, 31));
+    // SRDHM: (x·m + nudge) / 2^31, truncating, per 64-bit product.
+    let high = |p: __m512i| -> __m512i {
+        let neg = _mm512_cmplt_epi64_mask(p, _mm512_setzero_si512());
+        let nudge = _mm512_mask_blend_epi64(
+            neg,
+            _mm512_set1_epi64(1 << 30),
+            _mm512_set1_epi64(1 - (1 << 30)),
+        );
+        let v = _mm512_add_epi64(p, nudge);
+        let vneg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
+        let bias = _mm512_maskz_mov_epi64(vneg, _mm512_set1_epi64((1 << 31) - 1));
+        _mm512_srai_epi64::<31>(_mm512_add_epi64(v, bias))
+    };
+    let even = high(_mm512_mul_epi32(x, m));
+    let odd = high(_mm512_mul_epi32(
+        _mm512_srli_epi64::<32>(x),
+        _mm512_srli_epi64::<32>(m),
+    ));
+    let mut h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+    let sat = _mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(i32::MIN))
+        & _mm512_cmpeq_epi32_mask(m, _mm512_set1_epi32(i32::MIN));
+    h = _mm512_mask_mov_epi32(h, sat, _mm512_set1_epi32(i32::MAX));
+    // RoundingDivideByPOT(h, e).
+    let one = _mm512_set1_epi32(1);
+    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+    let remainder = _mm512_and_si512(h, mask);
+    let threshold = _mm512_mask_add_epi32(
+        _mm512_srli_epi32::<1>(mask),
+        _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()),
+        _mm512_srli_epi32::<1>(mask),
+        one,
+    );
+    let up = _mm512_cmpgt_epi32_mask(remainder, threshold);
+    let q = _mm512_mask_add_epi32(_mm512_srav_epi32(h, e), up, _mm512_srav_epi32(h, e), one);
+    // zp_out + q, then the clamp: q is first brought into ±2^30 (the clamp's
+    // result is the same, and the sum cannot overflow).
+    let q = _mm512_max_epi32(
+        _mm512_min_epi32(q, _mm512_set1_epi32(1 << 30)),
+        _mm512_set1_epi32(-(1 << 30)),
+    );
+    let y = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zp_out));
+    let y = _mm512_max_epi32(
+        _mm512_min_epi32(y, _mm512_set1_epi32(rq.hi as i32)),
+        _mm512_set1_epi32(rq.lo as i32),
+    );
+    let bytes: [i8; 16] = {
+        let mut b = [0i8; 16];
+        // SAFETY: `b` holds 16 bytes; every lane is within i8 after the clamp.
+        unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(y)) };
+        b
+    };
+    core::array::from_fn(|r| core::array::from_fn(|t| bytes[r * NC + t]))
 }

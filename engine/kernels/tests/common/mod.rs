@@ -109,16 +109,35 @@ impl Problem {
         let spread = ((kk as f64).sqrt() * 128.0 * 128.0 / 64.0).max(1.0);
         let nmul = if r.coin() { 1 } else { g.cout };
         let mul = (0..nmul)
-            .map(|_| match r.below(16) {
+            .map(|_| match r.below(20) {
                 0 => QMul::ZERO,
                 1 => quantize_multiplier(1.5 + r.below(100) as f64 / 10.0),
+                // The extremes of the right-shifting multipliers: the
+                // largest mantissa, and shifts down to −31.
+                2 => QMul {
+                    m: i32::MAX - r.range(0, 3),
+                    shift: -r.range(0, 2),
+                },
+                3 => QMul {
+                    m: r.range(1 << 30, i32::MAX),
+                    shift: -r.range(25, 31),
+                },
                 _ => quantize_multiplier((0.25 + r.below(1000) as f64 / 500.0) / spread),
             })
             .collect();
-        let zp_out = match r.below(5) {
+        let zp_out = match r.below(8) {
             0 => -128,
             1 => 127,
             2 => r.range(-300, 300),
+            // Far outside int8 (any i32 is allowed; the sum saturates).
+            3 => r.range(-(1 << 25), 1 << 25),
+            4 => {
+                if r.coin() {
+                    i32::MAX
+                } else {
+                    i32::MIN
+                }
+            }
             _ => r.range(-128, 127),
         };
         let (lo, hi) = match r.below(4) {
