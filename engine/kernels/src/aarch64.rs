@@ -141,19 +141,9 @@ impl MicroKernel for Neon {
 #[target_feature(enable = "neon")]
 unsafe fn neon_sgemm_f32_8x8(t: &Tile, epi: &TileEpi) {
     let Tile {
-        kc,
-        a,
-        rs,
-        cs,
-        mr,
-        b,
-        c,
-        rsc,
+        kc, cs, b, c, rsc, ..
     } = *t;
-    let mut rows = [a; 8];
-    for (i, r) in rows.iter_mut().enumerate() {
-        *r = a.wrapping_add(i.min(mr - 1) * rs);
-    }
+    let rows = t.rows::<8>();
     let mut acc = [vdupq_n_f32(0.0); 16];
     let mut p = 0;
     if cs == 1 {

@@ -14,7 +14,7 @@ use crate::reference::{self, input_row, valid_cols};
 pub(crate) const MAX_MR: usize = 8;
 
 /// Largest `MR × NR` of any micro-kernel (the stack tile for edges).
-pub(crate) const MAX_TILE: usize = 128;
+pub(crate) const MAX_TILE: usize = 256;
 
 /// What a micro-kernel does with its tile after the dot products.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +73,15 @@ pub(crate) struct Tile {
     pub c: *mut f32,
     /// Row stride of `C`.
     pub rsc: usize,
+}
+
+impl Tile {
+    /// The start of each of the `N` rows of `A` a kernel reads: row `i` for
+    /// `i < mr`, the last valid row after it.
+    #[inline(always)]
+    pub fn rows<const N: usize>(&self) -> [*const f32; N] {
+        core::array::from_fn(|i| self.a.wrapping_add(i.min(self.mr - 1) * self.rs))
+    }
 }
 
 /// A source of `B` that can be packed into `[kc][nr]` panels.

@@ -223,19 +223,9 @@ impl MicroKernel for Avx2Fma {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_fma_sgemm_f32_6x16(t: &Tile, epi: &TileEpi) {
     let Tile {
-        kc,
-        a,
-        rs,
-        cs,
-        mr,
-        b,
-        c,
-        rsc,
+        kc, cs, b, c, rsc, ..
     } = *t;
-    let mut rows = [a; 6];
-    for (i, r) in rows.iter_mut().enumerate() {
-        *r = a.wrapping_add(i.min(mr - 1) * rs);
-    }
+    let rows = t.rows::<6>();
     let mut acc = [_mm256_setzero_ps(); 12];
     let mut bp = b;
     let mut off = 0;
@@ -280,7 +270,7 @@ unsafe fn avx2_fma_sgemm_f32_6x16(t: &Tile, epi: &TileEpi) {
 /// by lane through the scalar function.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn act_ps(act: Act, v: __m256) -> __m256 {
+pub(crate) fn act_ps(act: Act, v: __m256) -> __m256 {
     match act {
         Act::None => v,
         // MAXPS/MINPS return their second operand when either is NaN.

@@ -14,18 +14,24 @@
 
 use core::arch::x86_64::*;
 
+use crate::blocked::{MicroKernel, Tile, TileEpi};
 use crate::caps::Caps;
+use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
+use crate::gemm::Gemm;
 use crate::quant::QMul;
 use crate::table::declare_path;
 
 declare_path! {
     /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
     /// int8 convolution with a 4 × 4 `vpdpbusd` micro-kernel on zmm
-    /// registers; every other slot from `avx2_fma`.
+    /// registers, the f32 GEMM and dense convolution with an 8 × 32 zmm FMA
+    /// micro-kernel; every other slot from `avx2_fma`.
     pub(crate) static AVX512_VNNI = "avx512_vnni", base Some(&crate::x86::AVX2_FMA),
     available |caps: Caps| caps.avx512_vnni && Vnni::new().is_some(),
     {
+        sgemm = avx512_sgemm_f32,
+        conv_f32 = avx512_conv_f32,
         conv_i8 = vnni_conv_s8,
     }
 }
@@ -259,4 +265,89 @@ fn epilogue_4x4(
         b
     };
     core::array::from_fn(|r| core::array::from_fn(|t| bytes[r * NC + t]))
+}
+
+/// The [`crate::Slot::Sgemm`] of this path: the blocked GEMM with the 8×32
+/// zmm micro-kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F, BW and VNNI run (the path's
+/// availability), operands checked.
+unsafe fn avx512_sgemm_f32(g: &Gemm<'_>, c: &mut [f32], scratch: &mut [f32]) {
+    crate::blocked::sgemm_blocked(Vnni(()), g, &g.b, c, scratch);
+}
+
+/// The [`crate::Slot::ConvF32`] of this path: im2col-packed GEMM with the
+/// 8×32 zmm micro-kernel.
+///
+/// # Safety
+/// As for [`avx512_sgemm_f32`].
+unsafe fn avx512_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+    crate::blocked::conv_dense(Vnni(()), a, out, scratch);
+}
+
+/// 8×32: 16 zmm accumulators, 2 for the `B` row and 1 broadcast of `A`. Each
+/// `k` step issues 16 FMAs against 2 loads and 8 broadcasts.
+impl MicroKernel for Vnni {
+    const MR: usize = 8;
+    const NR: usize = 32;
+    const NC: usize = 128;
+
+    unsafe fn tile(self, t: &Tile, epi: &TileEpi) {
+        // SAFETY: `self` proves AVX-512 F (and the AVX2/FMA the epilogue
+        // uses); the pointer contract is the caller's.
+        unsafe { avx512_sgemm_f32_8x32(t, epi) }
+    }
+}
+
+/// The 8×32 f32 micro-kernel ([`MicroKernel::tile`]): the same FMA order
+/// per element as the AVX2 one (one `k` after another), then the epilogue in
+/// 8-lane halves with the AVX2 path's activation.
+///
+/// # Safety
+/// AVX-512 F, AVX2 and FMA run; the pointer contract of [`MicroKernel::tile`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_sgemm_f32_8x32(t: &Tile, epi: &TileEpi) {
+    let Tile {
+        kc, cs, b, c, rsc, ..
+    } = *t;
+    let rows = t.rows::<8>();
+    let mut acc = [_mm512_setzero_ps(); 16];
+    let mut bp = b;
+    let mut off = 0;
+    for _ in 0..kc {
+        // SAFETY: step p < kc of the panel: elements p*32..p*32+32 of `b`.
+        let (b0, b1) = unsafe { (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16))) };
+        for (i, row) in rows.iter().enumerate() {
+            // SAFETY: row min(i, mr-1) < mr, column p < kc: readable.
+            let ai = _mm512_set1_ps(unsafe { *row.add(off) });
+            acc[2 * i] = _mm512_fmadd_ps(ai, b0, acc[2 * i]);
+            acc[2 * i + 1] = _mm512_fmadd_ps(ai, b1, acc[2 * i + 1]);
+        }
+        bp = bp.wrapping_add(32);
+        off += cs;
+    }
+    for (i, pair) in acc.chunks_exact(2).enumerate() {
+        let bias = _mm256_set1_ps(epi.bias[i]);
+        let cp = c.wrapping_add(i * rsc);
+        for (h, &v) in pair.iter().enumerate() {
+            let halves = [
+                _mm512_castps512_ps256(v),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+            ];
+            for (q, &x) in halves.iter().enumerate() {
+                let p = cp.wrapping_add(16 * h + 8 * q);
+                let mut x = _mm256_add_ps(x, bias);
+                if epi.load_c {
+                    // SAFETY: row i < MR, columns 0..32 of the tile are readable.
+                    x = _mm256_add_ps(x, unsafe { _mm256_loadu_ps(p) });
+                }
+                if let Some(act) = epi.act {
+                    x = crate::x86::act_ps(act, x);
+                }
+                // SAFETY: row i < MR, columns 0..32 of the tile are writable.
+                unsafe { _mm256_storeu_ps(p, x) };
+            }
+        }
+    }
 }
