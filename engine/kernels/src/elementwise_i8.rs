@@ -146,7 +146,7 @@ fn check_sum(what: &str, n: usize, params: &[SumInput], lo: i8, hi: i8) {
 
 /// One output of the weighted sum from its inputs' values, in input order.
 #[inline]
-fn sum_one(
+pub(crate) fn sum_one(
     qs: impl Iterator<Item = i8>,
     params: &[SumInput],
     out_mul: QMul,
@@ -189,7 +189,27 @@ pub struct SumI8<'a> {
     pub hi: i8,
 }
 
-impl SumI8<'_> {
+impl<'a> SumI8<'a> {
+    /// The input rows output row `r` (channel `r / h`, row `r % h`) reads,
+    /// in input order: `w` values, or `w / 2` of an upsampled input.
+    #[inline(always)]
+    pub(crate) fn input_rows<'r>(
+        &self,
+        r: usize,
+        rows: &'r mut [&'a [i8]; MAX_SUM_INPUTS],
+    ) -> &'r [&'a [i8]] {
+        let (_, h, w) = self.dims;
+        let (ch, y) = (r / h, r % h);
+        for (i, (d, x)) in rows.iter_mut().zip(self.inputs).enumerate() {
+            *d = if self.upsampled >> i & 1 == 1 {
+                &x[(ch * (h / 2) + y / 2) * (w / 2)..][..w / 2]
+            } else {
+                &x[r * w..][..w]
+            };
+        }
+        &rows[..self.inputs.len()]
+    }
+
     /// Panics unless the operands fit together (see [`Kernels::weighted_sum_i8`]).
     fn check(&self, out: &[i8]) {
         let n = self.inputs.len();
@@ -254,26 +274,16 @@ pub(crate) fn check_upsample(input_len: usize, (c, h, w): Dims, out_len: usize) 
 
 /// The scalar [`crate::Slot::WeightedSumI8`] (operands checked by the caller).
 pub(crate) fn weighted_sum_i8_slot(a: &SumI8<'_>, out: &mut [i8]) {
-    let n = a.inputs.len();
     if a.upsampled == 0 {
         weighted_sum_i8(a.inputs, a.params, a.out_mul, a.zp_out, a.lo, a.hi, out);
         return;
     }
-    let (_, h, w) = a.dims;
+    let (_, _, w) = a.dims;
     let up = |i: usize| a.upsampled >> i & 1 == 1;
     let (lo, hi) = (a.lo as i32, a.hi as i32);
     let mut rows: [&[i8]; MAX_SUM_INPUTS] = [&[]; MAX_SUM_INPUTS];
     for (r, orow) in out.chunks_exact_mut(w).enumerate() {
-        // Output row r = (ch, y): the input rows it reads.
-        let (ch, y) = (r / h, r % h);
-        for (i, (d, x)) in rows.iter_mut().zip(a.inputs).enumerate() {
-            *d = if up(i) {
-                &x[(ch * (h / 2) + y / 2) * (w / 2)..][..w / 2]
-            } else {
-                &x[r * w..][..w]
-            };
-        }
-        let rows = &rows[..n];
+        let rows = a.input_rows(r, &mut rows);
         for (j, o) in orow.iter_mut().enumerate() {
             let qs = rows
                 .iter()

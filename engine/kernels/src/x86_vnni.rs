@@ -18,6 +18,7 @@ use crate::blocked::{MicroKernel, Tile, TileEpi};
 use crate::caps::Caps;
 use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
+use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
 use crate::quant::QMul;
 use crate::table::declare_path;
@@ -26,13 +27,15 @@ declare_path! {
     /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
     /// int8 convolution with a 4 × 4 `vpdpbusd` micro-kernel on zmm
     /// registers, the f32 GEMM and dense convolution with an 8 × 32 zmm FMA
-    /// micro-kernel; every other slot from `avx2_fma`.
+    /// micro-kernel, the int8 weighted sums 16 lanes at a time; every other
+    /// slot from `avx2_fma`.
     pub(crate) static AVX512_VNNI = "avx512_vnni", base Some(&crate::x86::AVX2_FMA),
     available |caps: Caps| caps.avx512_vnni && Vnni::new().is_some(),
     {
         sgemm = avx512_sgemm_f32,
         conv_f32 = avx512_conv_f32,
         conv_i8 = vnni_conv_s8,
+        weighted_sum_i8 = avx512_weighted_sum_s8,
     }
 }
 
@@ -213,40 +216,7 @@ fn epilogue_4x4(
     let x = lane(&|r, t| bias[r].wrapping_add(acc[r][t].wrapping_sub(corr[t])));
     let m = lane(&|r, _| mul[r].m);
     let e = lane(&|r, _| (-mul[r].shift).clamp(0, 31));
-    // SRDHM: (x·m + nudge) / 2^31, truncating, per 64-bit product.
-    let high = |p: __m512i| -> __m512i {
-        let neg = _mm512_cmplt_epi64_mask(p, _mm512_setzero_si512());
-        let nudge = _mm512_mask_blend_epi64(
-            neg,
-            _mm512_set1_epi64(1 << 30),
-            _mm512_set1_epi64(1 - (1 << 30)),
-        );
-        let v = _mm512_add_epi64(p, nudge);
-        let vneg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
-        let bias = _mm512_maskz_mov_epi64(vneg, _mm512_set1_epi64((1 << 31) - 1));
-        _mm512_srai_epi64::<31>(_mm512_add_epi64(v, bias))
-    };
-    let even = high(_mm512_mul_epi32(x, m));
-    let odd = high(_mm512_mul_epi32(
-        _mm512_srli_epi64::<32>(x),
-        _mm512_srli_epi64::<32>(m),
-    ));
-    let mut h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-    let sat = _mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(i32::MIN))
-        & _mm512_cmpeq_epi32_mask(m, _mm512_set1_epi32(i32::MIN));
-    h = _mm512_mask_mov_epi32(h, sat, _mm512_set1_epi32(i32::MAX));
-    // RoundingDivideByPOT(h, e).
-    let one = _mm512_set1_epi32(1);
-    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
-    let remainder = _mm512_and_si512(h, mask);
-    let threshold = _mm512_mask_add_epi32(
-        _mm512_srli_epi32::<1>(mask),
-        _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()),
-        _mm512_srli_epi32::<1>(mask),
-        one,
-    );
-    let up = _mm512_cmpgt_epi32_mask(remainder, threshold);
-    let q = _mm512_mask_add_epi32(_mm512_srav_epi32(h, e), up, _mm512_srav_epi32(h, e), one);
+    let q = requant16(x, m, e);
     // zp_out + q, then the clamp: q is first brought into ±2^30 (the clamp's
     // result is the same, and the sum cannot overflow).
     let q = _mm512_max_epi32(
@@ -348,6 +318,113 @@ unsafe fn avx512_sgemm_f32_8x32(t: &Tile, epi: &TileEpi) {
                 // SAFETY: row i < MR, columns 0..32 of the tile are writable.
                 unsafe { _mm256_storeu_ps(p, x) };
             }
+        }
+    }
+}
+
+/// [`crate::quant::requant`] of 16 lanes whose multipliers shift right:
+/// gemmlowp's `SaturatingRoundingDoublingHighMul(x, m)` on even and odd
+/// 64-bit products, then `RoundingDivideByPOT` by `e` (each lane's
+/// `−shift`, in `[0, 31]`). Byte-identical to the scalar rule for those
+/// multipliers.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn requant16(x: __m512i, m: __m512i, e: __m512i) -> __m512i {
+    // SRDHM: (x·m + nudge) / 2^31, truncating, per 64-bit product.
+    let high = |p: __m512i| -> __m512i {
+        let neg = _mm512_cmplt_epi64_mask(p, _mm512_setzero_si512());
+        let nudge = _mm512_mask_blend_epi64(
+            neg,
+            _mm512_set1_epi64(1 << 30),
+            _mm512_set1_epi64(1 - (1 << 30)),
+        );
+        let v = _mm512_add_epi64(p, nudge);
+        let vneg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
+        let bias = _mm512_maskz_mov_epi64(vneg, _mm512_set1_epi64((1 << 31) - 1));
+        _mm512_srai_epi64::<31>(_mm512_add_epi64(v, bias))
+    };
+    let even = high(_mm512_mul_epi32(x, m));
+    let odd = high(_mm512_mul_epi32(
+        _mm512_srli_epi64::<32>(x),
+        _mm512_srli_epi64::<32>(m),
+    ));
+    let mut h = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+    let sat = _mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(i32::MIN))
+        & _mm512_cmpeq_epi32_mask(m, _mm512_set1_epi32(i32::MIN));
+    h = _mm512_mask_mov_epi32(h, sat, _mm512_set1_epi32(i32::MAX));
+    // RoundingDivideByPOT(h, e).
+    let one = _mm512_set1_epi32(1);
+    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+    let remainder = _mm512_and_si512(h, mask);
+    let threshold = _mm512_mask_add_epi32(
+        _mm512_srli_epi32::<1>(mask),
+        _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()),
+        _mm512_srli_epi32::<1>(mask),
+        one,
+    );
+    let up = _mm512_cmpgt_epi32_mask(remainder, threshold);
+    _mm512_mask_add_epi32(_mm512_srav_epi32(h, e), up, _mm512_srav_epi32(h, e), one)
+}
+
+/// The [`crate::Slot::WeightedSumI8`] of this path: 16 outputs of a row at a
+/// time (upsampled inputs read 8 bytes and duplicate each), every inner and
+/// the outer requantisation with [`requant16`]; the last `w mod 16` of a row,
+/// and sums whose output multiplier shifts left, element by element with the
+/// scalar rule. Byte-identical to the scalar slot.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F and BW run, operands checked.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
+    let (_, _, w) = a.dims;
+    // The inner multipliers are at most 1/2 (the module's normalisation), so
+    // they shift right; an output multiplier above 1 takes the scalar rule.
+    // Output zero points beyond ±2^24 (never produced by the quantizer) too.
+    let vector = a.out_mul.shift <= 0
+        && a.params.iter().all(|p| p.mul.shift <= 0)
+        && (-(1 << 24)..=1 << 24).contains(&a.zp_out);
+    let up = |i: usize| a.upsampled >> i & 1 == 1;
+    let (lo, hi) = (a.lo as i32, a.hi as i32);
+    let splat = |v: i32| _mm512_set1_epi32(v);
+    let e = |m: QMul| splat((-m.shift).clamp(0, 31));
+    let mut rows: [&[i8]; MAX_SUM_INPUTS] = [&[]; MAX_SUM_INPUTS];
+    for (r, orow) in out.chunks_exact_mut(w.max(1)).enumerate() {
+        let rows = a.input_rows(r, &mut rows);
+        let mut j = 0;
+        while vector && j + 16 <= w {
+            let mut acc = _mm512_setzero_si512();
+            for (i, (row, p)) in rows.iter().zip(a.params).enumerate() {
+                // SAFETY: 16 bytes at j (or 8 at j/2 of a half-width row)
+                // are within the row.
+                let bytes = unsafe {
+                    if up(i) {
+                        let v = _mm_loadl_epi64(row.as_ptr().add(j / 2).cast());
+                        _mm_unpacklo_epi8(v, v)
+                    } else {
+                        _mm_loadu_si128(row.as_ptr().add(j).cast())
+                    }
+                };
+                let q = _mm512_sub_epi32(_mm512_cvtepi8_epi32(bytes), splat(p.zp));
+                let shifted = _mm512_slli_epi32::<{ SUM_LEFT_SHIFT }>(q);
+                acc = _mm512_add_epi32(acc, requant16(shifted, splat(p.mul.m), e(p.mul)));
+            }
+            let q = requant16(acc, splat(a.out_mul.m), e(a.out_mul));
+            // zp_out + q saturates in the scalar rule; q is first brought
+            // into ±2^30 (the clamp's result is the same, and with
+            // |zp_out| ≤ 2^24 the sum cannot overflow).
+            let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
+            let v = _mm512_add_epi32(q, splat(a.zp_out));
+            let v = _mm512_max_epi32(_mm512_min_epi32(v, splat(hi)), splat(lo));
+            // SAFETY: 16 bytes at j are within the output row.
+            unsafe { _mm_storeu_si128(orow.as_mut_ptr().add(j).cast(), _mm512_cvtepi32_epi8(v)) };
+            j += 16;
+        }
+        for (jj, o) in orow.iter_mut().enumerate().skip(j) {
+            let qs = rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| if up(i) { row[jj / 2] } else { row[jj] });
+            *o = sum_one(qs, a.params, a.out_mul, a.zp_out, lo, hi);
         }
     }
 }

@@ -627,7 +627,8 @@ fn conv_i8(kern: &Kernels, r: &mut Rng, depthwise: bool) -> Result<(), String> {
 fn weighted_sum_i8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
     for case in 0..CASES / 4 {
         let n = 1 + case % 4;
-        let (c, h, w) = (1 + r.below(3), 2 * (1 + r.below(5)), 2 * (1 + r.below(9)));
+        // Rows up to 80 wide: several 16-lane blocks and their tails.
+        let (c, h, w) = (1 + r.below(3), 2 * (1 + r.below(5)), 2 * (1 + r.below(40)));
         let upsampled = if case % 3 == 0 {
             0
         } else {
@@ -663,7 +664,12 @@ fn weighted_sum_i8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
         } else {
             (-20, 90)
         };
-        let zp_out = r.range(-128, 127);
+        let zp_out = match case % 9 {
+            0 => r.range(-(1 << 25), 1 << 25),
+            1 => i32::MAX,
+            2 => i32::MIN,
+            _ => r.range(-128, 127),
+        };
         let a = SumI8 {
             inputs: &refs,
             upsampled,
