@@ -13,7 +13,8 @@ pub struct Caps {
     pub avx2_fma: bool,
     /// x86_64 AVX-512 Foundation (no kernel uses it alone).
     pub avx512f: bool,
-    /// x86_64 AVX-512 F, BW and VNNI (`vpdpbusd`; Ice Lake, Zen 4 and later).
+    /// x86_64 AVX-512 F, BW, VL and VNNI (`vpdpbusd`; Cascade Lake, Ice Lake,
+    /// Zen 4 and later).
     pub avx512_vnni: bool,
     /// Advanced SIMD. Baseline on aarch64. On armv7 it is reported but selects
     /// nothing yet: stable Rust has no armv7 NEON intrinsics, armv7 runs the
@@ -57,6 +58,7 @@ impl Caps {
                 target_arch = "x86_64",
                 target_feature = "avx512f",
                 target_feature = "avx512bw",
+                target_feature = "avx512vl",
                 target_feature = "avx512vnni"
             )),
             neon: cfg!(all(
@@ -81,6 +83,7 @@ impl Caps {
                 avx512f: std::is_x86_feature_detected!("avx512f"),
                 avx512_vnni: std::is_x86_feature_detected!("avx512f")
                     && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni"),
                 ..Caps::scalar()
             }

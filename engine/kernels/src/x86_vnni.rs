@@ -10,7 +10,7 @@
 //!
 //! Every `#[target_feature]` function here is reachable only through a
 //! [`Vnni`] token, which [`Vnni::new`] hands out after `cpuid` and `xgetbv`
-//! confirm AVX-512 F, BW and VNNI and that the OS saves the ZMM state.
+//! confirm AVX-512 F, BW, VL and VNNI and that the OS saves the ZMM state.
 
 use core::arch::x86_64::*;
 
@@ -21,14 +21,15 @@ use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
 use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
 use crate::quant::QMul;
+use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
 
 declare_path! {
     /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
     /// int8 convolution with a 4 × 4 `vpdpbusd` micro-kernel on zmm
     /// registers, the f32 GEMM and dense convolution with an 8 × 32 zmm FMA
-    /// micro-kernel, the int8 weighted sums 16 lanes at a time; every other
-    /// slot from `avx2_fma`.
+    /// micro-kernel, the int8 weighted sums and depthwise convolutions 16
+    /// lanes at a time; every other slot from `avx2_fma`.
     pub(crate) static AVX512_VNNI = "avx512_vnni", base Some(&crate::x86::AVX2_FMA),
     available |caps: Caps| caps.avx512_vnni && Vnni::new().is_some(),
     {
@@ -36,6 +37,7 @@ declare_path! {
         conv_f32 = avx512_conv_f32,
         conv_i8 = vnni_conv_s8,
         weighted_sum_i8 = avx512_weighted_sum_s8,
+        dwconv_i8 = avx512_dwconv_s8,
     }
 }
 
@@ -44,7 +46,8 @@ const MR: usize = 4;
 /// Columns of the micro-kernel.
 const NC: usize = 4;
 
-/// Proof that the CPU runs AVX-512 F, BW and VNNI (and the OS saves ZMM state).
+/// Proof that the CPU runs AVX-512 F, BW, VL and VNNI (and the OS saves ZMM
+/// state).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vnni(());
 
@@ -56,17 +59,19 @@ impl Vnni {
 }
 
 /// `xgetbv` (XMM, YMM, opmask and both ZMM state components enabled) and
-/// leaf 7 (AVX-512 F, BW, VNNI): what `is_x86_feature_detected!` checks,
+/// leaf 7 (AVX-512 F, BW, VL, VNNI): what `is_x86_feature_detected!` checks,
 /// without `std`.
 fn cpu_has_avx512_vnni() -> bool {
     const AVX512F: u32 = 1 << 16;
     const AVX512BW: u32 = 1 << 30;
+    const AVX512VL: u32 = 1 << 31;
     const AVX512VNNI: u32 = 1 << 11;
     const ZMM_STATE: u64 = 0b1110_0110;
     let Some((_, l7)) = crate::x86::cpuid_with_os_state(ZMM_STATE) else {
         return false;
     };
-    l7.ebx & (AVX512F | AVX512BW) == AVX512F | AVX512BW && l7.ecx & AVX512VNNI != 0
+    let ebx = AVX512F | AVX512BW | AVX512VL;
+    l7.ebx & ebx == ebx && l7.ecx & AVX512VNNI != 0
 }
 
 /// The [`crate::Slot::ConvI8`] of this path: im2col tiles of [`NB`] pixels
@@ -427,4 +432,120 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
             *o = sum_one(qs, a.params, a.out_mul, a.zp_out, lo, hi);
         }
     }
+}
+
+/// The [`crate::Slot::DwConvI8`] of this path, for strides 1 and 2: every
+/// output row in blocks of 16 columns, taps as i32 lanes (`vpmulld` + add)
+/// read with masked loads that put `zp_in` on padding columns, and the
+/// epilogue of [`requant16`]; a row's last block stores only its valid
+/// columns. Other strides, multipliers above 1 and output zero points beyond
+/// ±2^24 take the portable kernel. Byte-identical to it.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F, BW and VL run (the path's
+/// CPUs have them with VNNI), operands checked.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
+    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let vector = (s == 1 || s == 2)
+        && rq.mul.iter().all(|m| m.shift <= 0)
+        && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
+    if !vector || k > MAX_DW_K {
+        return crate::conv_i8::conv_s8_depthwise(a, out);
+    }
+    let splat = |v: i32| _mm512_set1_epi32(v);
+    let zp8 = _mm256_set1_epi8(zp_in as i8);
+    for c in 0..g.cout {
+        let taps = &weight[c * kpad..][..k * k];
+        let mul = rq.channel_mul(c);
+        let (m, e) = (splat(mul.m), splat((-mul.shift).clamp(0, 31)));
+        let plane = &input[c * h * w..][..h * w];
+        let oplane = &mut out[c * oh * ow..][..oh * ow];
+        for (oy, orow) in oplane.chunks_exact_mut(ow).enumerate() {
+            // Taps on padding rows read zp_in.
+            let mut base = bias[c];
+            for ky in 0..k {
+                if input_row(h, s, pad, oy, ky).is_none() {
+                    let sum = taps[ky * k..][..k]
+                        .iter()
+                        .fold(0i32, |a, &t| a.wrapping_add(t as i32));
+                    base = base.wrapping_add(zp_in.wrapping_mul(sum));
+                }
+            }
+            for ox0 in (0..ow).step_by(16) {
+                let n = (ow - ox0).min(16);
+                // Per kernel column: the block's lanes that read inside the
+                // row (ox0+lo..ox0+hi); the others read zp_in (padding) or
+                // are not stored. As byte masks of the stride's loads.
+                let mut lanes = [0u32; MAX_DW_K];
+                for (kx, l) in lanes.iter_mut().enumerate().take(k) {
+                    let (lo, hi) = valid_cols(w, s, pad, kx, ox0, ox0 + n);
+                    let m = if lo < hi {
+                        ((1u32 << (hi - lo)) - 1) << (lo - ox0)
+                    } else {
+                        0
+                    };
+                    *l = if s == 1 { m } else { spread_even(m) };
+                }
+                let mut acc = splat(base);
+                for ky in 0..k {
+                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
+                        continue;
+                    };
+                    let row = plane[iy * w..][..w].as_ptr();
+                    for (kx, &lanes) in lanes.iter().enumerate().take(k) {
+                        // Column of lane 0 (may lie before the row: only
+                        // enabled lanes are read).
+                        let p = row.wrapping_offset((ox0 * s + kx) as isize - pad as isize);
+                        // SAFETY: a masked load reads only enabled lanes,
+                        // each inside the row by `valid_cols`.
+                        let x = unsafe {
+                            if s == 1 {
+                                let b = _mm_mask_loadu_epi8(
+                                    _mm256_castsi256_si128(zp8),
+                                    lanes as u16 as __mmask16,
+                                    p,
+                                );
+                                _mm512_cvtepi8_epi32(b)
+                            } else {
+                                // Byte 2t of lane t; odd bytes stay zp_in.
+                                let b = _mm256_mask_loadu_epi8(zp8, lanes, p);
+                                let pairs = _mm512_cvtepu16_epi32(b);
+                                _mm512_srai_epi32::<24>(_mm512_slli_epi32::<24>(pairs))
+                            }
+                        };
+                        let wv = splat(taps[ky * k + kx] as i32);
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
+                    }
+                }
+                let q = requant16(acc, m, e);
+                let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
+                let v = _mm512_add_epi32(q, splat(rq.zp_out));
+                let v = _mm512_max_epi32(
+                    _mm512_min_epi32(v, splat(rq.hi as i32)),
+                    splat(rq.lo as i32),
+                );
+                let o = &mut orow[ox0..ox0 + n];
+                let keep = ((1u32 << n) - 1) as u16;
+                // SAFETY: the mask enables the `n` bytes of `o` only.
+                unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr(), keep, _mm512_cvtepi32_epi8(v)) };
+                if let Some(lut) = rq.lut {
+                    for o in o.iter_mut() {
+                        *o = lut[(*o as i32 + 128) as usize];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Largest depthwise kernel the vector kernel takes (the model's are 3 and 5).
+const MAX_DW_K: usize = 7;
+
+/// Bit `t` of `lanes` moved to bit `2t` (the even bytes of 16 byte pairs).
+#[inline]
+fn spread_even(lanes: u32) -> __mmask32 {
+    (0..16).fold(0u32, |m, t| m | ((lanes >> t & 1) << (2 * t)))
 }
