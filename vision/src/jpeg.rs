@@ -34,6 +34,8 @@ const NATURAL: [usize; 80] = [
 use alloc::vec;
 use alloc::vec::Vec;
 
+use edgedetr_kernels::Kernels;
+
 use crate::error::DecodeError;
 use crate::image::{Image, Limits};
 
@@ -48,6 +50,11 @@ struct Huffman {
     /// `(length << 8) | symbol` for each 9-bit prefix that starts with a code
     /// of at most 9 bits; 0 where a longer code (or none) starts.
     lookup: Vec<u16>,
+    /// For AC tables, run/size and value decoded at once:
+    /// `(value << 16) | (run << 8) | (code length + size)` for each 9-bit
+    /// prefix that holds a whole code of a non-zero size and its value bits;
+    /// 0 elsewhere.
+    fast_ac: Vec<i32>,
     /// Largest code of each length (index 1..=16), -1 when none.
     maxcode: [i32; 17],
     /// `index of the first symbol of length l` − `first code of length l`.
@@ -97,8 +104,26 @@ impl Huffman {
             }
             code <<= 1;
         }
+        let fast_ac = (0..1usize << LOOKUP_BITS)
+            .map(|i| {
+                let e = lookup[i];
+                let (l, rs) = (u32::from(e >> 8), e & 0xFF);
+                let (r, sz) = (i32::from(rs >> 4), u32::from(rs & 15));
+                if e == 0 || sz == 0 || l + sz > LOOKUP_BITS {
+                    return 0;
+                }
+                let bits = ((i >> (LOOKUP_BITS - l - sz)) & ((1 << sz) - 1)) as i32;
+                let v = if bits < 1 << (sz - 1) {
+                    bits - (1 << sz) + 1
+                } else {
+                    bits
+                };
+                (v << 16) | (r << 8) | (l + sz) as i32
+            })
+            .collect();
         Ok(Huffman {
             lookup,
+            fast_ac,
             maxcode,
             valoff,
             values: values[..k].to_vec(),
@@ -167,6 +192,22 @@ impl<'a> BitReader<'a> {
     }
 
     fn fill(&mut self) {
+        // Fast path: as many whole bytes as fit, from eight that hold no 0xFF
+        // (so no stuffing and no marker). Bits of a byte not yet counted may
+        // land in `acc`: the byte is ORed in at the same place later.
+        if !self.at_end
+            && let Some(b) = self.data.get(self.pos..self.pos + 8)
+        {
+            let w = u64::from_be_bytes(b.try_into().unwrap_or([0xFF; 8]));
+            let x = !w;
+            if x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 == 0 {
+                let k = (64 - self.nbits) / 8;
+                self.acc |= w >> self.nbits;
+                self.pos += k as usize;
+                self.nbits += 8 * k;
+                return;
+            }
+        }
         while self.nbits <= 56 {
             let b = self.next_byte();
             self.acc |= u64::from(b) << (56 - self.nbits);
@@ -286,6 +327,8 @@ struct Component {
     /// Quantisation table latched at the component's first scan (libjpeg's
     /// `latch_quant_tables`), natural order.
     quant: Option<[u16; 64]>,
+    /// `quant` as libjpeg's 16-bit `ISLOW_MULT_TYPE`.
+    quant16: [i16; 64],
     /// `downsampled_width/height`: the component's real samples.
     dw: usize,
     dh: usize,
@@ -436,6 +479,7 @@ fn parse_sof(seg: &[u8], progressive: bool, limits: &Limits) -> Result<Frame> {
             v: vs,
             tq,
             quant: None,
+            quant16: [0; 64],
             dw: 0,
             dh: 0,
             bw: 0,
@@ -564,6 +608,47 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
         ah,
         al,
     })
+}
+
+/// `decode_mcu` (jdhuff.c) for one block of a sequential scan: the DC
+/// difference, then run-length AC coefficients, into `blk` (natural order).
+fn decode_block_seq(
+    br: &mut BitReader<'_>,
+    blk: &mut [i16; 64],
+    dc: &Huffman,
+    ac: &Huffman,
+    pred: &mut i32,
+) -> Result<()> {
+    blk.fill(0);
+    let s = u32::from(br.decode(dc)?);
+    *pred = pred.wrapping_add(br.receive_extend(s)?);
+    blk[0] = *pred as i16;
+    let mut k = 1;
+    while k < 64 {
+        if br.nbits < 16 {
+            br.fill();
+        }
+        let e = ac.fast_ac[(br.acc >> (64 - LOOKUP_BITS)) as usize];
+        if e != 0 {
+            k += ((e >> 8) & 15) as usize;
+            br.consume((e & 15) as u32);
+            blk[NATURAL[k]] = (e >> 16) as i16;
+            k += 1;
+            continue;
+        }
+        let rs = br.decode(ac)?;
+        let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+        if s != 0 {
+            k += r;
+            blk[NATURAL[k]] = br.receive_extend(s)? as i16;
+        } else if r != 15 {
+            break;
+        } else {
+            k += 15;
+        }
+        k += 1;
+    }
+    Ok(())
 }
 
 /// Decodes one block of a scan into `blk` (natural order).
@@ -707,22 +792,28 @@ fn decode_block(
 }
 
 /// Decodes the entropy-coded data of one scan starting at `pos`; returns the
-/// position from which to look for the next marker.
+/// position from which to look for the next marker. With `out`, a
+/// sequential scan of every component, each MCU row is inverse-DCT'd and
+/// written out as soon as it is decoded (nothing is stored per block);
+/// otherwise the coefficients are stored for [`Output::write_coefficients`].
 fn decode_scan(
     data: &[u8],
     pos: usize,
     frame: &mut Frame,
     scan: &Scan,
     t: &Tables,
+    mut out: Option<&mut Output<'_>>,
 ) -> Result<usize> {
     let mut br = BitReader::new(data, pos);
     let mut preds = [0i32; 4];
     let mut eobrun = 0u32;
     let progressive = frame.progressive;
+    let missing = || DecodeError::Corrupt("JPEG scan uses an undefined Huffman table");
     let tables = |k: usize| {
         let (_, td, ta) = scan.comps[k];
         (t.dc[td].as_ref(), t.ac[ta].as_ref())
     };
+    let mut blk = [0i16; 64];
     // Blocks of each MCU: (scan component slot, block x, block y) offsets.
     let (mcus, single) = if scan.comps.len() == 1 {
         let c = &frame.comps[scan.comps[0].0];
@@ -730,6 +821,11 @@ fn decode_scan(
         (bx * by, Some(bx))
     } else {
         (frame.mcux * frame.mcuy, None)
+    };
+    // MCUs per frame MCU row (the unit `out` writes).
+    let row_mcus = match single {
+        Some(bx) => bx * frame.comps[scan.comps[0].0].v,
+        None => frame.mcux,
     };
     for m in 0..mcus {
         if t.restart > 0 && m > 0 && m % t.restart == 0 {
@@ -740,38 +836,53 @@ fn decode_scan(
         if let Some(bx_count) = single {
             let ci = scan.comps[0].0;
             let (dc, ac) = tables(0);
-            let c = &mut frame.comps[ci];
-            let b = (m / bx_count) * c.bw + m % bx_count;
-            let blk = &mut c.coefs[b * 64..b * 64 + 64];
-            decode_block(
-                &mut br,
-                blk,
-                progressive,
-                scan,
-                dc,
-                ac,
-                &mut preds[0],
-                &mut eobrun,
-            )?;
+            let (bx, by) = (m % bx_count, m / bx_count);
+            if let Some(o) = out.as_deref_mut() {
+                let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
+                decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[0])?;
+                o.idct_block(&frame.comps[ci], ci, bx, by, &blk);
+            } else {
+                let c = &mut frame.comps[ci];
+                let b = by * c.bw + bx;
+                let blk = &mut c.coefs[b * 64..b * 64 + 64];
+                decode_block(
+                    &mut br,
+                    blk,
+                    progressive,
+                    scan,
+                    dc,
+                    ac,
+                    &mut preds[0],
+                    &mut eobrun,
+                )?;
+            }
         } else {
             let (mx, my) = (m % frame.mcux, m / frame.mcux);
             for (slot, &(ci, _, _)) in scan.comps.iter().enumerate() {
                 let (dc, ac) = tables(slot);
-                let c = &mut frame.comps[ci];
-                for v in 0..c.v {
-                    for h in 0..c.h {
-                        let b = (my * c.v + v) * c.bw + mx * c.h + h;
-                        let blk = &mut c.coefs[b * 64..b * 64 + 64];
-                        decode_block(
-                            &mut br,
-                            blk,
-                            progressive,
-                            scan,
-                            dc,
-                            ac,
-                            &mut preds[slot],
-                            &mut eobrun,
-                        )?;
+                let (ch, cv) = (frame.comps[ci].h, frame.comps[ci].v);
+                for v in 0..cv {
+                    for h in 0..ch {
+                        let (bx, by) = (mx * ch + h, my * cv + v);
+                        if let Some(o) = out.as_deref_mut() {
+                            let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
+                            decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[slot])?;
+                            o.idct_block(&frame.comps[ci], ci, bx, by, &blk);
+                        } else {
+                            let c = &mut frame.comps[ci];
+                            let b = by * c.bw + bx;
+                            let blk = &mut c.coefs[b * 64..b * 64 + 64];
+                            decode_block(
+                                &mut br,
+                                blk,
+                                progressive,
+                                scan,
+                                dc,
+                                ac,
+                                &mut preds[slot],
+                                &mut eobrun,
+                            )?;
+                        }
                     }
                 }
             }
@@ -779,262 +890,203 @@ fn decode_scan(
         if br.overrun {
             return Err(truncated());
         }
+        if let Some(o) = out.as_deref_mut()
+            && ((m + 1) % row_mcus == 0 || m + 1 == mcus)
+        {
+            let row = m / row_mcus;
+            if row > 0 {
+                o.emit(frame, row - 1);
+            }
+            if m + 1 == mcus {
+                o.emit(frame, row);
+            }
+        }
     }
     Ok(br.pos)
 }
 
-/// `sample_range_limit + CENTERJSAMPLE` indexed by `x & 1023` (the IDCT's
-/// output clamp, wrapping like libjpeg's table for absurd inputs).
-fn range_limit(x: i64) -> u8 {
-    let m = (x & 1023) as i32;
-    match m {
-        0..=127 => (m + 128) as u8,
-        128..=511 => 255,
-        512..=895 => 0,
-        _ => (m - 896) as u8,
-    }
+/// How the components become RGB (`default_decompress_parms`, jdapimin.c).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Color {
+    Gray,
+    Rgb,
+    Ycc,
 }
 
-// jidctint.c constants: FIX(x) with CONST_BITS = 13.
-const CONST_BITS: u32 = 13;
-const PASS1_BITS: u32 = 2;
-const FIX_0_298631336: i64 = 2446;
-const FIX_0_390180644: i64 = 3196;
-const FIX_0_541196100: i64 = 4433;
-const FIX_0_765366865: i64 = 6270;
-const FIX_0_899976223: i64 = 7373;
-const FIX_1_175875602: i64 = 9633;
-const FIX_1_501321110: i64 = 12299;
-const FIX_1_847759065: i64 = 15137;
-const FIX_1_961570560: i64 = 16069;
-const FIX_2_053119869: i64 = 16819;
-const FIX_2_562915447: i64 = 20995;
-const FIX_3_072711026: i64 = 25172;
-
-fn descale(x: i64, n: u32) -> i64 {
-    (x + (1 << (n - 1))) >> n
+/// The output side of the decoder, libjpeg's main/upsample/colour
+/// controllers: each component's samples of three MCU rows (the previous,
+/// the current and the next, the context of fancy vertical upsampling) in a
+/// ring, one upsampled row per component, and the RGB image.
+struct Output<'k> {
+    k: &'k Kernels,
+    color: Color,
+    /// Per component: `3·v·8` rows of `bw·8` samples; sample row `r` of the
+    /// component lives at ring row `r mod 3·v·8`.
+    rings: Vec<Vec<u8>>,
+    /// Per component: one upsampled row (`max(w, 2·dw)` samples).
+    up: Vec<Vec<u8>>,
+    rgb: Vec<u8>,
 }
 
-/// The 1-D Loeffler–Ligtenberg–Moschytz IDCT of `jpeg_idct_islow`, on eight
-/// inputs; returns the eight outputs before the final descale.
-fn idct_1d(i: [i64; 8]) -> [i64; 8] {
-    // Even part.
-    let z1 = (i[2] + i[6]) * FIX_0_541196100;
-    let tmp2 = z1 - i[6] * FIX_1_847759065;
-    let tmp3 = z1 + i[2] * FIX_0_765366865;
-    let tmp0 = (i[0] + i[4]) << CONST_BITS;
-    let tmp1 = (i[0] - i[4]) << CONST_BITS;
-    let (tmp10, tmp13) = (tmp0 + tmp3, tmp0 - tmp3);
-    let (tmp11, tmp12) = (tmp1 + tmp2, tmp1 - tmp2);
-    // Odd part.
-    let (t0, t1, t2, t3) = (i[7], i[5], i[3], i[1]);
-    let z1 = t0 + t3;
-    let z2 = t1 + t2;
-    let z3 = t0 + t2;
-    let z4 = t1 + t3;
-    let z5 = (z3 + z4) * FIX_1_175875602;
-    let t0 = t0 * FIX_0_298631336;
-    let t1 = t1 * FIX_2_053119869;
-    let t2 = t2 * FIX_3_072711026;
-    let t3 = t3 * FIX_1_501321110;
-    let z1 = -z1 * FIX_0_899976223;
-    let z2 = -z2 * FIX_2_562915447;
-    let z3 = -z3 * FIX_1_961570560 + z5;
-    let z4 = -z4 * FIX_0_390180644 + z5;
-    let t0 = t0 + z1 + z3;
-    let t1 = t1 + z2 + z4;
-    let t2 = t2 + z2 + z3;
-    let t3 = t3 + z1 + z4;
-    [
-        tmp10 + t3,
-        tmp11 + t2,
-        tmp12 + t1,
-        tmp13 + t0,
-        tmp13 - t0,
-        tmp12 - t1,
-        tmp11 - t2,
-        tmp10 - t3,
-    ]
-}
-
-/// `jpeg_idct_islow`: dequantise and inverse-DCT one block into 8×8 samples
-/// at `out[0]`, rows `stride` apart.
-fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
-    // ISLOW_MULT_TYPE is a short: 16-bit quantisers wrap like in libjpeg.
-    let deq = |k: usize| i64::from(i32::from(coef[k]) * i32::from(q[k] as i16));
-    let mut ws = [0i32; 64];
-    for col in 0..8 {
-        if (1..8).all(|r| coef[r * 8 + col] == 0) {
-            let dc = (deq(col) << PASS1_BITS) as i32;
-            for r in 0..8 {
-                ws[r * 8 + col] = dc;
+impl<'k> Output<'k> {
+    fn new(k: &'k Kernels, frame: &Frame, color: Color) -> Result<Self> {
+        for c in &frame.comps {
+            if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
+                return Err(DecodeError::Unsupported(
+                    "unsupported JPEG: fractional sampling factors",
+                ));
             }
-            continue;
         }
-        let o = idct_1d(core::array::from_fn(|r| deq(r * 8 + col)));
-        for r in 0..8 {
-            ws[r * 8 + col] = descale(o[r], CONST_BITS - PASS1_BITS) as i32;
-        }
+        Ok(Output {
+            k,
+            color,
+            rings: frame
+                .comps
+                .iter()
+                .map(|c| vec![0u8; 3 * c.v * 8 * c.bw * 8])
+                .collect(),
+            up: frame
+                .comps
+                .iter()
+                .map(|c| vec![0u8; frame.w.max(2 * c.dw)])
+                .collect(),
+            rgb: vec![0u8; frame.w * frame.h * 3],
+        })
     }
-    for row in 0..8 {
-        let w = &ws[row * 8..row * 8 + 8];
-        let dst = &mut out[row * stride..row * stride + 8];
-        if w[1..].iter().all(|&v| v == 0) {
-            let v = range_limit(descale(i64::from(w[0]), PASS1_BITS + 3));
-            dst.fill(v);
-            continue;
+
+    /// Inverse-DCTs block `(bx, by)` of component `ci` into its ring.
+    fn idct_block(&mut self, c: &Component, ci: usize, bx: usize, by: usize, blk: &[i16; 64]) {
+        let stride = c.bw * 8;
+        let row = (by * 8) % (3 * c.v * 8);
+        let out = &mut self.rings[ci][row * stride + bx * 8..];
+        self.k.idct_islow_u8(blk, &c.quant16, out, stride);
+    }
+
+    /// The progressive (or non-interleaved) path: every block from the
+    /// stored coefficients, MCU row by MCU row.
+    fn write_coefficients(&mut self, frame: &Frame) -> Result<()> {
+        for c in &frame.comps {
+            if c.quant.is_none() || c.coefs.is_empty() {
+                return Err(DecodeError::Corrupt(
+                    "JPEG component has no data (never appears in a scan)",
+                ));
+            }
         }
-        let o = idct_1d(core::array::from_fn(|c| i64::from(w[c])));
-        for (d, &x) in dst.iter_mut().zip(o.iter()) {
-            *d = range_limit(descale(x, CONST_BITS + PASS1_BITS + 3));
+        for m in 0..frame.mcuy {
+            for (ci, c) in frame.comps.iter().enumerate() {
+                for by in m * c.v..(m + 1) * c.v {
+                    for bx in 0..c.bw {
+                        let b = by * c.bw + bx;
+                        let blk: &[i16; 64] = c.coefs[b * 64..b * 64 + 64]
+                            .try_into()
+                            .expect("64 coefficients");
+                        self.idct_block(c, ci, bx, by, blk);
+                    }
+                }
+            }
+            if m > 0 {
+                self.emit(frame, m - 1);
+            }
+        }
+        self.emit(frame, frame.mcuy - 1);
+        Ok(())
+    }
+
+    /// Upsamples and colour-converts the output rows of MCU row `m` (whose
+    /// components' rows, and those of MCU rows `m ± 1` where they exist, are
+    /// in the rings).
+    fn emit(&mut self, frame: &Frame, m: usize) {
+        let (w, h) = (frame.w, frame.h);
+        let y0 = m * 8 * frame.vmax;
+        for y in y0..(y0 + 8 * frame.vmax).min(h) {
+            let mut rows: [&[u8]; 3] = [&[]; 3];
+            for (((c, ring), up), row) in frame
+                .comps
+                .iter()
+                .zip(&self.rings)
+                .zip(self.up.iter_mut())
+                .zip(rows.iter_mut())
+            {
+                *row = upsample_row(self.k, frame, c, ring, up, y);
+            }
+            let out = &mut self.rgb[y * w * 3..(y + 1) * w * 3];
+            match self.color {
+                Color::Gray => {
+                    for (px, &g) in out.chunks_exact_mut(3).zip(rows[0]) {
+                        px.fill(g);
+                    }
+                }
+                Color::Rgb => {
+                    for (i, px) in out.chunks_exact_mut(3).enumerate() {
+                        px.copy_from_slice(&[rows[0][i], rows[1][i], rows[2][i]]);
+                    }
+                }
+                Color::Ycc => self.k.ycc_to_rgb_u8(rows[0], rows[1], rows[2], out),
+            }
         }
     }
 }
 
-/// Inverse-DCTs every block of a component into a plane of `bw*8 × bh*8`.
-fn component_plane(c: &Component) -> Result<Vec<u8>> {
-    let q = c.quant.as_ref().ok_or(DecodeError::Corrupt(
-        "JPEG component has no data (never appears in a scan)",
-    ))?;
+/// Output row `y` of component `c` upsampled to the image width, as
+/// libjpeg-turbo's `jinit_upsampler` would choose: full size, `h2v1`/`h2v2`
+/// fancy (triangle filter with ordered-dither rounding; box when the
+/// component is at most 2 samples wide), `h1v2` fancy, or integral box
+/// replication. The row above the first and below the last real row repeat
+/// that row (jdmainct.c's context pointers); columns use only the real
+/// samples.
+fn upsample_row<'a>(
+    k: &Kernels,
+    frame: &Frame,
+    c: &Component,
+    ring: &'a [u8],
+    up: &'a mut [u8],
+    y: usize,
+) -> &'a [u8] {
+    let w = frame.w;
     let stride = c.bw * 8;
-    let mut plane = vec![0u8; stride * c.bh * 8];
-    for by in 0..c.bh {
-        for bx in 0..c.bw {
-            let b = by * c.bw + bx;
-            let out = &mut plane[by * 8 * stride + bx * 8..];
-            idct_block(&c.coefs[b * 64..b * 64 + 64], q, out, stride);
-        }
-    }
-    Ok(plane)
-}
-
-/// Upsamples a component plane to the full `w × h` image as libjpeg-turbo's
-/// `jinit_upsampler` would choose: full size, `h2v1`/`h2v2` fancy (triangle
-/// filter with ordered-dither rounding; box when the component is at most 2
-/// samples wide), `h1v2` fancy, or integral box replication. The row above
-/// the first and below the last real row repeat that row (jdmainct.c's
-/// context pointers); columns use only the real samples.
-fn upsample(frame: &Frame, c: &Component, plane: &[u8]) -> Result<Vec<u8>> {
-    let (w, h) = (frame.w, frame.h);
-    let stride = c.bw * 8;
-    if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
-        return Err(DecodeError::Unsupported(
-            "unsupported JPEG: fractional sampling factors",
-        ));
-    }
+    let ring_rows = 3 * c.v * 8;
+    let row = |r: usize| {
+        let r = r % ring_rows;
+        &ring[r * stride..r * stride + c.dw]
+    };
     let (hx, vx) = (frame.hmax / c.h, frame.vmax / c.v);
-    let row = |y: usize| &plane[y * stride..y * stride + c.dw];
-    let mut out = vec![0u8; w * h];
     let last = c.dh - 1;
     let fancy_h = c.dw > 2;
-    match (hx, vx) {
-        (1, 1) => {
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                o.copy_from_slice(&row(y)[..w]);
-            }
+    // The adjacent row of the fancy vertical filter, and its rounding bias.
+    let neighbour = |y: usize| {
+        let (ry, upper) = (y / 2, y.is_multiple_of(2));
+        if upper {
+            (ry, ry.saturating_sub(1), 1)
+        } else {
+            (ry, (ry + 1).min(last), 2)
         }
+    };
+    match (hx, vx) {
+        (1, 1) => return &row(y)[..w],
         (2, 1) if fancy_h => {
-            // h2v1_fancy_upsample
-            let mut tmp = vec![0u8; 2 * c.dw];
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let r = row(y);
-                let n = c.dw;
-                tmp[0] = r[0];
-                tmp[1] = ((u32::from(r[0]) * 3 + u32::from(r[1]) + 2) >> 2) as u8;
-                for x in 1..n - 1 {
-                    let v = u32::from(r[x]) * 3;
-                    tmp[2 * x] = ((v + u32::from(r[x - 1]) + 1) >> 2) as u8;
-                    tmp[2 * x + 1] = ((v + u32::from(r[x + 1]) + 2) >> 2) as u8;
-                }
-                tmp[2 * n - 2] = ((u32::from(r[n - 1]) * 3 + u32::from(r[n - 2]) + 1) >> 2) as u8;
-                tmp[2 * n - 1] = r[n - 1];
-                o.copy_from_slice(&tmp[..w]);
-            }
+            k.upsample_h2v1_fancy_u8(row(y), &mut up[..2 * c.dw]);
         }
         (1, 2) => {
             // h1v2_fancy_upsample (do_fancy is always on here)
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let (ry, up) = (y / 2, y % 2 == 0);
-                let ny = if up {
-                    ry.saturating_sub(1)
-                } else {
-                    (ry + 1).min(last)
-                };
-                let bias = if up { 1 } else { 2 };
-                let (r0, r1) = (row(ry), row(ny));
-                for (x, d) in o.iter_mut().enumerate() {
-                    *d = ((u32::from(r0[x]) * 3 + u32::from(r1[x]) + bias) >> 2) as u8;
-                }
+            let (ry, ny, bias) = neighbour(y);
+            let (r0, r1) = (row(ry), row(ny));
+            for ((d, &a), &b) in up[..w].iter_mut().zip(r0).zip(r1) {
+                *d = ((u32::from(a) * 3 + u32::from(b) + bias) >> 2) as u8;
             }
         }
         (2, 2) if fancy_h => {
-            // h2v2_fancy_upsample
-            let n = c.dw;
-            let mut cs = vec![0u32; n];
-            let mut tmp = vec![0u8; 2 * n];
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let (ry, up) = (y / 2, y % 2 == 0);
-                let ny = if up {
-                    ry.saturating_sub(1)
-                } else {
-                    (ry + 1).min(last)
-                };
-                let (r0, r1) = (row(ry), row(ny));
-                for (s, (&a, &b)) in cs.iter_mut().zip(r0.iter().zip(r1.iter())) {
-                    *s = u32::from(a) * 3 + u32::from(b);
-                }
-                tmp[0] = ((cs[0] * 4 + 8) >> 4) as u8;
-                tmp[1] = ((cs[0] * 3 + cs[1] + 7) >> 4) as u8;
-                for x in 1..n - 1 {
-                    tmp[2 * x] = ((cs[x] * 3 + cs[x - 1] + 8) >> 4) as u8;
-                    tmp[2 * x + 1] = ((cs[x] * 3 + cs[x + 1] + 7) >> 4) as u8;
-                }
-                tmp[2 * n - 2] = ((cs[n - 1] * 3 + cs[n - 2] + 8) >> 4) as u8;
-                tmp[2 * n - 1] = ((cs[n - 1] * 4 + 7) >> 4) as u8;
-                o.copy_from_slice(&tmp[..w]);
-            }
+            let (ry, ny, _) = neighbour(y);
+            k.upsample_h2v2_fancy_u8(row(ry), row(ny), &mut up[..2 * c.dw]);
         }
         _ => {
             // h2v1_upsample, h2v2_upsample, int_upsample: box replication.
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let r = row(y / vx);
-                for (x, d) in o.iter_mut().enumerate() {
-                    *d = r[x / hx];
-                }
+            let r = row(y / vx);
+            for (x, d) in up[..w].iter_mut().enumerate() {
+                *d = r[x / hx];
             }
         }
     }
-    Ok(out)
-}
-
-// jdcolor.c: FIX(x) with SCALEBITS = 16.
-const SCALEBITS: u32 = 16;
-const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
-const FIX_1_40200: i64 = 91881;
-const FIX_1_77200: i64 = 116130;
-const FIX_0_71414: i64 = 46802;
-const FIX_0_34414: i64 = 22554;
-
-/// `ycc_rgb_convert` with `build_ycc_rgb_table`'s tables.
-fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
-    let mut cr_r = [0i32; 256];
-    let mut cb_b = [0i32; 256];
-    let mut cr_g = [0i64; 256];
-    let mut cb_g = [0i64; 256];
-    for i in 0..256usize {
-        let x = i as i64 - 128;
-        cr_r[i] = ((FIX_1_40200 * x + ONE_HALF) >> SCALEBITS) as i32;
-        cb_b[i] = ((FIX_1_77200 * x + ONE_HALF) >> SCALEBITS) as i32;
-        cr_g[i] = -FIX_0_71414 * x;
-        cb_g[i] = -FIX_0_34414 * x + ONE_HALF;
-    }
-    let clamp = |v: i32| v.clamp(0, 255) as u8;
-    for (((px, &y), &cb), &cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
-        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
-        px[0] = clamp(y + cr_r[cr]);
-        px[1] = clamp(y + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
-        px[2] = clamp(y + cb_b[cb]);
-    }
+    &up[..w]
 }
 
 /// Applies an EXIF orientation (1–8) as OpenCV's `ApplyExifOrientation`:
@@ -1068,14 +1120,15 @@ fn orient(rgb: Vec<u8>, w: usize, h: usize, orientation: u16) -> (Vec<u8>, usize
     (out, ow, oh)
 }
 
-/// Allocates the coefficients of the scan's components, the first time a
-/// scan reads them. A sequential scan codes every block with at least two
-/// Huffman codes (DC and end-of-block, one bit or more each), so data
-/// shorter than two bits per block is refused before the allocation: a
-/// small file cannot make the decoder reserve memory for a huge image it
-/// does not contain. (Progressive scans can skip runs of blocks; the pixel
-/// limit bounds them.)
-fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
+/// Checks that the scan's data can hold its blocks and, unless the scan is
+/// written out as it is decoded (`stream`), allocates the coefficients of
+/// its components the first time a scan reads them. A sequential scan codes
+/// every block with at least two Huffman codes (DC and end-of-block, one bit
+/// or more each), so data shorter than two bits per block is refused before
+/// any allocation: a small file cannot make the decoder reserve memory for a
+/// huge image it does not contain. (Progressive scans can skip runs of
+/// blocks; the pixel limit bounds them.)
+fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize, stream: bool) -> Result<()> {
     if !f.progressive {
         let blocks: usize = scan
             .comps
@@ -1088,6 +1141,9 @@ fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
             ));
         }
     }
+    if stream {
+        return Ok(());
+    }
     for &(ci, _, _) in &scan.comps {
         let c = &mut f.comps[ci];
         if c.coefs.is_empty() {
@@ -1097,16 +1153,38 @@ fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
     Ok(())
 }
 
+/// The kernel table [`decode`] uses: [`Kernels::from_env`] once per process
+/// with `std`, the compiled-in features without.
+fn default_kernels() -> Kernels {
+    #[cfg(feature = "std")]
+    {
+        static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        *K.get_or_init(Kernels::from_env)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Kernels::for_caps(edgedetr_kernels::Caps::compile_time())
+    }
+}
+
 /// Decodes a JPEG file's bytes to RGB, exactly as libjpeg-turbo does for
 /// `cv2.imdecode(buf, cv2.IMREAD_COLOR)` (there in BGR order), including the
 /// EXIF orientation OpenCV applies. Images above `limits` are refused from
-/// their header, before any large allocation.
+/// their header, before any large allocation. The kernels are the detected
+/// ones ([`Kernels::from_env`] with `std`); see [`decode_with_kernels`].
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
+    decode_with_kernels(data, limits, &default_kernels())
+}
+
+/// [`decode`] with the given kernel table (every path gives the same bytes).
+pub fn decode_with_kernels(data: &[u8], limits: &Limits, k: &Kernels) -> Result<Image> {
     if data.get(0..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::Corrupt("not a JPEG file (no SOI marker)"));
     }
     let mut t = Tables::default();
     let mut frame: Option<Frame> = None;
+    let mut out: Option<Output<'_>> = None;
+    let mut streamed = false;
     let mut scans = 0usize;
     let mut p = 2;
     let mut eoi = false;
@@ -1158,16 +1236,47 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
                     "corrupt JPEG: scan before frame header",
                 ))?;
                 let scan = parse_sos(seg, f)?;
-                alloc_scan(f, &scan, data.len() - p.min(data.len()))?;
+                if streamed {
+                    return Err(DecodeError::Corrupt(
+                        "corrupt JPEG: a sequential frame's components in a second scan",
+                    ));
+                }
+                // A sequential scan of every component is written out as it
+                // is decoded; other scans store their coefficients.
+                let stream = !f.progressive && scans == 0 && scan.comps.len() == f.comps.len();
+                alloc_scan(f, &scan, data.len() - p.min(data.len()), stream)?;
                 for &(ci, _, _) in &scan.comps {
                     let c = &mut f.comps[ci];
                     if c.quant.is_none() {
-                        c.quant = Some(t.quant[c.tq].ok_or(DecodeError::Corrupt(
+                        let q = t.quant[c.tq].ok_or(DecodeError::Corrupt(
                             "JPEG uses an undefined quantisation table",
-                        ))?);
+                        ))?;
+                        // ISLOW_MULT_TYPE is a short: 16-bit quantisers wrap.
+                        c.quant16 = q.map(|v| v as i16);
+                        c.quant = Some(q);
                     }
                 }
-                p = decode_scan(data, p, f, &scan, &t)?;
+                if out.is_none() {
+                    // default_decompress_parms (jdapimin.c), at the first
+                    // scan: JFIF means YCbCr; else the Adobe transform flag;
+                    // else component ids 'R','G','B' mean RGB.
+                    let ids: Vec<u8> = f.comps.iter().map(|c| c.id).collect();
+                    let color = if ids.len() == 1 {
+                        Color::Gray
+                    } else if !t.jfif
+                        && match t.adobe_transform {
+                            Some(tr) => tr == 0,
+                            None => ids == b"RGB",
+                        }
+                    {
+                        Color::Rgb
+                    } else {
+                        Color::Ycc
+                    };
+                    out = Some(Output::new(k, f, color)?);
+                }
+                p = decode_scan(data, p, f, &scan, &t, out.as_mut().filter(|_| stream))?;
+                streamed = stream;
                 scans += 1;
             }
             _ => {}
@@ -1180,41 +1289,16 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
             "truncated JPEG (the file ends before its end-of-image marker)",
         ));
     }
-    if frame.is_none() || scans == 0 {
+    let (Some(frame), Some(mut out)) = (frame, out) else {
         return Err(DecodeError::Corrupt(
             "not a JPEG image (no frame header or no scan before the end marker)",
         ));
+    };
+    if !streamed {
+        out.write_coefficients(&frame)?;
     }
-    let frame = frame.ok_or(DecodeError::Corrupt("not a JPEG image"))?;
     let (w, h) = (frame.w, frame.h);
-    let planes = frame
-        .comps
-        .iter()
-        .map(|c| component_plane(c).and_then(|p| upsample(&frame, c, &p)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut rgb = vec![0u8; w * h * 3];
-    if planes.len() == 1 {
-        for (px, &g) in rgb.chunks_exact_mut(3).zip(&planes[0]) {
-            px.fill(g);
-        }
-    } else {
-        // default_decompress_parms (jdapimin.c): JFIF means YCbCr; else the
-        // Adobe transform flag; else component ids 'R','G','B' mean RGB.
-        let ids: Vec<u8> = frame.comps.iter().map(|c| c.id).collect();
-        let is_rgb = !t.jfif
-            && match t.adobe_transform {
-                Some(tr) => tr == 0,
-                None => ids == b"RGB",
-            };
-        if is_rgb {
-            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-                px.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
-            }
-        } else {
-            ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut rgb);
-        }
-    }
-    let (rgb, w, h) = orient(rgb, w, h, t.orientation);
+    let (rgb, w, h) = orient(out.rgb, w, h, t.orientation);
     Ok(Image {
         rgb,
         width: w,
@@ -1532,15 +1616,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn range_limit_is_libjpegs_table() {
-        assert_eq!(range_limit(0), 128);
-        assert_eq!(range_limit(127), 255);
-        assert_eq!(range_limit(300), 255);
-        assert_eq!(range_limit(-128), 0);
-        assert_eq!(range_limit(-300), 0);
-        assert_eq!(range_limit(-1), 127);
     }
 }

@@ -37,6 +37,7 @@ pub mod elementwise_i8;
 pub mod f16;
 pub mod gemm;
 pub mod image;
+pub mod jpeg;
 pub mod ops;
 pub mod quant;
 pub mod table;
@@ -55,6 +56,8 @@ mod blocked;
 mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_jpeg;
 
 pub use act::Act;
 pub use caps::Caps;
