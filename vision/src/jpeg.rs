@@ -35,6 +35,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use edgedetr_kernels::Kernels;
+use edgedetr_kernels::jpeg::range_limit;
 
 use crate::error::DecodeError;
 use crate::image::{Image, Limits};
@@ -895,10 +896,10 @@ fn decode_scan(
         {
             let row = m / row_mcus;
             if row > 0 {
-                o.emit(frame, row - 1);
+                o.emit(row - 1);
             }
             if m + 1 == mcus {
-                o.emit(frame, row);
+                o.emit(row);
             }
         }
     }
@@ -913,53 +914,148 @@ enum Color {
     Ycc,
 }
 
+/// libjpeg's `scale_num / scale_denom` for decoding: the image comes out
+/// `⌈w / n⌉ × ⌈h / n⌉` for a scale of `1/n`, made by inverse DCTs of fewer
+/// points (jidctred.c's `jpeg_idct_4x4`, `2x2`, `1x1`) rather than by
+/// decoding at full size and resizing, exactly as
+/// `cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_n)`. Cheaper than a full
+/// decode for camera frames far above the model's input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scale {
+    /// Full size (`IMREAD_COLOR`).
+    #[default]
+    Full,
+    /// 1/2 (`IMREAD_REDUCED_COLOR_2`).
+    Half,
+    /// 1/4 (`IMREAD_REDUCED_COLOR_4`).
+    Quarter,
+    /// 1/8 (`IMREAD_REDUCED_COLOR_8`).
+    Eighth,
+}
+
+impl Scale {
+    /// The denominator `n` of the scale `1/n`.
+    pub const fn denom(self) -> usize {
+        match self {
+            Scale::Full => 1,
+            Scale::Half => 2,
+            Scale::Quarter => 4,
+            Scale::Eighth => 8,
+        }
+    }
+
+    /// The smallest scale whose output of a `width × height` image still
+    /// covers `min_width × min_height` (e.g. the model input): `Full` when
+    /// even 1/2 would not.
+    pub fn at_least(width: usize, height: usize, min_width: usize, min_height: usize) -> Scale {
+        [Scale::Eighth, Scale::Quarter, Scale::Half]
+            .into_iter()
+            .find(|s| {
+                width.div_ceil(s.denom()) >= min_width && height.div_ceil(s.denom()) >= min_height
+            })
+            .unwrap_or(Scale::Full)
+    }
+}
+
+/// One component on the output side: its inverse-DCT size, real samples,
+/// upsampling and a ring of sample rows.
+struct Plane {
+    /// `DCT_scaled_size`: samples per block side (8, 4, 2 or 1).
+    ssize: usize,
+    /// Ring row length, `bw · ssize`.
+    stride: usize,
+    /// `3 · v · ssize`: three MCU rows (the previous, the current and the
+    /// next: the context of fancy vertical upsampling); sample row `r` lives
+    /// at ring row `r mod ring_rows`.
+    ring_rows: usize,
+    /// `downsampled_width/height` at this scale.
+    dw: usize,
+    dh: usize,
+    /// Integral upsampling factors to the output size.
+    hx: usize,
+    vx: usize,
+    /// Whether fancy upsampling is on (`do_fancy`: not at scale 1/8).
+    fancy: bool,
+    ring: Vec<u8>,
+    /// One upsampled row (`max(w, 2·dw)` samples).
+    up: Vec<u8>,
+}
+
 /// The output side of the decoder, libjpeg's main/upsample/colour
-/// controllers: each component's samples of three MCU rows (the previous,
-/// the current and the next, the context of fancy vertical upsampling) in a
-/// ring, one upsampled row per component, and the RGB image.
+/// controllers: the components' sample rows in rings, one upsampled row
+/// per component, and the RGB image.
 struct Output<'k> {
     k: &'k Kernels,
     color: Color,
-    /// Per component: `3·v·8` rows of `bw·8` samples; sample row `r` of the
-    /// component lives at ring row `r mod 3·v·8`.
-    rings: Vec<Vec<u8>>,
-    /// Per component: one upsampled row (`max(w, 2·dw)` samples).
-    up: Vec<Vec<u8>>,
+    planes: Vec<Plane>,
+    /// Output size (`output_width/height`).
+    w: usize,
+    h: usize,
+    /// Output rows per MCU row (`max_v_samp_factor · min_DCT_scaled_size`).
+    mcu_rows: usize,
     rgb: Vec<u8>,
 }
 
 impl<'k> Output<'k> {
-    fn new(k: &'k Kernels, frame: &Frame, color: Color) -> Result<Self> {
+    fn new(k: &'k Kernels, frame: &Frame, color: Color, scale: Scale) -> Result<Self> {
+        let denom = scale.denom();
+        let min = 8 / denom;
+        let (w, h) = (frame.w.div_ceil(denom), frame.h.div_ceil(denom));
+        let mut planes = Vec::with_capacity(frame.comps.len());
         for c in &frame.comps {
-            if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
+            // jpeg_core_output_dimensions: scale chroma up through the IDCT
+            // rather than the upsampler where the factors allow.
+            let mut ssize = min;
+            while ssize < 8
+                && (frame.hmax * min).is_multiple_of(c.h * ssize * 2)
+                && (frame.vmax * min).is_multiple_of(c.v * ssize * 2)
+            {
+                ssize *= 2;
+            }
+            let (hs, vs) = (c.h * ssize, c.v * ssize);
+            if !(frame.hmax * min).is_multiple_of(hs) || !(frame.vmax * min).is_multiple_of(vs) {
                 return Err(DecodeError::Unsupported(
                     "unsupported JPEG: fractional sampling factors",
                 ));
             }
+            let dw = (frame.w * hs).div_ceil(frame.hmax * 8);
+            let dh = (frame.h * vs).div_ceil(frame.vmax * 8);
+            planes.push(Plane {
+                ssize,
+                stride: c.bw * ssize,
+                ring_rows: 3 * vs,
+                dw,
+                dh,
+                hx: frame.hmax * min / hs,
+                vx: frame.vmax * min / vs,
+                fancy: min > 1,
+                ring: vec![0u8; 3 * vs * c.bw * ssize],
+                up: vec![0u8; w.max(2 * dw)],
+            });
         }
         Ok(Output {
             k,
             color,
-            rings: frame
-                .comps
-                .iter()
-                .map(|c| vec![0u8; 3 * c.v * 8 * c.bw * 8])
-                .collect(),
-            up: frame
-                .comps
-                .iter()
-                .map(|c| vec![0u8; frame.w.max(2 * c.dw)])
-                .collect(),
-            rgb: vec![0u8; frame.w * frame.h * 3],
+            planes,
+            w,
+            h,
+            mcu_rows: frame.vmax * min,
+            rgb: vec![0u8; w * h * 3],
         })
     }
 
     /// Inverse-DCTs block `(bx, by)` of component `ci` into its ring.
     fn idct_block(&mut self, c: &Component, ci: usize, bx: usize, by: usize, blk: &[i16; 64]) {
-        let stride = c.bw * 8;
-        let row = (by * 8) % (3 * c.v * 8);
-        let out = &mut self.rings[ci][row * stride + bx * 8..];
-        self.k.idct_islow_u8(blk, &c.quant16, out, stride);
+        let p = &mut self.planes[ci];
+        let (s, stride) = (p.ssize, p.stride);
+        let row = (by * s) % p.ring_rows;
+        let out = &mut p.ring[row * stride + bx * s..];
+        match s {
+            8 => self.k.idct_islow_u8(blk, &c.quant16, out, stride),
+            4 => idct_4x4(blk, &c.quant16, out, stride),
+            2 => idct_2x2(blk, &c.quant16, out, stride),
+            _ => idct_1x1(blk, &c.quant16, out),
+        }
     }
 
     /// The progressive (or non-interleaved) path: every block from the
@@ -985,29 +1081,23 @@ impl<'k> Output<'k> {
                 }
             }
             if m > 0 {
-                self.emit(frame, m - 1);
+                self.emit(m - 1);
             }
         }
-        self.emit(frame, frame.mcuy - 1);
+        self.emit(frame.mcuy - 1);
         Ok(())
     }
 
     /// Upsamples and colour-converts the output rows of MCU row `m` (whose
     /// components' rows, and those of MCU rows `m ± 1` where they exist, are
     /// in the rings).
-    fn emit(&mut self, frame: &Frame, m: usize) {
-        let (w, h) = (frame.w, frame.h);
-        let y0 = m * 8 * frame.vmax;
-        for y in y0..(y0 + 8 * frame.vmax).min(h) {
+    fn emit(&mut self, m: usize) {
+        let (w, h) = (self.w, self.h);
+        let y0 = m * self.mcu_rows;
+        for y in y0..(y0 + self.mcu_rows).min(h) {
             let mut rows: [&[u8]; 3] = [&[]; 3];
-            for (((c, ring), up), row) in frame
-                .comps
-                .iter()
-                .zip(&self.rings)
-                .zip(self.up.iter_mut())
-                .zip(rows.iter_mut())
-            {
-                *row = upsample_row(self.k, frame, c, ring, up, y);
+            for (p, row) in self.planes.iter_mut().zip(rows.iter_mut()) {
+                *row = upsample_row(self.k, p, w, y);
             }
             let out = &mut self.rgb[y * w * 3..(y + 1) * w * 3];
             match self.color {
@@ -1027,31 +1117,32 @@ impl<'k> Output<'k> {
     }
 }
 
-/// Output row `y` of component `c` upsampled to the image width, as
+/// Output row `y` of a component upsampled to the output width `w`, as
 /// libjpeg-turbo's `jinit_upsampler` would choose: full size, `h2v1`/`h2v2`
 /// fancy (triangle filter with ordered-dither rounding; box when the
 /// component is at most 2 samples wide), `h1v2` fancy, or integral box
-/// replication. The row above the first and below the last real row repeat
-/// that row (jdmainct.c's context pointers); columns use only the real
-/// samples.
-fn upsample_row<'a>(
-    k: &Kernels,
-    frame: &Frame,
-    c: &Component,
-    ring: &'a [u8],
-    up: &'a mut [u8],
-    y: usize,
-) -> &'a [u8] {
-    let w = frame.w;
-    let stride = c.bw * 8;
-    let ring_rows = 3 * c.v * 8;
-    let row = |r: usize| {
+/// replication (also whenever fancy upsampling is off). The row above the
+/// first and below the last real row repeat that row (jdmainct.c's context
+/// pointers); columns use only the real samples.
+fn upsample_row<'a>(k: &Kernels, p: &'a mut Plane, w: usize, y: usize) -> &'a [u8] {
+    let Plane {
+        stride,
+        ring_rows,
+        dw,
+        dh,
+        hx,
+        vx,
+        fancy,
+        ring,
+        up,
+        ..
+    } = p;
+    let (stride, ring_rows, dw, last) = (*stride, *ring_rows, *dw, *dh - 1);
+    let ring: &'a [u8] = ring;
+    let row = move |r: usize| {
         let r = r % ring_rows;
-        &ring[r * stride..r * stride + c.dw]
+        &ring[r * stride..r * stride + dw]
     };
-    let (hx, vx) = (frame.hmax / c.h, frame.vmax / c.v);
-    let last = c.dh - 1;
-    let fancy_h = c.dw > 2;
     // The adjacent row of the fancy vertical filter, and its rounding bias.
     let neighbour = |y: usize| {
         let (ry, upper) = (y / 2, y.is_multiple_of(2));
@@ -1061,13 +1152,14 @@ fn upsample_row<'a>(
             (ry, (ry + 1).min(last), 2)
         }
     };
-    match (hx, vx) {
+    let fancy_h = *fancy && dw > 2;
+    match (*hx, *vx) {
         (1, 1) => return &row(y)[..w],
         (2, 1) if fancy_h => {
-            k.upsample_h2v1_fancy_u8(row(y), &mut up[..2 * c.dw]);
+            k.upsample_h2v1_fancy_u8(row(y), &mut up[..2 * dw]);
         }
-        (1, 2) => {
-            // h1v2_fancy_upsample (do_fancy is always on here)
+        (1, 2) if *fancy => {
+            // h1v2_fancy_upsample
             let (ry, ny, bias) = neighbour(y);
             let (r0, r1) = (row(ry), row(ny));
             for ((d, &a), &b) in up[..w].iter_mut().zip(r0).zip(r1) {
@@ -1076,9 +1168,9 @@ fn upsample_row<'a>(
         }
         (2, 2) if fancy_h => {
             let (ry, ny, _) = neighbour(y);
-            k.upsample_h2v2_fancy_u8(row(ry), row(ny), &mut up[..2 * c.dw]);
+            k.upsample_h2v2_fancy_u8(row(ry), row(ny), &mut up[..2 * dw]);
         }
-        _ => {
+        (hx, vx) => {
             // h2v1_upsample, h2v2_upsample, int_upsample: box replication.
             let r = row(y / vx);
             for (x, d) in up[..w].iter_mut().enumerate() {
@@ -1087,6 +1179,104 @@ fn upsample_row<'a>(
         }
     }
     &up[..w]
+}
+
+// jidctred.c: the reduced-size inverse DCTs, FIX(x) with CONST_BITS = 13.
+const FIX_0_211164243: i32 = 1730;
+const FIX_0_509795579: i32 = 4176;
+const FIX_0_601344887: i32 = 4926;
+const FIX_0_720959822: i32 = 5906;
+const FIX_0_765366865: i32 = 6270;
+const FIX_0_850430095: i32 = 6967;
+const FIX_0_899976223: i32 = 7373;
+const FIX_1_061594337: i32 = 8697;
+const FIX_1_272758580: i32 = 10426;
+const FIX_1_451774981: i32 = 11893;
+const FIX_1_847759065: i32 = 15137;
+const FIX_2_172734803: i32 = 17799;
+const FIX_2_562915447: i32 = 20995;
+const FIX_3_624509785: i32 = 29692;
+
+/// `(x + 2^(n−1)) >> n` in wrapping 32-bit arithmetic.
+fn descale(x: i32, n: u32) -> i32 {
+    x.wrapping_add(1 << (n - 1)) >> n
+}
+
+/// `jpeg_idct_4x4`'s 1-D step: inputs 0, 1, 2, 3, 5, 6, 7 (4 is unused),
+/// outputs 0..4 before the descale. (Its shortcuts for zero AC terms give
+/// the same numbers, so they are left out.)
+fn idct4_1d(i: [i32; 8]) -> [i32; 4] {
+    let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
+    let tmp0 = i[0].wrapping_shl(14);
+    let tmp2 = a(m(i[2], FIX_1_847759065), m(i[6], -FIX_0_765366865));
+    let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+    let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+    let tmp0 = a(
+        a(m(z1, -FIX_0_211164243), m(z2, FIX_1_451774981)),
+        a(m(z3, -FIX_2_172734803), m(z4, FIX_1_061594337)),
+    );
+    let tmp2 = a(
+        a(m(z1, -FIX_0_509795579), m(z2, -FIX_0_601344887)),
+        a(m(z3, FIX_0_899976223), m(z4, FIX_2_562915447)),
+    );
+    [
+        a(tmp10, tmp2),
+        a(tmp12, tmp0),
+        s(tmp12, tmp0),
+        s(tmp10, tmp2),
+    ]
+}
+
+/// `jpeg_idct_4x4` (scale 1/2): a 4×4 block at `out[r·stride + c]`.
+fn idct_4x4(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
+    let mut ws = [0i32; 32];
+    for col in [0, 1, 2, 3, 5, 6, 7] {
+        let o = idct4_1d(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        for (r, &v) in o.iter().enumerate() {
+            ws[r * 8 + col] = descale(v, 12);
+        }
+    }
+    for row in 0..4 {
+        let o = idct4_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+        for (c, &v) in o.iter().enumerate() {
+            out[row * stride + c] = range_limit(descale(v, 19));
+        }
+    }
+}
+
+/// `jpeg_idct_2x2`'s 1-D step: inputs 0, 1, 3, 5, 7; outputs 0, 1.
+fn idct2_1d(i: [i32; 8]) -> [i32; 2] {
+    let (a, m) = (i32::wrapping_add, i32::wrapping_mul);
+    let tmp10 = i[0].wrapping_shl(15);
+    let tmp0 = a(
+        a(m(i[7], -FIX_0_720959822), m(i[5], FIX_0_850430095)),
+        a(m(i[3], -FIX_1_272758580), m(i[1], FIX_3_624509785)),
+    );
+    [a(tmp10, tmp0), tmp10.wrapping_sub(tmp0)]
+}
+
+/// `jpeg_idct_2x2` (scale 1/4): a 2×2 block at `out[r·stride + c]`.
+fn idct_2x2(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
+    let mut ws = [0i32; 16];
+    for col in [0, 1, 3, 5, 7] {
+        let o = idct2_1d(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        ws[col] = descale(o[0], 13);
+        ws[8 + col] = descale(o[1], 13);
+    }
+    for row in 0..2 {
+        let o = idct2_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+        out[row * stride] = range_limit(descale(o[0], 20));
+        out[row * stride + 1] = range_limit(descale(o[1], 20));
+    }
+}
+
+/// `jpeg_idct_1x1` (scale 1/8): the block's mean.
+fn idct_1x1(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8]) {
+    out[0] = range_limit(descale(i32::from(coef[0]) * i32::from(q[0]), 3));
 }
 
 /// Applies an EXIF orientation (1–8) as OpenCV's `ApplyExifOrientation`:
@@ -1173,11 +1363,28 @@ fn default_kernels() -> Kernels {
 /// their header, before any large allocation. The kernels are the detected
 /// ones ([`Kernels::from_env`] with `std`); see [`decode_with_kernels`].
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
-    decode_with_kernels(data, limits, &default_kernels())
+    decode_scaled_with_kernels(data, limits, Scale::Full, &default_kernels())
 }
 
 /// [`decode`] with the given kernel table (every path gives the same bytes).
 pub fn decode_with_kernels(data: &[u8], limits: &Limits, k: &Kernels) -> Result<Image> {
+    decode_scaled_with_kernels(data, limits, Scale::Full, k)
+}
+
+/// [`decode`] at a reduced [`Scale`], exactly as
+/// `cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_n)`; `limits` bound the
+/// full-size image.
+pub fn decode_scaled(data: &[u8], limits: &Limits, scale: Scale) -> Result<Image> {
+    decode_scaled_with_kernels(data, limits, scale, &default_kernels())
+}
+
+/// [`decode_scaled`] with the given kernel table.
+pub fn decode_scaled_with_kernels(
+    data: &[u8],
+    limits: &Limits,
+    scale: Scale,
+    k: &Kernels,
+) -> Result<Image> {
     if data.get(0..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::Corrupt("not a JPEG file (no SOI marker)"));
     }
@@ -1273,7 +1480,7 @@ pub fn decode_with_kernels(data: &[u8], limits: &Limits, k: &Kernels) -> Result<
                     } else {
                         Color::Ycc
                     };
-                    out = Some(Output::new(k, f, color)?);
+                    out = Some(Output::new(k, f, color, scale)?);
                 }
                 p = decode_scan(data, p, f, &scan, &t, out.as_mut().filter(|_| stream))?;
                 streamed = stream;
@@ -1297,7 +1504,7 @@ pub fn decode_with_kernels(data: &[u8], limits: &Limits, k: &Kernels) -> Result<
     if !streamed {
         out.write_coefficients(&frame)?;
     }
-    let (w, h) = (frame.w, frame.h);
+    let (w, h) = (out.w, out.h);
     let (rgb, w, h) = orient(out.rgb, w, h, t.orientation);
     Ok(Image {
         rgb,
@@ -1595,6 +1802,16 @@ mod tests {
     }
 
     #[test]
+    fn scale_at_least_keeps_the_model_input_covered() {
+        assert_eq!(Scale::at_least(3840, 2160, 640, 640), Scale::Half);
+        assert_eq!(Scale::at_least(3840, 2160, 640, 480), Scale::Quarter);
+        assert_eq!(Scale::at_least(1920, 1080, 640, 640), Scale::Full);
+        assert_eq!(Scale::at_least(1920, 1280, 640, 640), Scale::Half);
+        assert_eq!(Scale::at_least(5120, 5120, 640, 640), Scale::Eighth);
+        assert_eq!(Scale::at_least(100, 100, 640, 640), Scale::Full);
+    }
+
+    #[test]
     fn corrupt_bytes_never_panic() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for data in [
@@ -1613,6 +1830,11 @@ mod tests {
                 }
                 if let Ok(img) = decode(&d, &Limits::default()) {
                     assert_eq!(img.rgb.len(), img.width * img.height * 3);
+                }
+                for s in [Scale::Half, Scale::Eighth] {
+                    if let Ok(img) = decode_scaled(&d, &Limits::default(), s) {
+                        assert_eq!(img.rgb.len(), img.width * img.height * 3);
+                    }
                 }
             }
         }

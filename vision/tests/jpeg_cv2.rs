@@ -56,3 +56,30 @@ fn full_scale_matches_cv2_imdecode() {
         }
     }
 }
+
+/// libjpeg's DCT-domain downscaling (`IMREAD_REDUCED_COLOR_2/4/8`).
+#[test]
+fn reduced_scales_match_cv2_imread_reduced() {
+    use edgedetr_vision::jpeg::{Scale, decode_scaled_with_kernels};
+    for (name, dims) in cases() {
+        let data = std::fs::read(format!("{DIR}/{name}.jpg")).unwrap();
+        for (i, scale) in [Scale::Half, Scale::Quarter, Scale::Eighth]
+            .into_iter()
+            .enumerate()
+        {
+            let n = scale.denom();
+            let want = std::fs::read(format!("{DIR}/{name}.s{n}.rgb")).unwrap();
+            for k in paths() {
+                let img = decode_scaled_with_kernels(&data, &Limits::default(), scale, &k)
+                    .unwrap_or_else(|e| panic!("{name} 1/{n} ({}): {e}", k.name()));
+                assert_eq!((img.width, img.height), dims[i + 1], "{name} 1/{n}");
+                assert!(
+                    img.rgb == want,
+                    "{name} 1/{n} ({}): first difference at byte {:?}",
+                    k.name(),
+                    img.rgb.iter().zip(&want).position(|(a, b)| a != b)
+                );
+            }
+        }
+    }
+}
