@@ -45,6 +45,8 @@ pub mod testing;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod aarch64_jpeg;
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",
