@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--photo", default="/work/shared/reference/calib/astronaut.jpg")
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="Gaussian noise (sigma) added after upscaling: more coefficients, slower entropy decoding")
     ap.add_argument("--scale", type=int, default=1, help="1 (IMREAD_COLOR), 2, 4 or 8 (IMREAD_REDUCED_COLOR_n)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
@@ -36,9 +38,12 @@ def main():
     exe = os.path.join(ROOT, "target", "release", "examples", "jpeg_time")
     photo = cv2.imread(args.photo, cv2.IMREAD_COLOR)
     tmp = tempfile.mkdtemp()
-    print(f"cv2 {cv2.__version__}, threads {cv2.getNumThreads()}, scale 1/{args.scale}")
+    print(f"cv2 {cv2.__version__}, threads {cv2.getNumThreads()}, scale 1/{args.scale}, noise {args.noise}")
     for w, h in [(1920, 1080), (3840, 2160)]:
         img = cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC)
+        if args.noise > 0:
+            noise = np.random.RandomState(0).normal(0, args.noise, img.shape)
+            img = np.clip(img + noise, 0, 255).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90,
                                              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
         assert ok

@@ -46,13 +46,13 @@ fn truncated() -> DecodeError {
     DecodeError::Truncated("truncated or corrupt JPEG data (the entropy-coded data ends early)")
 }
 
-/// A canonical Huffman table (T.81 Annex C) with a 9-bit lookup for short codes.
+/// A canonical Huffman table (T.81 Annex C) with an 11-bit lookup for short codes.
 struct Huffman {
-    /// `(length << 8) | symbol` for each 9-bit prefix that starts with a code
-    /// of at most 9 bits; 0 where a longer code (or none) starts.
+    /// `(length << 8) | symbol` for each 11-bit prefix that starts with a
+    /// code of at most 11 bits; 0 where a longer code (or none) starts.
     lookup: Vec<u16>,
     /// For AC tables, run/size and value decoded at once:
-    /// `(value << 16) | (run << 8) | (code length + size)` for each 9-bit
+    /// `(value << 16) | (run << 8) | (code length + size)` for each 11-bit
     /// prefix that holds a whole code of a non-zero size and its value bits;
     /// 0 elsewhere.
     fast_ac: Vec<i32>,
@@ -63,7 +63,7 @@ struct Huffman {
     values: Vec<u8>,
 }
 
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 11;
 
 impl Huffman {
     fn new(counts: &[u8; 16], values: &[u8]) -> Result<Self> {
@@ -238,6 +238,7 @@ impl<'a> BitReader<'a> {
         v
     }
 
+    #[inline]
     fn decode(&mut self, h: &Huffman) -> Result<u8> {
         if self.nbits < 16 {
             self.fill();
@@ -613,24 +614,29 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
 
 /// `decode_mcu` (jdhuff.c) for one block of a sequential scan: the DC
 /// difference, then run-length AC coefficients, into `blk` (natural order).
+/// Returns whether an AC coefficient was coded (`false`: a DC-only block).
 fn decode_block_seq(
     br: &mut BitReader<'_>,
     blk: &mut [i16; 64],
     dc: &Huffman,
     ac: &Huffman,
     pred: &mut i32,
-) -> Result<()> {
-    blk.fill(0);
+) -> Result<bool> {
     let s = u32::from(br.decode(dc)?);
     *pred = pred.wrapping_add(br.receive_extend(s)?);
-    blk[0] = *pred as i16;
     let mut k = 1;
+    let mut coded = false;
     while k < 64 {
-        if br.nbits < 16 {
+        // A refill leaves at least 57 bits: a code and its value take 31.
+        if br.nbits < 32 {
             br.fill();
         }
         let e = ac.fast_ac[(br.acc >> (64 - LOOKUP_BITS)) as usize];
         if e != 0 {
+            if !coded {
+                blk.fill(0);
+                coded = true;
+            }
             k += ((e >> 8) & 15) as usize;
             br.consume((e & 15) as u32);
             blk[NATURAL[k]] = (e >> 16) as i16;
@@ -639,17 +645,26 @@ fn decode_block_seq(
         }
         let rs = br.decode(ac)?;
         let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+        if s == 0 && r != 15 {
+            break;
+        }
+        if !coded {
+            blk.fill(0);
+            coded = true;
+        }
         if s != 0 {
             k += r;
             blk[NATURAL[k]] = br.receive_extend(s)? as i16;
-        } else if r != 15 {
-            break;
         } else {
             k += 15;
         }
         k += 1;
     }
-    Ok(())
+    if !coded {
+        blk.fill(0);
+    }
+    blk[0] = *pred as i16;
+    Ok(coded)
 }
 
 /// Decodes one block of a scan into `blk` (natural order).
@@ -840,8 +855,8 @@ fn decode_scan(
             let (bx, by) = (m % bx_count, m / bx_count);
             if let Some(o) = out.as_deref_mut() {
                 let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
-                decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[0])?;
-                o.idct_block(&frame.comps[ci], ci, bx, by, &blk);
+                let coded = decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[0])?;
+                o.block(&frame.comps[ci], ci, bx, by, &blk, coded);
             } else {
                 let c = &mut frame.comps[ci];
                 let b = by * c.bw + bx;
@@ -867,8 +882,9 @@ fn decode_scan(
                         let (bx, by) = (mx * ch + h, my * cv + v);
                         if let Some(o) = out.as_deref_mut() {
                             let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
-                            decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[slot])?;
-                            o.idct_block(&frame.comps[ci], ci, bx, by, &blk);
+                            let coded =
+                                decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[slot])?;
+                            o.block(&frame.comps[ci], ci, bx, by, &blk, coded);
                         } else {
                             let c = &mut frame.comps[ci];
                             let b = by * c.bw + bx;
@@ -1042,6 +1058,34 @@ impl<'k> Output<'k> {
             mcu_rows: frame.vmax * min,
             rgb: vec![0u8; w * h * 3],
         })
+    }
+
+    /// [`Output::idct_block`], or for a DC-only block (`!coded`) of a
+    /// moderate DC the flat block that every IDCT of libjpeg makes of it:
+    /// `range_limit((dc·q + 4) >> 3)` (the same numbers as the full
+    /// computation while `|dc·q| < 2^13`, where no intermediate of any of
+    /// them wraps; real DC values stay below 2^11·q_dc / q_dc = 2^11).
+    fn block(
+        &mut self,
+        c: &Component,
+        ci: usize,
+        bx: usize,
+        by: usize,
+        blk: &[i16; 64],
+        coded: bool,
+    ) {
+        let dcq = i32::from(blk[0]) * i32::from(c.quant16[0]);
+        if coded || dcq.unsigned_abs() >= 1 << 13 {
+            return self.idct_block(c, ci, bx, by, blk);
+        }
+        let v = range_limit(descale(dcq, 3));
+        let p = &mut self.planes[ci];
+        let (s, stride) = (p.ssize, p.stride);
+        let row = (by * s) % p.ring_rows;
+        for r in 0..s {
+            let o = (row + r) * stride + bx * s;
+            p.ring[o..o + s].fill(v);
+        }
     }
 
     /// Inverse-DCTs block `(bx, by)` of component `ci` into its ring.
