@@ -7,6 +7,7 @@ then alternates rounds of `cargo run --release --example jpeg_time` and of
 cv2.imdecode (cv2.setNumThreads(1)) and prints the medians and their ratio.
 
     python3 vision/benches/jpeg_vs_cv2.py [--rounds 5] [--reps 20] [--photo P]
+        [--noise SIGMA] [--scale 1|2|4|8] [--exe OTHER_jpeg_time]
 """
 import argparse
 import os
@@ -25,6 +26,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--exe", help="a jpeg_time binary to time instead of building this tree's "
+                    "(e.g. one built from an older commit)")
     ap.add_argument("--photo", default="/work/shared/reference/calib/astronaut.jpg")
     ap.add_argument("--noise", type=float, default=0.0,
                     help="Gaussian noise (sigma) added after upscaling: more coefficients, slower entropy decoding")
@@ -33,9 +36,11 @@ def main():
     cv2.setNumThreads(1)
     flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}[args.scale]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "edgedetr-vision", "--example", "jpeg_time"],
-                   cwd=ROOT, check=True)
-    exe = os.path.join(ROOT, "target", "release", "examples", "jpeg_time")
+    exe = args.exe
+    if exe is None:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "edgedetr-vision", "--example", "jpeg_time"],
+                       cwd=ROOT, check=True)
+        exe = os.path.join(ROOT, "target", "release", "examples", "jpeg_time")
     photo = cv2.imread(args.photo, cv2.IMREAD_COLOR)
     tmp = tempfile.mkdtemp()
     print(f"cv2 {cv2.__version__}, threads {cv2.getNumThreads()}, scale 1/{args.scale}, noise {args.noise}")

@@ -31,6 +31,18 @@ const NATURAL: [usize; 80] = [
     63, 63, 63, 63, 63, 63,
 ];
 
+/// [`NATURAL`] as bytes, padded to 128 entries so that `k & 127` indexes
+/// it without a bounds check.
+const NATURAL_U8: [u8; 128] = {
+    let mut t = [63u8; 128];
+    let mut i = 0;
+    while i < 80 {
+        t[i] = NATURAL[i] as u8;
+        i += 1;
+    }
+    t
+};
+
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -192,6 +204,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[inline]
     fn fill(&mut self) {
         // Fast path: as many whole bytes as fit, from eight that hold no 0xFF
         // (so no stuffing and no marker). Bits of a byte not yet counted may
@@ -209,6 +222,13 @@ impl<'a> BitReader<'a> {
                 return;
             }
         }
+        self.fill_bytewise();
+    }
+
+    /// [`BitReader::fill`] byte by byte: stuffing, markers, the end.
+    #[cold]
+    #[inline(never)]
+    fn fill_bytewise(&mut self) {
         while self.nbits <= 56 {
             let b = self.next_byte();
             self.acc |= u64::from(b) << (56 - self.nbits);
@@ -216,6 +236,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[inline]
     fn consume(&mut self, n: u32) {
         self.acc <<= n;
         self.nbits -= n;
@@ -614,7 +635,8 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
 
 /// `decode_mcu` (jdhuff.c) for one block of a sequential scan: the DC
 /// difference, then run-length AC coefficients, into `blk` (natural order).
-/// Returns whether an AC coefficient was coded (`false`: a DC-only block).
+/// Returns whether an AC code other than end-of-block came (`false`: a
+/// DC-only block).
 fn decode_block_seq(
     br: &mut BitReader<'_>,
     blk: &mut [i16; 64],
@@ -622,10 +644,11 @@ fn decode_block_seq(
     ac: &Huffman,
     pred: &mut i32,
 ) -> Result<bool> {
+    blk.fill(0);
     let s = u32::from(br.decode(dc)?);
     *pred = pred.wrapping_add(br.receive_extend(s)?);
+    blk[0] = *pred as i16;
     let mut k = 1;
-    let mut coded = false;
     while k < 64 {
         // A refill leaves at least 57 bits: a code and its value take 31.
         if br.nbits < 32 {
@@ -633,38 +656,25 @@ fn decode_block_seq(
         }
         let e = ac.fast_ac[(br.acc >> (64 - LOOKUP_BITS)) as usize];
         if e != 0 {
-            if !coded {
-                blk.fill(0);
-                coded = true;
-            }
             k += ((e >> 8) & 15) as usize;
             br.consume((e & 15) as u32);
-            blk[NATURAL[k]] = (e >> 16) as i16;
+            blk[usize::from(NATURAL_U8[k & 127] & 63)] = (e >> 16) as i16;
             k += 1;
             continue;
         }
         let rs = br.decode(ac)?;
         let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
-        if s == 0 && r != 15 {
-            break;
-        }
-        if !coded {
-            blk.fill(0);
-            coded = true;
-        }
         if s != 0 {
             k += r;
-            blk[NATURAL[k]] = br.receive_extend(s)? as i16;
+            blk[usize::from(NATURAL_U8[k & 127] & 63)] = br.receive_extend(s)? as i16;
+        } else if r != 15 {
+            break;
         } else {
             k += 15;
         }
         k += 1;
     }
-    if !coded {
-        blk.fill(0);
-    }
-    blk[0] = *pred as i16;
-    Ok(coded)
+    Ok(k > 1)
 }
 
 /// Decodes one block of a scan into `blk` (natural order).

@@ -256,6 +256,58 @@ pub(crate) unsafe fn avx2_upsample_h2v2_fancy_u8(near: &[u8], far: &[u8], out: &
     crate::jpeg::h2v2_fancy_span(near, far, out, x.max(1).min(n), n);
 }
 
+/// `pshufb` masks interleaving three 16-byte channel vectors into 48 RGB
+/// bytes: output byte `j` of chunk `k` takes channel `(16k + j) % 3` of
+/// pixel `(16k + j) / 3`; −128 (a set high bit) writes zero.
+const RGB_MASKS: [[[i8; 16]; 3]; 3] = {
+    let mut m = [[[-128i8; 16]; 3]; 3];
+    let mut k = 0;
+    while k < 3 {
+        let mut j = 0;
+        while j < 16 {
+            let o = 16 * k + j;
+            m[k][o % 3][j] = (o / 3) as i8;
+            j += 1;
+        }
+        k += 1;
+    }
+    m
+};
+
+/// `ycc_rgb_convert` of eight pixels (the low 8 bytes of each input) in
+/// i32 lanes: `(R, G, B)`, not yet clamped.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn ycc8(y: __m128i, cb: __m128i, cr: __m128i) -> (__m256i, __m256i, __m256i) {
+    let [fr, fb, fgr, fgb] = YCC_FIX;
+    let half = _mm256_set1_epi32(1 << 15);
+    let c128 = _mm256_set1_epi32(128);
+    let yy = _mm256_cvtepu8_epi32(y);
+    let b = _mm256_sub_epi32(_mm256_cvtepu8_epi32(cb), c128);
+    let r = _mm256_sub_epi32(_mm256_cvtepu8_epi32(cr), c128);
+    let m = |k: i32, v: __m256i| _mm256_mullo_epi32(_mm256_set1_epi32(k), v);
+    let rr = _mm256_add_epi32(
+        yy,
+        _mm256_srai_epi32::<16>(_mm256_add_epi32(m(fr, r), half)),
+    );
+    let g = _mm256_sub_epi32(_mm256_sub_epi32(half, m(fgr, r)), m(fgb, b));
+    let gg = _mm256_add_epi32(yy, _mm256_srai_epi32::<16>(g));
+    let bb = _mm256_add_epi32(
+        yy,
+        _mm256_srai_epi32::<16>(_mm256_add_epi32(m(fb, b), half)),
+    );
+    (rr, gg, bb)
+}
+
+/// Two sets of eight i32 lanes → sixteen bytes clamped to 0..=255, in order
+/// (saturating packs: the clamp of the scalar code).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pack16(a: __m256i, b: __m256i) -> __m128i {
+    let w = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(a, b));
+    _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w))
+}
+
 /// The [`crate::Slot::YccToRgbU8`] of the AVX2 path: sixteen pixels at a
 /// time in i32 lanes (the scalar formulas exactly), saturating packs for the
 /// clamp, `pshufb` to interleave; the tail by the scalar code.
@@ -266,48 +318,9 @@ pub(crate) unsafe fn avx2_upsample_h2v2_fancy_u8(near: &[u8], far: &[u8], out: &
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn avx2_ycc_to_rgb_u8(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     let n = y.len();
-    let [fr, fb, fgr, fgb] = YCC_FIX;
-    let half = _mm256_set1_epi32(1 << 15);
-    let c128 = _mm256_set1_epi32(128);
-    // One channel of eight pixels as i32 lanes.
-    let ch = |v: __m128i| _mm256_cvtepu8_epi32(v);
-    // y + ((k·c + half) >> 16) etc. for eight pixels.
-    let px8 = |yv: __m128i, bv: __m128i, rv: __m128i| {
-        let yy = ch(yv);
-        let b = _mm256_sub_epi32(ch(bv), c128);
-        let r = _mm256_sub_epi32(ch(rv), c128);
-        let m = |k: i32, v: __m256i| _mm256_mullo_epi32(_mm256_set1_epi32(k), v);
-        let rr = _mm256_add_epi32(
-            yy,
-            _mm256_srai_epi32::<16>(_mm256_add_epi32(m(fr, r), half)),
-        );
-        let g = _mm256_sub_epi32(_mm256_sub_epi32(half, m(fgr, r)), m(fgb, b));
-        let gg = _mm256_add_epi32(yy, _mm256_srai_epi32::<16>(g));
-        let bb = _mm256_add_epi32(
-            yy,
-            _mm256_srai_epi32::<16>(_mm256_add_epi32(m(fb, b), half)),
-        );
-        (rr, gg, bb)
-    };
-    // Two sets of eight i32 lanes → sixteen clamped bytes, in order.
-    let pack = |a: __m256i, b: __m256i| {
-        let w = _mm256_permute4x64_epi64::<0xD8>(_mm256_packs_epi32(a, b));
-        _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w))
-    };
-    // pshufb masks: output byte j of chunk k takes channel j % 3 of pixel
-    // (16k + j) / 3.
-    let mask = |k: usize, c: usize| {
-        let mut m = [-128i8; 16];
-        for (j, v) in m.iter_mut().enumerate() {
-            let o = 16 * k + j;
-            if o % 3 == c {
-                *v = (o / 3) as i8;
-            }
-        }
-        // SAFETY: `m` holds 16 readable bytes.
-        unsafe { _mm_loadu_si128(m.as_ptr().cast()) }
-    };
-    let masks: [[__m128i; 3]; 3] = core::array::from_fn(|k| core::array::from_fn(|c| mask(k, c)));
+    // SAFETY: each mask is 16 readable bytes.
+    let masks: [[__m128i; 3]; 3] =
+        RGB_MASKS.map(|k| k.map(|m| unsafe { _mm_loadu_si128(m.as_ptr().cast()) }));
     let mut x = 0;
     while x + 16 <= n {
         // SAFETY: x + 16 ≤ n: 16 bytes of each input row, 48 of `out` at 3x.
@@ -315,13 +328,13 @@ pub(crate) unsafe fn avx2_ycc_to_rgb_u8(y: &[u8], cb: &[u8], cr: &[u8], out: &mu
             let yv = _mm_loadu_si128(y.as_ptr().add(x).cast());
             let bv = _mm_loadu_si128(cb.as_ptr().add(x).cast());
             let rv = _mm_loadu_si128(cr.as_ptr().add(x).cast());
-            let (r0, g0, b0) = px8(yv, bv, rv);
-            let (r1, g1, b1) = px8(
+            let (r0, g0, b0) = ycc8(yv, bv, rv);
+            let (r1, g1, b1) = ycc8(
                 _mm_srli_si128::<8>(yv),
                 _mm_srli_si128::<8>(bv),
                 _mm_srli_si128::<8>(rv),
             );
-            let rgb = [pack(r0, r1), pack(g0, g1), pack(b0, b1)];
+            let rgb = [pack16(r0, r1), pack16(g0, g1), pack16(b0, b1)];
             for (k, m) in masks.iter().enumerate() {
                 let v = _mm_or_si128(
                     _mm_or_si128(
