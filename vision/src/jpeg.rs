@@ -17,6 +17,21 @@
 //! refinement scans than needed) decode, but libjpeg's block smoothing for
 //! them is not reproduced.
 //!
+//! [`decode_scaled`] reproduces libjpeg's DCT-domain downscaling
+//! (`scale_denom` 2, 4, 8: `cv2.IMREAD_REDUCED_COLOR_2/4/8`), a cheap first
+//! reduction of camera frames far above the model's input ([`Scale`]).
+//!
+//! How it runs: a sequential scan of every component (nearly every camera
+//! and phone JPEG) is decoded MCU row by MCU row; each row's blocks are
+//! inverse-DCT'd into a small ring of sample rows per component (three MCU
+//! rows: the context of fancy vertical upsampling), and the output rows are
+//! upsampled and colour-converted from there, so nothing is stored per
+//! block. Progressive and non-interleaved files store their coefficients and
+//! then take the same path. The IDCT, the fancy upsampling and the colour
+//! conversion are slots of the kernel table (`edgedetr_kernels::jpeg`:
+//! scalar reference, AVX2 and NEON, byte-identical); [`decode_with_kernels`]
+//! takes the table, [`decode`] uses the detected one.
+//!
 //! Each step names the libjpeg-turbo routine it reproduces; the code is
 //! written from the JPEG standard (ITU T.81) and those routines' documented
 //! arithmetic, not copied.
@@ -1257,8 +1272,7 @@ fn descale(x: i32, n: u32) -> i32 {
 }
 
 /// `jpeg_idct_4x4`'s 1-D step: inputs 0, 1, 2, 3, 5, 6, 7 (4 is unused),
-/// outputs 0..4 before the descale. (Its shortcuts for zero AC terms give
-/// the same numbers, so they are left out.)
+/// outputs 0..4 before the descale.
 fn idct4_1d(i: [i32; 8]) -> [i32; 4] {
     let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
     let tmp0 = i[0].wrapping_shl(14);
@@ -1282,9 +1296,23 @@ fn idct4_1d(i: [i32; 8]) -> [i32; 4] {
 }
 
 /// `jpeg_idct_4x4` (scale 1/2): a 4×4 block at `out[r·stride + c]`.
+///
+/// Like libjpeg, a column or row whose AC inputs are zero is its DC value
+/// (`dc << 2` in the first pass, `range_limit((w + 16) >> 5)` in the
+/// second): the same numbers as the full step while the DC is below 2^16,
+/// where nothing wraps, so it is taken only then.
 fn idct_4x4(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
     let mut ws = [0i32; 32];
     for col in [0, 1, 2, 3, 5, 6, 7] {
+        let dcq = i32::from(coef[col]) * i32::from(q[col]);
+        if [1, 2, 3, 5, 6, 7].iter().all(|&r| coef[r * 8 + col] == 0)
+            && dcq.unsigned_abs() < 1 << 16
+        {
+            for r in 0..4 {
+                ws[r * 8 + col] = dcq << 2;
+            }
+            continue;
+        }
         let o = idct4_1d(core::array::from_fn(|r| {
             i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
         }));
@@ -1293,9 +1321,15 @@ fn idct_4x4(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
         }
     }
     for row in 0..4 {
-        let o = idct4_1d(core::array::from_fn(|c| ws[row * 8 + c]));
-        for (c, &v) in o.iter().enumerate() {
-            out[row * stride + c] = range_limit(descale(v, 19));
+        let w = &ws[row * 8..row * 8 + 8];
+        let dst = &mut out[row * stride..row * stride + 4];
+        if [1, 2, 3, 5, 6, 7].iter().all(|&c| w[c] == 0) && w[0].unsigned_abs() < 1 << 16 {
+            dst.fill(range_limit(descale(w[0], 5)));
+            continue;
+        }
+        let o = idct4_1d(core::array::from_fn(|c| w[c]));
+        for (d, &v) in dst.iter_mut().zip(&o) {
+            *d = range_limit(descale(v, 19));
         }
     }
 }
@@ -1312,9 +1346,17 @@ fn idct2_1d(i: [i32; 8]) -> [i32; 2] {
 }
 
 /// `jpeg_idct_2x2` (scale 1/4): a 2×2 block at `out[r·stride + c]`.
+///
+/// With [`idct_4x4`]'s shortcut for zero AC inputs (exact below 2^15).
 fn idct_2x2(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
     let mut ws = [0i32; 16];
     for col in [0, 1, 3, 5, 7] {
+        let dcq = i32::from(coef[col]) * i32::from(q[col]);
+        if [1, 3, 5, 7].iter().all(|&r| coef[r * 8 + col] == 0) && dcq.unsigned_abs() < 1 << 15 {
+            ws[col] = dcq << 2;
+            ws[8 + col] = dcq << 2;
+            continue;
+        }
         let o = idct2_1d(core::array::from_fn(|r| {
             i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
         }));
@@ -1322,6 +1364,12 @@ fn idct_2x2(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
         ws[8 + col] = descale(o[1], 13);
     }
     for row in 0..2 {
+        let w0 = ws[row * 8];
+        if [1, 3, 5, 7].iter().all(|&c| ws[row * 8 + c] == 0) && w0.unsigned_abs() < 1 << 15 {
+            let v = range_limit(descale(w0, 5));
+            out[row * stride..row * stride + 2].fill(v);
+            continue;
+        }
         let o = idct2_1d(core::array::from_fn(|c| ws[row * 8 + c]));
         out[row * stride] = range_limit(descale(o[0], 20));
         out[row * stride + 1] = range_limit(descale(o[1], 20));
@@ -1853,6 +1901,83 @@ mod tests {
             Err(DecodeError::Truncated(_))
         ));
         assert!(t.elapsed().as_secs_f64() < 0.5, "{:?}", t.elapsed());
+    }
+
+    /// The zero-AC shortcuts of the reduced IDCTs give the full step's
+    /// bytes: sparse blocks (most columns and rows take the shortcut), dense
+    /// ones, and arbitrary `i16` values and quantisers (where the DC bounds
+    /// keep the shortcut off whenever an intermediate would wrap).
+    #[test]
+    fn reduced_idct_shortcuts_are_exact() {
+        let full4 = |coef: &[i16; 64], q: &[i16; 64]| {
+            let mut ws = [0i32; 32];
+            for col in [0, 1, 2, 3, 5, 6, 7] {
+                let o = idct4_1d(core::array::from_fn(|r| {
+                    i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+                }));
+                for r in 0..4 {
+                    ws[r * 8 + col] = descale(o[r], 12);
+                }
+            }
+            let mut out = [0u8; 16];
+            for row in 0..4 {
+                let o = idct4_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+                for c in 0..4 {
+                    out[row * 4 + c] = range_limit(descale(o[c], 19));
+                }
+            }
+            out
+        };
+        let full2 = |coef: &[i16; 64], q: &[i16; 64]| {
+            let mut ws = [0i32; 16];
+            for col in [0, 1, 3, 5, 7] {
+                let o = idct2_1d(core::array::from_fn(|r| {
+                    i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+                }));
+                ws[col] = descale(o[0], 13);
+                ws[8 + col] = descale(o[1], 13);
+            }
+            let mut out = [0u8; 4];
+            for row in 0..2 {
+                let o = idct2_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+                out[row * 2] = range_limit(descale(o[0], 20));
+                out[row * 2 + 1] = range_limit(descale(o[1], 20));
+            }
+            out
+        };
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..20_000 {
+            let kind = case % 4;
+            let coef: [i16; 64] = core::array::from_fn(|_| {
+                let v = next();
+                match kind {
+                    0 if v % 8 != 0 => 0,
+                    0 | 1 => (v >> 8) as i16 % 200,
+                    2 if v % 3 == 0 => 0,
+                    _ => (v >> 8) as i16,
+                }
+            });
+            let q: [i16; 64] = core::array::from_fn(|_| {
+                let v = next();
+                if kind == 3 {
+                    (v >> 16) as i16
+                } else {
+                    1 + (v % 99) as i16
+                }
+            });
+            let mut out = [0u8; 16];
+            idct_4x4(&coef, &q, &mut out, 4);
+            assert_eq!(out, full4(&coef, &q), "4x4 case {case}");
+            let mut out = [0u8; 4];
+            idct_2x2(&coef, &q, &mut out, 2);
+            assert_eq!(out, full2(&coef, &q), "2x2 case {case}");
+        }
     }
 
     #[test]
