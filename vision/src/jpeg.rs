@@ -93,6 +93,25 @@ struct Huffman {
 const LOOKUP_BITS: u32 = 11;
 
 impl Huffman {
+    /// The code at the top of `acc` (16 bits or more valid): `(length,
+    /// symbol)`, or `None` for a bit pattern that is no code.
+    #[inline]
+    fn peek(&self, acc: u64) -> Option<(u32, u8)> {
+        let e = self.lookup[(acc >> (64 - LOOKUP_BITS)) as usize];
+        if e != 0 {
+            return Some((u32::from(e >> 8), e as u8));
+        }
+        let code16 = (acc >> 48) as i32;
+        for l in LOOKUP_BITS + 1..=16 {
+            let code = code16 >> (16 - l);
+            if code <= self.maxcode[l as usize] {
+                let i = code + self.valoff[l as usize];
+                return self.values.get(i as usize).map(|&v| (l, v));
+            }
+        }
+        None
+    }
+
     fn new(counts: &[u8; 16], values: &[u8]) -> Result<Self> {
         let mut lookup = vec![0u16; 1 << LOOKUP_BITS];
         let mut maxcode = [-1i32; 17];
@@ -664,6 +683,69 @@ fn decode_block_seq(
     *pred = pred.wrapping_add(br.receive_extend(s)?);
     blk[0] = *pred as i16;
     let mut k = 1;
+    // Fast path, away from the end of the data: the bit buffer in locals
+    // (registers), refilled 8 bytes at a time; at the first 0xFF (stuffing
+    // or a marker) or near the end, the state goes back to `br` and the
+    // general loop below finishes the block. Nothing can run past the end
+    // here, so there is no padding to account for.
+    if br.pad == 0 && !br.at_end {
+        let (data, mut pos, mut acc, mut nbits) = (br.data, br.pos, br.acc, br.nbits);
+        let mut done = false;
+        while k < 64 {
+            if nbits < 32 {
+                let w = match data.get(pos..pos + 8) {
+                    Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0xFF; 8])),
+                    None => break,
+                };
+                let x = !w;
+                if x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0 {
+                    break;
+                }
+                let n = (64 - nbits) / 8;
+                acc |= w >> nbits;
+                pos += n as usize;
+                nbits += 8 * n;
+            }
+            let e = ac.fast_ac[(acc >> (64 - LOOKUP_BITS)) as usize];
+            if e != 0 {
+                k += ((e >> 8) & 15) as usize;
+                let n = (e & 15) as u32;
+                acc <<= n;
+                nbits -= n;
+                blk[usize::from(NATURAL_U8[k & 127] & 63)] = (e >> 16) as i16;
+                k += 1;
+                continue;
+            }
+            let (l, rs) = ac
+                .peek(acc)
+                .ok_or(DecodeError::Corrupt("corrupt JPEG data (bad Huffman code)"))?;
+            acc <<= l;
+            nbits -= l;
+            let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+            if s != 0 {
+                k += r;
+                let v = (acc >> (64 - s)) as i32;
+                acc <<= s;
+                nbits -= s;
+                let v = if v < 1 << (s - 1) {
+                    v - (1 << s) + 1
+                } else {
+                    v
+                };
+                blk[usize::from(NATURAL_U8[k & 127] & 63)] = v as i16;
+            } else if r != 15 {
+                done = true;
+                break;
+            } else {
+                k += 15;
+            }
+            k += 1;
+        }
+        (br.pos, br.acc, br.nbits) = (pos, acc, nbits);
+        if done || k >= 64 {
+            return Ok(k > 1);
+        }
+    }
     while k < 64 {
         // A refill leaves at least 57 bits: a code and its value take 31.
         if br.nbits < 32 {
