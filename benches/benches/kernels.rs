@@ -470,6 +470,28 @@ fn cases(slot: Slot) -> Vec<Case> {
                 }
             })]
         }
+        Slot::Idct4x4U8 => {
+            // The 8160 luma blocks of a 1920×1088 frame decoded at 1/2.
+            let blocks: Vec<[i16; 64]> = (0..8160)
+                .map(|b| {
+                    core::array::from_fn(|i| {
+                        if i < 10 {
+                            ((b * 7 + i * 13) % 41) as i16 - 20
+                        } else {
+                            0
+                        }
+                    })
+                })
+                .collect();
+            let quant: [i16; 64] = core::array::from_fn(|i| 3 + (i as i16) / 4);
+            let mut out = vec![0u8; 960 * 4];
+            vec![case("luma_1920x1088_half", 8160 * 16, move |k| {
+                for (i, b) in black_box(&blocks).iter().enumerate() {
+                    let x = (i % 240) * 4;
+                    k.idct_4x4_u8(b, &quant, &mut out[x..], 960);
+                }
+            })]
+        }
         Slot::UpsampleH2v1FancyU8 => {
             let src: Vec<u8> = (0..960).map(|i| (i * 13 % 251) as u8).collect();
             let mut dst = vec![0u8; 1920];

@@ -1203,7 +1203,7 @@ impl<'k> Output<'k> {
         let out = &mut p.ring[row * stride + bx * s..];
         match s {
             8 => self.k.idct_islow_u8(blk, &c.quant16, out, stride),
-            4 => idct_4x4(blk, &c.quant16, out, stride),
+            4 => self.k.idct_4x4_u8(blk, &c.quant16, out, stride),
             2 => idct_2x2(blk, &c.quant16, out, stride),
             _ => idct_1x1(blk, &c.quant16, out),
         }
@@ -1332,88 +1332,16 @@ fn upsample_row<'a>(k: &Kernels, p: &'a mut Plane, w: usize, y: usize) -> &'a [u
     &up[..w]
 }
 
-// jidctred.c: the reduced-size inverse DCTs, FIX(x) with CONST_BITS = 13.
-const FIX_0_211164243: i32 = 1730;
-const FIX_0_509795579: i32 = 4176;
-const FIX_0_601344887: i32 = 4926;
+// jidctred.c: the 2×2 and 1×1 inverse DCTs (the 4×4 one is a kernel slot),
+// FIX(x) with CONST_BITS = 13.
 const FIX_0_720959822: i32 = 5906;
-const FIX_0_765366865: i32 = 6270;
 const FIX_0_850430095: i32 = 6967;
-const FIX_0_899976223: i32 = 7373;
-const FIX_1_061594337: i32 = 8697;
 const FIX_1_272758580: i32 = 10426;
-const FIX_1_451774981: i32 = 11893;
-const FIX_1_847759065: i32 = 15137;
-const FIX_2_172734803: i32 = 17799;
-const FIX_2_562915447: i32 = 20995;
 const FIX_3_624509785: i32 = 29692;
 
 /// `(x + 2^(n−1)) >> n` in wrapping 32-bit arithmetic.
 fn descale(x: i32, n: u32) -> i32 {
     x.wrapping_add(1 << (n - 1)) >> n
-}
-
-/// `jpeg_idct_4x4`'s 1-D step: inputs 0, 1, 2, 3, 5, 6, 7 (4 is unused),
-/// outputs 0..4 before the descale.
-fn idct4_1d(i: [i32; 8]) -> [i32; 4] {
-    let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
-    let tmp0 = i[0].wrapping_shl(14);
-    let tmp2 = a(m(i[2], FIX_1_847759065), m(i[6], -FIX_0_765366865));
-    let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
-    let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
-    let tmp0 = a(
-        a(m(z1, -FIX_0_211164243), m(z2, FIX_1_451774981)),
-        a(m(z3, -FIX_2_172734803), m(z4, FIX_1_061594337)),
-    );
-    let tmp2 = a(
-        a(m(z1, -FIX_0_509795579), m(z2, -FIX_0_601344887)),
-        a(m(z3, FIX_0_899976223), m(z4, FIX_2_562915447)),
-    );
-    [
-        a(tmp10, tmp2),
-        a(tmp12, tmp0),
-        s(tmp12, tmp0),
-        s(tmp10, tmp2),
-    ]
-}
-
-/// `jpeg_idct_4x4` (scale 1/2): a 4×4 block at `out[r·stride + c]`.
-///
-/// Like libjpeg, a column or row whose AC inputs are zero is its DC value
-/// (`dc << 2` in the first pass, `range_limit((w + 16) >> 5)` in the
-/// second): the same numbers as the full step while the DC is below 2^16,
-/// where nothing wraps, so it is taken only then.
-fn idct_4x4(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
-    let mut ws = [0i32; 32];
-    for col in [0, 1, 2, 3, 5, 6, 7] {
-        let dcq = i32::from(coef[col]) * i32::from(q[col]);
-        if [1, 2, 3, 5, 6, 7].iter().all(|&r| coef[r * 8 + col] == 0)
-            && dcq.unsigned_abs() < 1 << 16
-        {
-            for r in 0..4 {
-                ws[r * 8 + col] = dcq << 2;
-            }
-            continue;
-        }
-        let o = idct4_1d(core::array::from_fn(|r| {
-            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
-        }));
-        for (r, &v) in o.iter().enumerate() {
-            ws[r * 8 + col] = descale(v, 12);
-        }
-    }
-    for row in 0..4 {
-        let w = &ws[row * 8..row * 8 + 8];
-        let dst = &mut out[row * stride..row * stride + 4];
-        if [1, 2, 3, 5, 6, 7].iter().all(|&c| w[c] == 0) && w[0].unsigned_abs() < 1 << 16 {
-            dst.fill(range_limit(descale(w[0], 5)));
-            continue;
-        }
-        let o = idct4_1d(core::array::from_fn(|c| w[c]));
-        for (d, &v) in dst.iter_mut().zip(&o) {
-            *d = range_limit(descale(v, 19));
-        }
-    }
 }
 
 /// `jpeg_idct_2x2`'s 1-D step: inputs 0, 1, 3, 5, 7; outputs 0, 1.
@@ -1429,7 +1357,10 @@ fn idct2_1d(i: [i32; 8]) -> [i32; 2] {
 
 /// `jpeg_idct_2x2` (scale 1/4): a 2×2 block at `out[r·stride + c]`.
 ///
-/// With [`idct_4x4`]'s shortcut for zero AC inputs (exact below 2^15).
+/// Like libjpeg, a column or row whose AC inputs are zero is its DC value
+/// (`dc << 2` in the first pass, `range_limit((w + 16) >> 5)` in the
+/// second): the same numbers as the full step while the DC is below 2^15,
+/// where nothing wraps, so it is taken only then.
 fn idct_2x2(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
     let mut ws = [0i32; 16];
     for col in [0, 1, 3, 5, 7] {
@@ -1985,31 +1916,12 @@ mod tests {
         assert!(t.elapsed().as_secs_f64() < 0.5, "{:?}", t.elapsed());
     }
 
-    /// The zero-AC shortcuts of the reduced IDCTs give the full step's
+    /// The zero-AC shortcuts of the 2×2 IDCT give the full step's
     /// bytes: sparse blocks (most columns and rows take the shortcut), dense
     /// ones, and arbitrary `i16` values and quantisers (where the DC bounds
     /// keep the shortcut off whenever an intermediate would wrap).
     #[test]
-    fn reduced_idct_shortcuts_are_exact() {
-        let full4 = |coef: &[i16; 64], q: &[i16; 64]| {
-            let mut ws = [0i32; 32];
-            for col in [0, 1, 2, 3, 5, 6, 7] {
-                let o = idct4_1d(core::array::from_fn(|r| {
-                    i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
-                }));
-                for r in 0..4 {
-                    ws[r * 8 + col] = descale(o[r], 12);
-                }
-            }
-            let mut out = [0u8; 16];
-            for row in 0..4 {
-                let o = idct4_1d(core::array::from_fn(|c| ws[row * 8 + c]));
-                for c in 0..4 {
-                    out[row * 4 + c] = range_limit(descale(o[c], 19));
-                }
-            }
-            out
-        };
+    fn idct_2x2_shortcuts_are_exact() {
         let full2 = |coef: &[i16; 64], q: &[i16; 64]| {
             let mut ws = [0i32; 16];
             for col in [0, 1, 3, 5, 7] {
@@ -2053,9 +1965,6 @@ mod tests {
                     1 + (v % 99) as i16
                 }
             });
-            let mut out = [0u8; 16];
-            idct_4x4(&coef, &q, &mut out, 4);
-            assert_eq!(out, full4(&coef, &q), "4x4 case {case}");
             let mut out = [0u8; 4];
             idct_2x2(&coef, &q, &mut out, 2);
             assert_eq!(out, full2(&coef, &q), "2x2 case {case}");

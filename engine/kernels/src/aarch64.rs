@@ -28,6 +28,7 @@ declare_path! {
         conv_f32 = neon_conv_f32,
         dwconv_f32 = neon_dwconv_f32,
         idct_islow_u8 = crate::aarch64_jpeg::neon_idct_islow_u8,
+        idct_4x4_u8 = crate::aarch64_jpeg::neon_idct_4x4_u8,
         upsample_h2v1_fancy_u8 = crate::aarch64_jpeg::neon_upsample_h2v1_fancy_u8,
         upsample_h2v2_fancy_u8 = crate::aarch64_jpeg::neon_upsample_h2v2_fancy_u8,
         ycc_to_rgb_u8 = crate::aarch64_jpeg::neon_ycc_to_rgb_u8,

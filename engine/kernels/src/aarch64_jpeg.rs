@@ -252,3 +252,80 @@ pub(crate) unsafe fn neon_ycc_to_rgb_u8(y: &[u8], cb: &[u8], cr: &[u8], out: &mu
     }
     crate::jpeg::ycc_to_rgb_u8(&y[x..], &cb[x..], &cr[x..], &mut out[3 * x..]);
 }
+
+/// `jpeg_idct_4x4`'s 1-D step in each of four lanes (wrapping i32):
+/// inputs 0, 1, 2, 3, 5, 6, 7, outputs 0..4 before the descale.
+#[inline]
+#[target_feature(enable = "neon")]
+fn idct4_1d(i: [int32x4_t; 8]) -> [int32x4_t; 4] {
+    use crate::jpeg::{
+        FIX_0_211164243 as F0211, FIX_0_509795579 as F0509, FIX_0_601344887 as F0601,
+        FIX_1_061594337 as F1061, FIX_1_451774981 as F1451, FIX_2_172734803 as F2172,
+    };
+    let (a, s) = (vaddq_s32, vsubq_s32);
+    let m = |v: int32x4_t, k: i32| vmulq_n_s32(v, k);
+    let tmp0 = vshlq_n_s32::<14>(i[0]);
+    let tmp2 = a(m(i[2], 15137), m(i[6], -6270));
+    let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+    let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+    let tmp0 = a(
+        a(m(z1, -F0211), m(z2, F1451)),
+        a(m(z3, -F2172), m(z4, F1061)),
+    );
+    let tmp2 = a(
+        a(m(z1, -F0509), m(z2, -F0601)),
+        a(m(z3, 7373), m(z4, 20995)),
+    );
+    [
+        a(tmp10, tmp2),
+        a(tmp12, tmp0),
+        s(tmp12, tmp0),
+        s(tmp10, tmp2),
+    ]
+}
+
+/// The [`crate::Slot::Idct4x4U8`] of the NEON paths: the first pass on the
+/// two 4-column halves of the block, the second on the four rows as lanes
+/// after a transpose, a transpose back and saturating narrows.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in; `out` holds
+/// `3·stride + 4` bytes.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn neon_idct_4x4_u8(
+    coef: &[i16; 64],
+    quant: &[i16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
+    let (mut lo, mut hi) = ([vdupq_n_s32(0); 8], [vdupq_n_s32(0); 8]);
+    for r in 0..8 {
+        // SAFETY: 8 i16 at row r of each 64-element array.
+        let (c, q) = unsafe {
+            (
+                vld1q_s16(coef.as_ptr().add(8 * r)),
+                vld1q_s16(quant.as_ptr().add(8 * r)),
+            )
+        };
+        lo[r] = vmull_s16(vget_low_s16(c), vget_low_s16(q));
+        hi[r] = vmull_high_s16(c, q);
+    }
+    let (wl, wh) = (
+        idct4_1d(lo).map(|v| descale::<12>(v)),
+        idct4_1d(hi).map(|v| descale::<12>(v)),
+    );
+    let (cl, ch) = (transpose4(wl), transpose4(wh));
+    let cols = [cl[0], cl[1], cl[2], cl[3], ch[0], ch[1], ch[2], ch[3]];
+    let r = transpose4(idct4_1d(cols).map(|v| range_limit(descale::<19>(v))));
+    let narrow = |a: int32x4_t, b: int32x4_t| vcombine_s16(vqmovn_s32(a), vqmovn_s32(b));
+    let v = vcombine_u8(
+        vqmovun_s16(narrow(r[0], r[1])),
+        vqmovun_s16(narrow(r[2], r[3])),
+    );
+    let mut bytes = [0u8; 16];
+    // SAFETY: `bytes` holds 16 writable bytes.
+    unsafe { vst1q_u8(bytes.as_mut_ptr(), v) };
+    for (row, src) in bytes.chunks_exact(4).enumerate() {
+        out[row * stride..row * stride + 4].copy_from_slice(src);
+    }
+}

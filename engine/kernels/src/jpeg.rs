@@ -5,6 +5,8 @@
 //! 1. [`Kernels::idct_islow_u8`]: dequantisation and the accurate integer
 //!    IDCT (`jpeg_idct_islow`, jidctint.c) of one 8×8 block, with the
 //!    output range limit;
+//!    [`Kernels::idct_4x4_u8`] does the same at scale 1/2 (`jpeg_idct_4x4`,
+//!    jidctred.c);
 //! 2. [`Kernels::upsample_h2v1_fancy_u8`] and
 //!    [`Kernels::upsample_h2v2_fancy_u8`]: libjpeg's "fancy" (triangle
 //!    filter) chroma upsampling of one row (jdsample.c);
@@ -114,6 +116,78 @@ pub(crate) fn idct_islow_u8(coef: &[i16; 64], quant: &[i16; 64], out: &mut [u8],
     }
 }
 
+// jidctred.c's constants of `jpeg_idct_4x4`: FIX(x) with CONST_BITS = 13.
+pub(crate) const FIX_0_211164243: i32 = 1730;
+pub(crate) const FIX_0_509795579: i32 = 4176;
+pub(crate) const FIX_0_601344887: i32 = 4926;
+pub(crate) const FIX_1_061594337: i32 = 8697;
+pub(crate) const FIX_1_451774981: i32 = 11893;
+pub(crate) const FIX_2_172734803: i32 = 17799;
+
+/// `jpeg_idct_4x4`'s 1-D step: inputs 0, 1, 2, 3, 5, 6, 7 (4 is unused),
+/// outputs 0..4 before the descale.
+pub(crate) fn idct4_1d(i: [i32; 8]) -> [i32; 4] {
+    let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
+    let tmp0 = i[0].wrapping_shl(14);
+    let tmp2 = a(m(i[2], FIX_1_847759065), m(i[6], -FIX_0_765366865));
+    let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+    let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+    let tmp0 = a(
+        a(m(z1, -FIX_0_211164243), m(z2, FIX_1_451774981)),
+        a(m(z3, -FIX_2_172734803), m(z4, FIX_1_061594337)),
+    );
+    let tmp2 = a(
+        a(m(z1, -FIX_0_509795579), m(z2, -FIX_0_601344887)),
+        a(m(z3, FIX_0_899976223), m(z4, FIX_2_562915447)),
+    );
+    [
+        a(tmp10, tmp2),
+        a(tmp12, tmp0),
+        s(tmp12, tmp0),
+        s(tmp10, tmp2),
+    ]
+}
+
+/// The scalar [`crate::Slot::Idct4x4U8`] (`jpeg_idct_4x4`, scale 1/2): a
+/// 4×4 block at `out[r·stride + c]`.
+///
+/// Like libjpeg, a column or row whose AC inputs are zero is its DC value
+/// (`dc << 2` in the first pass, `range_limit((w + 16) >> 5)` in the
+/// second): the same numbers as the full step while the DC is below 2^16,
+/// where nothing wraps, so it is taken only then.
+pub(crate) fn idct_4x4_u8(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
+    let mut ws = [0i32; 32];
+    for col in [0, 1, 2, 3, 5, 6, 7] {
+        let dcq = i32::from(coef[col]) * i32::from(q[col]);
+        if [1, 2, 3, 5, 6, 7].iter().all(|&r| coef[r * 8 + col] == 0)
+            && dcq.unsigned_abs() < 1 << 16
+        {
+            for r in 0..4 {
+                ws[r * 8 + col] = dcq << 2;
+            }
+            continue;
+        }
+        let o = idct4_1d(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        for (r, &v) in o.iter().enumerate() {
+            ws[r * 8 + col] = descale(v, 12);
+        }
+    }
+    for row in 0..4 {
+        let w = &ws[row * 8..row * 8 + 8];
+        let dst = &mut out[row * stride..row * stride + 4];
+        if [1, 2, 3, 5, 6, 7].iter().all(|&c| w[c] == 0) && w[0].unsigned_abs() < 1 << 16 {
+            dst.fill(range_limit(descale(w[0], 5)));
+            continue;
+        }
+        let o = idct4_1d(core::array::from_fn(|c| w[c]));
+        for (d, &v) in dst.iter_mut().zip(&o) {
+            *d = range_limit(descale(v, 19));
+        }
+    }
+}
+
 /// `h2v1_fancy_upsample`'s outputs `2x, 2x + 1` for `x` in `from..to`.
 pub(crate) fn h2v1_fancy_span(row: &[u8], out: &mut [u8], from: usize, to: usize) {
     let n = row.len();
@@ -209,6 +283,19 @@ impl Kernels {
         );
         // SAFETY: the table's contract (crate::table); sizes checked above.
         unsafe { (self.slots.idct_islow_u8)(coef, quant, out, stride) }
+    }
+
+    /// `jpeg_idct_4x4` (jidctred.c; libjpeg's scale 1/2): dequantises the
+    /// 8×8 block `coef` by `quant` and writes its 4×4 reduced inverse DCT,
+    /// range-limited, to `out[r·stride + c]`. Panics unless `stride ≥ 4` and
+    /// `out` holds `3·stride + 4` bytes.
+    pub fn idct_4x4_u8(&self, coef: &[i16; 64], quant: &[i16; 64], out: &mut [u8], stride: usize) {
+        assert!(
+            stride >= 4 && out.len() >= 3 * stride + 4,
+            "idct_4x4_u8: output too small"
+        );
+        // SAFETY: the table's contract (crate::table); sizes checked above.
+        unsafe { (self.slots.idct_4x4_u8)(coef, quant, out, stride) }
     }
 
     /// `h2v1_fancy_upsample` of one row of `n ≥ 1` samples into `2n`:

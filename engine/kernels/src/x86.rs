@@ -29,6 +29,7 @@ declare_path! {
         conv_i8 = avx2_conv_s8,
         dwconv_i8 = avx2_dwconv_s8,
         idct_islow_u8 = crate::x86_jpeg::avx2_idct_islow_u8,
+        idct_4x4_u8 = crate::x86_jpeg::avx2_idct_4x4_u8,
         upsample_h2v1_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v1_fancy_u8,
         upsample_h2v2_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v2_fancy_u8,
         ycc_to_rgb_u8 = crate::x86_jpeg::avx2_ycc_to_rgb_u8,

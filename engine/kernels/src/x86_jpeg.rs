@@ -350,3 +350,97 @@ pub(crate) unsafe fn avx2_ycc_to_rgb_u8(y: &[u8], cb: &[u8], cr: &[u8], out: &mu
     }
     crate::jpeg::ycc_to_rgb_u8(&y[x..], &cb[x..], &cr[x..], &mut out[3 * x..]);
 }
+
+/// `jpeg_idct_4x4`'s 1-D step in each of four lanes (wrapping i32):
+/// inputs 0, 1, 2, 3, 5, 6, 7, outputs 0..4 before the descale.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn idct4_1d(i: [__m128i; 8]) -> [__m128i; 4] {
+    use crate::jpeg::{
+        FIX_0_211164243 as F0211, FIX_0_509795579 as F0509, FIX_0_601344887 as F0601,
+        FIX_1_061594337 as F1061, FIX_1_451774981 as F1451, FIX_2_172734803 as F2172,
+    };
+    let (a, s) = (_mm_add_epi32, _mm_sub_epi32);
+    let m = |v: __m128i, k: i32| _mm_mullo_epi32(v, _mm_set1_epi32(k));
+    let tmp0 = _mm_slli_epi32::<14>(i[0]);
+    let tmp2 = a(m(i[2], 15137), m(i[6], -6270));
+    let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+    let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+    let tmp0 = a(
+        a(m(z1, -F0211), m(z2, F1451)),
+        a(m(z3, -F2172), m(z4, F1061)),
+    );
+    let tmp2 = a(
+        a(m(z1, -F0509), m(z2, -F0601)),
+        a(m(z3, 7373), m(z4, 20995)),
+    );
+    [
+        a(tmp10, tmp2),
+        a(tmp12, tmp0),
+        s(tmp12, tmp0),
+        s(tmp10, tmp2),
+    ]
+}
+
+/// Transposes a 4×4 block of i32.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn transpose4(r: [__m128i; 4]) -> [__m128i; 4] {
+    let t0 = _mm_unpacklo_epi32(r[0], r[1]);
+    let t1 = _mm_unpackhi_epi32(r[0], r[1]);
+    let t2 = _mm_unpacklo_epi32(r[2], r[3]);
+    let t3 = _mm_unpackhi_epi32(r[2], r[3]);
+    [
+        _mm_unpacklo_epi64(t0, t2),
+        _mm_unpackhi_epi64(t0, t2),
+        _mm_unpacklo_epi64(t1, t3),
+        _mm_unpackhi_epi64(t1, t3),
+    ]
+}
+
+/// The [`crate::Slot::Idct4x4U8`] of the AVX2 path: the first pass on the
+/// two 4-column halves of the block, the second on the four rows as lanes
+/// after a transpose, a transpose back and saturating packs.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 runs; `out` holds
+/// `3·stride + 4` bytes.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn avx2_idct_4x4_u8(
+    coef: &[i16; 64],
+    quant: &[i16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
+    let (mut lo, mut hi) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
+    for r in 0..8 {
+        // SAFETY: 8 i16 (16 bytes) at row r of each 64-element array.
+        let (c, q) = unsafe {
+            (
+                _mm_loadu_si128(coef.as_ptr().add(8 * r).cast()),
+                _mm_loadu_si128(quant.as_ptr().add(8 * r).cast()),
+            )
+        };
+        let d = _mm256_mullo_epi32(_mm256_cvtepi16_epi32(c), _mm256_cvtepi16_epi32(q));
+        lo[r] = _mm256_castsi256_si128(d);
+        hi[r] = _mm256_extracti128_si256::<1>(d);
+    }
+    let d12 = |v: __m128i| _mm_srai_epi32::<12>(_mm_add_epi32(v, _mm_set1_epi32(1 << 11)));
+    let (wl, wh) = (idct4_1d(lo).map(d12), idct4_1d(hi).map(d12));
+    let (cl, ch) = (transpose4(wl), transpose4(wh));
+    let cols = [cl[0], cl[1], cl[2], cl[3], ch[0], ch[1], ch[2], ch[3]];
+    let fin = |v: __m128i| {
+        let x = _mm_srai_epi32::<19>(_mm_add_epi32(v, _mm_set1_epi32(1 << 18)));
+        let u = _mm_and_si128(_mm_add_epi32(x, _mm_set1_epi32(128)), _mm_set1_epi32(1023));
+        let big = _mm_cmpgt_epi32(u, _mm_set1_epi32(639));
+        _mm_andnot_si128(big, _mm_min_epi32(u, _mm_set1_epi32(255)))
+    };
+    let r = transpose4(idct4_1d(cols).map(fin));
+    let v = _mm_packus_epi16(_mm_packs_epi32(r[0], r[1]), _mm_packs_epi32(r[2], r[3]));
+    let mut bytes = [0u8; 16];
+    // SAFETY: `bytes` holds 16 writable bytes.
+    unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), v) };
+    for (row, src) in bytes.chunks_exact(4).enumerate() {
+        out[row * stride..row * stride + 4].copy_from_slice(src);
+    }
+}

@@ -129,6 +129,7 @@ fn check(slot: Slot, k: &Kernels) -> Result<(), String> {
         Slot::HwcToChwU8 => hwc_to_chw_u8(k, r),
         Slot::HwcToChwF32 => hwc_to_chw_f32(k, r),
         Slot::IdctIslowU8 => idct_islow_u8(k, r),
+        Slot::Idct4x4U8 => idct_4x4_u8(k, r),
         Slot::UpsampleH2v1FancyU8 => upsample_h2v1_fancy_u8(k, r),
         Slot::UpsampleH2v2FancyU8 => upsample_h2v2_fancy_u8(k, r),
         Slot::YccToRgbU8 => ycc_to_rgb_u8(k, r),
@@ -1201,6 +1202,84 @@ fn idct_islow_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
                 "idct kind {kind} stride {stride}: first difference at {:?}",
                 got.iter().zip(&want).position(|(a, b)| a != b)
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `jpeg_idct_4x4` written out (jidctred.c without its zero-AC shortcuts,
+/// in wrapping 32-bit arithmetic): the specification of the 4×4 slot.
+fn idct_4x4_written_out(coef: &[i16; 64], q: &[i16; 64]) -> [u8; 16] {
+    let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
+    let step = |i: [i32; 8]| {
+        let tmp0 = i[0].wrapping_shl(14);
+        let tmp2 = a(m(i[2], 15137), m(i[6], -6270));
+        let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+        let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+        let t0 = a(a(m(z1, -1730), m(z2, 11893)), a(m(z3, -17799), m(z4, 8697)));
+        let t2 = a(a(m(z1, -4176), m(z2, -4926)), a(m(z3, 7373), m(z4, 20995)));
+        [a(tmp10, t2), a(tmp12, t0), s(tmp12, t0), s(tmp10, t2)]
+    };
+    let descale = |x: i32, n: u32| x.wrapping_add(1 << (n - 1)) >> n;
+    let limit = |x: i32| match x & 1023 {
+        m @ 0..=127 => (m + 128) as u8,
+        128..=511 => 255,
+        512..=895 => 0,
+        m => (m - 896) as u8,
+    };
+    let mut ws = [0i32; 32];
+    for col in [0, 1, 2, 3, 5, 6, 7] {
+        let o = step(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        for r in 0..4 {
+            ws[r * 8 + col] = descale(o[r], 12);
+        }
+    }
+    let mut out = [0u8; 16];
+    for row in 0..4 {
+        let o = step(core::array::from_fn(|c| ws[row * 8 + c]));
+        for c in 0..4 {
+            out[row * 4 + c] = limit(descale(o[c], 19));
+        }
+    }
+    out
+}
+
+/// As [`idct_islow_u8`], against the written-out 4×4 IDCT too.
+fn idct_4x4_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    for case in 0..CASES * 4 {
+        let kind = case % 4;
+        let coef: [i16; 64] = core::array::from_fn(|i| match kind {
+            0 if i > 0 => 0,
+            0 | 1 => (r.below(2048) as i16) - 1024,
+            2 if r.below(4) != 0 => 0,
+            2 => (r.below(64) as i16) - 32,
+            _ => r.next() as i16,
+        });
+        let quant: [i16; 64] = core::array::from_fn(|_| match kind {
+            3 => r.next() as i16,
+            _ => 1 + r.below(255) as i16,
+        });
+        let stride = [4, 5, 8, 9, 17][case % 5];
+        let mut got = vec![0xA5u8; 4 * stride + 3];
+        kern.idct_4x4_u8(&coef, &quant, &mut got[1..], stride);
+        let spec = idct_4x4_written_out(&coef, &quant);
+        for (i, &g) in got.iter().enumerate() {
+            let (row, col) = (
+                (i as isize - 1).div_euclid(stride as isize),
+                (i as isize - 1).rem_euclid(stride as isize),
+            );
+            let want = if i > 0 && row < 4 && col < 4 {
+                spec[row as usize * 4 + col as usize]
+            } else {
+                0xA5
+            };
+            if g != want {
+                return Err(format!(
+                    "idct_4x4 kind {kind} stride {stride}: byte {i}: {g} != {want}"
+                ));
+            }
         }
     }
     Ok(())
