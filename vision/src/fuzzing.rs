@@ -26,7 +26,7 @@ fn exercise(img: Image) {
 
 /// Bytes → the JPEG decoder, with the detected kernels and with the scalar
 /// ones (which must give the same image or the same error), and at scale
-/// 1/2 and 1/8. Panics only on a bug.
+/// 1/2 and 1/8 (both ways too). Panics only on a bug.
 pub fn jpeg(data: &[u8]) {
     use crate::jpeg::{Scale, decode_scaled_with_kernels, decode_with_kernels};
     let best = Kernels::from_env();
@@ -45,6 +45,14 @@ pub fn jpeg(data: &[u8]) {
             let img = decode_scaled_with_kernels(data, &FUZZ_LIMITS, s, &best)
                 .expect("what decodes at full size decodes scaled");
             assert_eq!(img.rgb.len(), img.width * img.height * 3);
+            if best.name() != "scalar" {
+                let scalar = decode_scaled_with_kernels(data, &FUZZ_LIMITS, s, &Kernels::scalar());
+                assert!(
+                    scalar.as_ref() == Ok(&img),
+                    "{s:?}: {} differs from scalar",
+                    best.name()
+                );
+            }
         }
     }
 }
