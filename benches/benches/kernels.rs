@@ -448,6 +448,72 @@ fn cases(slot: Slot) -> Vec<Case> {
                 k.hwc_to_chw_f32(black_box(&src), [0, 1, 2], &mut dst)
             })]
         }
+        Slot::IdctIslowU8 => {
+            // The 8160 luma blocks of a 1920×1088 frame, typical q90 blocks.
+            let blocks: Vec<[i16; 64]> = (0..8160)
+                .map(|b| {
+                    core::array::from_fn(|i| {
+                        if i < 10 {
+                            ((b * 7 + i * 13) % 41) as i16 - 20
+                        } else {
+                            0
+                        }
+                    })
+                })
+                .collect();
+            let quant: [i16; 64] = core::array::from_fn(|i| 3 + (i as i16) / 4);
+            let mut out = vec![0u8; 1920 * 8];
+            vec![case("luma_1920x1088", 8160 * 64, move |k| {
+                for (i, b) in black_box(&blocks).iter().enumerate() {
+                    let x = (i % 240) * 8;
+                    k.idct_islow_u8(b, &quant, &mut out[x..], 1920);
+                }
+            })]
+        }
+        Slot::Idct4x4U8 => {
+            // The 8160 luma blocks of a 1920×1088 frame decoded at 1/2.
+            let blocks: Vec<[i16; 64]> = (0..8160)
+                .map(|b| {
+                    core::array::from_fn(|i| {
+                        if i < 10 {
+                            ((b * 7 + i * 13) % 41) as i16 - 20
+                        } else {
+                            0
+                        }
+                    })
+                })
+                .collect();
+            let quant: [i16; 64] = core::array::from_fn(|i| 3 + (i as i16) / 4);
+            let mut out = vec![0u8; 960 * 4];
+            vec![case("luma_1920x1088_half", 8160 * 16, move |k| {
+                for (i, b) in black_box(&blocks).iter().enumerate() {
+                    let x = (i % 240) * 4;
+                    k.idct_4x4_u8(b, &quant, &mut out[x..], 960);
+                }
+            })]
+        }
+        Slot::UpsampleH2v1FancyU8 => {
+            let src: Vec<u8> = (0..960).map(|i| (i * 13 % 251) as u8).collect();
+            let mut dst = vec![0u8; 1920];
+            vec![case("chroma_row_960", 1920, move |k| {
+                k.upsample_h2v1_fancy_u8(black_box(&src), &mut dst)
+            })]
+        }
+        Slot::UpsampleH2v2FancyU8 => {
+            let a: Vec<u8> = (0..960).map(|i| (i * 13 % 251) as u8).collect();
+            let b: Vec<u8> = (0..960).map(|i| (i * 7 % 253) as u8).collect();
+            let mut dst = vec![0u8; 1920];
+            vec![case("chroma_row_960", 1920, move |k| {
+                k.upsample_h2v2_fancy_u8(black_box(&a), &b, &mut dst)
+            })]
+        }
+        Slot::YccToRgbU8 => {
+            let p: Vec<u8> = (0..3 * 1920).map(|i| (i * 13 % 251) as u8).collect();
+            let mut dst = vec![0u8; 3 * 1920];
+            vec![case("row_1920", 1920, move |k| {
+                k.ycc_to_rgb_u8(black_box(&p[..1920]), &p[1920..3840], &p[3840..], &mut dst)
+            })]
+        }
     }
 }
 

@@ -24,10 +24,36 @@ fn exercise(img: Image) {
         .expect("a decoded image preprocesses");
 }
 
-/// Bytes → the JPEG decoder. Panics only on a bug.
+/// Bytes → the JPEG decoder, with the detected kernels and with the scalar
+/// ones (which must give the same image or the same error), and at scale
+/// 1/2 and 1/8 (both ways too). Panics only on a bug.
 pub fn jpeg(data: &[u8]) {
-    if let Ok(img) = crate::jpeg::decode(data, &FUZZ_LIMITS) {
+    use crate::jpeg::{Scale, decode_scaled_with_kernels, decode_with_kernels};
+    let best = Kernels::from_env();
+    let got = decode_with_kernels(data, &FUZZ_LIMITS, &best);
+    if best.name() != "scalar" {
+        let scalar = decode_with_kernels(data, &FUZZ_LIMITS, &Kernels::scalar());
+        assert!(
+            got == scalar,
+            "kernel path {} differs from scalar",
+            best.name()
+        );
+    }
+    if let Ok(img) = got {
         exercise(img);
+        for s in [Scale::Half, Scale::Eighth] {
+            let img = decode_scaled_with_kernels(data, &FUZZ_LIMITS, s, &best)
+                .expect("what decodes at full size decodes scaled");
+            assert_eq!(img.rgb.len(), img.width * img.height * 3);
+            if best.name() != "scalar" {
+                let scalar = decode_scaled_with_kernels(data, &FUZZ_LIMITS, s, &Kernels::scalar());
+                assert!(
+                    scalar.as_ref() == Ok(&img),
+                    "{s:?}: {} differs from scalar",
+                    best.name()
+                );
+            }
+        }
     }
 }
 

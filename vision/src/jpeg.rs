@@ -17,6 +17,21 @@
 //! refinement scans than needed) decode, but libjpeg's block smoothing for
 //! them is not reproduced.
 //!
+//! [`decode_scaled`] reproduces libjpeg's DCT-domain downscaling
+//! (`scale_denom` 2, 4, 8: `cv2.IMREAD_REDUCED_COLOR_2/4/8`), a cheap first
+//! reduction of camera frames far above the model's input ([`Scale`]).
+//!
+//! How it runs: a sequential scan of every component (nearly every camera
+//! and phone JPEG) is decoded MCU row by MCU row; each row's blocks are
+//! inverse-DCT'd into a small ring of sample rows per component (three MCU
+//! rows: the context of fancy vertical upsampling), and the output rows are
+//! upsampled and colour-converted from there, so nothing is stored per
+//! block. Progressive and non-interleaved files store their coefficients and
+//! then take the same path. The IDCT, the fancy upsampling and the colour
+//! conversion are slots of the kernel table (`edgedetr_kernels::jpeg`:
+//! scalar reference, AVX2 and NEON, byte-identical); [`decode_with_kernels`]
+//! takes the table, [`decode`] uses the detected one.
+//!
 //! Each step names the libjpeg-turbo routine it reproduces; the code is
 //! written from the JPEG standard (ITU T.81) and those routines' documented
 //! arithmetic, not copied.
@@ -31,8 +46,23 @@ const NATURAL: [usize; 80] = [
     63, 63, 63, 63, 63, 63,
 ];
 
+/// [`NATURAL`] as bytes, padded to 128 entries so that `k & 127` indexes
+/// it without a bounds check.
+const NATURAL_U8: [u8; 128] = {
+    let mut t = [63u8; 128];
+    let mut i = 0;
+    while i < 80 {
+        t[i] = NATURAL[i] as u8;
+        i += 1;
+    }
+    t
+};
+
 use alloc::vec;
 use alloc::vec::Vec;
+
+use edgedetr_kernels::Kernels;
+use edgedetr_kernels::jpeg::range_limit;
 
 use crate::error::DecodeError;
 use crate::image::{Image, Limits};
@@ -43,11 +73,16 @@ fn truncated() -> DecodeError {
     DecodeError::Truncated("truncated or corrupt JPEG data (the entropy-coded data ends early)")
 }
 
-/// A canonical Huffman table (T.81 Annex C) with a 9-bit lookup for short codes.
+/// A canonical Huffman table (T.81 Annex C) with an 11-bit lookup for short codes.
 struct Huffman {
-    /// `(length << 8) | symbol` for each 9-bit prefix that starts with a code
-    /// of at most 9 bits; 0 where a longer code (or none) starts.
+    /// `(length << 8) | symbol` for each 11-bit prefix that starts with a
+    /// code of at most 11 bits; 0 where a longer code (or none) starts.
     lookup: Vec<u16>,
+    /// For AC tables, run/size and value decoded at once:
+    /// `(value << 16) | (run << 8) | (code length + size)` for each 11-bit
+    /// prefix that holds a whole code of a non-zero size and its value bits;
+    /// 0 elsewhere.
+    fast_ac: Vec<i32>,
     /// Largest code of each length (index 1..=16), -1 when none.
     maxcode: [i32; 17],
     /// `index of the first symbol of length l` − `first code of length l`.
@@ -55,9 +90,28 @@ struct Huffman {
     values: Vec<u8>,
 }
 
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 11;
 
 impl Huffman {
+    /// The code at the top of `acc` (16 bits or more valid): `(length,
+    /// symbol)`, or `None` for a bit pattern that is no code.
+    #[inline]
+    fn peek(&self, acc: u64) -> Option<(u32, u8)> {
+        let e = self.lookup[(acc >> (64 - LOOKUP_BITS)) as usize];
+        if e != 0 {
+            return Some((u32::from(e >> 8), e as u8));
+        }
+        let code16 = (acc >> 48) as i32;
+        for l in LOOKUP_BITS + 1..=16 {
+            let code = code16 >> (16 - l);
+            if code <= self.maxcode[l as usize] {
+                let i = code + self.valoff[l as usize];
+                return self.values.get(i as usize).map(|&v| (l, v));
+            }
+        }
+        None
+    }
+
     fn new(counts: &[u8; 16], values: &[u8]) -> Result<Self> {
         let mut lookup = vec![0u16; 1 << LOOKUP_BITS];
         let mut maxcode = [-1i32; 17];
@@ -97,8 +151,26 @@ impl Huffman {
             }
             code <<= 1;
         }
+        let fast_ac = (0..1usize << LOOKUP_BITS)
+            .map(|i| {
+                let e = lookup[i];
+                let (l, rs) = (u32::from(e >> 8), e & 0xFF);
+                let (r, sz) = (i32::from(rs >> 4), u32::from(rs & 15));
+                if e == 0 || sz == 0 || l + sz > LOOKUP_BITS {
+                    return 0;
+                }
+                let bits = ((i >> (LOOKUP_BITS - l - sz)) & ((1 << sz) - 1)) as i32;
+                let v = if bits < 1 << (sz - 1) {
+                    bits - (1 << sz) + 1
+                } else {
+                    bits
+                };
+                (v << 16) | (r << 8) | (l + sz) as i32
+            })
+            .collect();
         Ok(Huffman {
             lookup,
+            fast_ac,
             maxcode,
             valoff,
             values: values[..k].to_vec(),
@@ -166,7 +238,31 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[inline]
     fn fill(&mut self) {
+        // Fast path: as many whole bytes as fit, from eight that hold no 0xFF
+        // (so no stuffing and no marker). Bits of a byte not yet counted may
+        // land in `acc`: the byte is ORed in at the same place later.
+        if !self.at_end
+            && let Some(b) = self.data.get(self.pos..self.pos + 8)
+        {
+            let w = u64::from_be_bytes(b.try_into().unwrap_or([0xFF; 8]));
+            let x = !w;
+            if x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 == 0 {
+                let k = (64 - self.nbits) / 8;
+                self.acc |= w >> self.nbits;
+                self.pos += k as usize;
+                self.nbits += 8 * k;
+                return;
+            }
+        }
+        self.fill_bytewise();
+    }
+
+    /// [`BitReader::fill`] byte by byte: stuffing, markers, the end.
+    #[cold]
+    #[inline(never)]
+    fn fill_bytewise(&mut self) {
         while self.nbits <= 56 {
             let b = self.next_byte();
             self.acc |= u64::from(b) << (56 - self.nbits);
@@ -174,6 +270,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[inline]
     fn consume(&mut self, n: u32) {
         self.acc <<= n;
         self.nbits -= n;
@@ -196,6 +293,7 @@ impl<'a> BitReader<'a> {
         v
     }
 
+    #[inline]
     fn decode(&mut self, h: &Huffman) -> Result<u8> {
         if self.nbits < 16 {
             self.fill();
@@ -286,6 +384,8 @@ struct Component {
     /// Quantisation table latched at the component's first scan (libjpeg's
     /// `latch_quant_tables`), natural order.
     quant: Option<[u16; 64]>,
+    /// `quant` as libjpeg's 16-bit `ISLOW_MULT_TYPE`.
+    quant16: [i16; 64],
     /// `downsampled_width/height`: the component's real samples.
     dw: usize,
     dh: usize,
@@ -436,6 +536,7 @@ fn parse_sof(seg: &[u8], progressive: bool, limits: &Limits) -> Result<Frame> {
             v: vs,
             tq,
             quant: None,
+            quant16: [0; 64],
             dw: 0,
             dh: 0,
             bw: 0,
@@ -564,6 +665,113 @@ fn parse_sos(seg: &[u8], frame: &Frame) -> Result<Scan> {
         ah,
         al,
     })
+}
+
+/// `decode_mcu` (jdhuff.c) for one block of a sequential scan: the DC
+/// difference, then run-length AC coefficients, into `blk` (natural order).
+/// Returns whether an AC code other than end-of-block came (`false`: a
+/// DC-only block).
+fn decode_block_seq(
+    br: &mut BitReader<'_>,
+    blk: &mut [i16; 64],
+    dc: &Huffman,
+    ac: &Huffman,
+    pred: &mut i32,
+) -> Result<bool> {
+    blk.fill(0);
+    let s = u32::from(br.decode(dc)?);
+    *pred = pred.wrapping_add(br.receive_extend(s)?);
+    blk[0] = *pred as i16;
+    let mut k = 1;
+    // Fast path, away from the end of the data: the bit buffer in locals
+    // (registers), refilled 8 bytes at a time; at the first 0xFF (stuffing
+    // or a marker) or near the end, the state goes back to `br` and the
+    // general loop below finishes the block. Nothing can run past the end
+    // here, so there is no padding to account for.
+    if br.pad == 0 && !br.at_end {
+        let (data, mut pos, mut acc, mut nbits) = (br.data, br.pos, br.acc, br.nbits);
+        let mut done = false;
+        while k < 64 {
+            if nbits < 32 {
+                let w = match data.get(pos..pos + 8) {
+                    Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0xFF; 8])),
+                    None => break,
+                };
+                let x = !w;
+                if x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0 {
+                    break;
+                }
+                let n = (64 - nbits) / 8;
+                acc |= w >> nbits;
+                pos += n as usize;
+                nbits += 8 * n;
+            }
+            let e = ac.fast_ac[(acc >> (64 - LOOKUP_BITS)) as usize];
+            if e != 0 {
+                k += ((e >> 8) & 15) as usize;
+                let n = (e & 15) as u32;
+                acc <<= n;
+                nbits -= n;
+                blk[usize::from(NATURAL_U8[k & 127] & 63)] = (e >> 16) as i16;
+                k += 1;
+                continue;
+            }
+            let (l, rs) = ac
+                .peek(acc)
+                .ok_or(DecodeError::Corrupt("corrupt JPEG data (bad Huffman code)"))?;
+            acc <<= l;
+            nbits -= l;
+            let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+            if s != 0 {
+                k += r;
+                let v = (acc >> (64 - s)) as i32;
+                acc <<= s;
+                nbits -= s;
+                let v = if v < 1 << (s - 1) {
+                    v - (1 << s) + 1
+                } else {
+                    v
+                };
+                blk[usize::from(NATURAL_U8[k & 127] & 63)] = v as i16;
+            } else if r != 15 {
+                done = true;
+                break;
+            } else {
+                k += 15;
+            }
+            k += 1;
+        }
+        (br.pos, br.acc, br.nbits) = (pos, acc, nbits);
+        if done || k >= 64 {
+            return Ok(k > 1);
+        }
+    }
+    while k < 64 {
+        // A refill leaves at least 57 bits: a code and its value take 31.
+        if br.nbits < 32 {
+            br.fill();
+        }
+        let e = ac.fast_ac[(br.acc >> (64 - LOOKUP_BITS)) as usize];
+        if e != 0 {
+            k += ((e >> 8) & 15) as usize;
+            br.consume((e & 15) as u32);
+            blk[usize::from(NATURAL_U8[k & 127] & 63)] = (e >> 16) as i16;
+            k += 1;
+            continue;
+        }
+        let rs = br.decode(ac)?;
+        let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+        if s != 0 {
+            k += r;
+            blk[usize::from(NATURAL_U8[k & 127] & 63)] = br.receive_extend(s)? as i16;
+        } else if r != 15 {
+            break;
+        } else {
+            k += 15;
+        }
+        k += 1;
+    }
+    Ok(k > 1)
 }
 
 /// Decodes one block of a scan into `blk` (natural order).
@@ -707,22 +915,28 @@ fn decode_block(
 }
 
 /// Decodes the entropy-coded data of one scan starting at `pos`; returns the
-/// position from which to look for the next marker.
+/// position from which to look for the next marker. With `out`, a
+/// sequential scan of every component, each MCU row is inverse-DCT'd and
+/// written out as soon as it is decoded (nothing is stored per block);
+/// otherwise the coefficients are stored for [`Output::write_coefficients`].
 fn decode_scan(
     data: &[u8],
     pos: usize,
     frame: &mut Frame,
     scan: &Scan,
     t: &Tables,
+    mut out: Option<&mut Output<'_>>,
 ) -> Result<usize> {
     let mut br = BitReader::new(data, pos);
     let mut preds = [0i32; 4];
     let mut eobrun = 0u32;
     let progressive = frame.progressive;
+    let missing = || DecodeError::Corrupt("JPEG scan uses an undefined Huffman table");
     let tables = |k: usize| {
         let (_, td, ta) = scan.comps[k];
         (t.dc[td].as_ref(), t.ac[ta].as_ref())
     };
+    let mut blk = [0i16; 64];
     // Blocks of each MCU: (scan component slot, block x, block y) offsets.
     let (mcus, single) = if scan.comps.len() == 1 {
         let c = &frame.comps[scan.comps[0].0];
@@ -730,6 +944,11 @@ fn decode_scan(
         (bx * by, Some(bx))
     } else {
         (frame.mcux * frame.mcuy, None)
+    };
+    // MCUs per frame MCU row (the unit `out` writes).
+    let row_mcus = match single {
+        Some(bx) => bx * frame.comps[scan.comps[0].0].v,
+        None => frame.mcux,
     };
     for m in 0..mcus {
         if t.restart > 0 && m > 0 && m % t.restart == 0 {
@@ -740,38 +959,54 @@ fn decode_scan(
         if let Some(bx_count) = single {
             let ci = scan.comps[0].0;
             let (dc, ac) = tables(0);
-            let c = &mut frame.comps[ci];
-            let b = (m / bx_count) * c.bw + m % bx_count;
-            let blk = &mut c.coefs[b * 64..b * 64 + 64];
-            decode_block(
-                &mut br,
-                blk,
-                progressive,
-                scan,
-                dc,
-                ac,
-                &mut preds[0],
-                &mut eobrun,
-            )?;
+            let (bx, by) = (m % bx_count, m / bx_count);
+            if let Some(o) = out.as_deref_mut() {
+                let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
+                let coded = decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[0])?;
+                o.block(&frame.comps[ci], ci, bx, by, &blk, coded);
+            } else {
+                let c = &mut frame.comps[ci];
+                let b = by * c.bw + bx;
+                let blk = &mut c.coefs[b * 64..b * 64 + 64];
+                decode_block(
+                    &mut br,
+                    blk,
+                    progressive,
+                    scan,
+                    dc,
+                    ac,
+                    &mut preds[0],
+                    &mut eobrun,
+                )?;
+            }
         } else {
             let (mx, my) = (m % frame.mcux, m / frame.mcux);
             for (slot, &(ci, _, _)) in scan.comps.iter().enumerate() {
                 let (dc, ac) = tables(slot);
-                let c = &mut frame.comps[ci];
-                for v in 0..c.v {
-                    for h in 0..c.h {
-                        let b = (my * c.v + v) * c.bw + mx * c.h + h;
-                        let blk = &mut c.coefs[b * 64..b * 64 + 64];
-                        decode_block(
-                            &mut br,
-                            blk,
-                            progressive,
-                            scan,
-                            dc,
-                            ac,
-                            &mut preds[slot],
-                            &mut eobrun,
-                        )?;
+                let (ch, cv) = (frame.comps[ci].h, frame.comps[ci].v);
+                for v in 0..cv {
+                    for h in 0..ch {
+                        let (bx, by) = (mx * ch + h, my * cv + v);
+                        if let Some(o) = out.as_deref_mut() {
+                            let (dc, ac) = (dc.ok_or_else(missing)?, ac.ok_or_else(missing)?);
+                            let coded =
+                                decode_block_seq(&mut br, &mut blk, dc, ac, &mut preds[slot])?;
+                            o.block(&frame.comps[ci], ci, bx, by, &blk, coded);
+                        } else {
+                            let c = &mut frame.comps[ci];
+                            let b = by * c.bw + bx;
+                            let blk = &mut c.coefs[b * 64..b * 64 + 64];
+                            decode_block(
+                                &mut br,
+                                blk,
+                                progressive,
+                                scan,
+                                dc,
+                                ac,
+                                &mut preds[slot],
+                                &mut eobrun,
+                            )?;
+                        }
                     }
                 }
             }
@@ -779,262 +1014,384 @@ fn decode_scan(
         if br.overrun {
             return Err(truncated());
         }
+        if let Some(o) = out.as_deref_mut()
+            && ((m + 1) % row_mcus == 0 || m + 1 == mcus)
+        {
+            let row = m / row_mcus;
+            if row > 0 {
+                o.emit(row - 1);
+            }
+            if m + 1 == mcus {
+                o.emit(row);
+            }
+        }
     }
     Ok(br.pos)
 }
 
-/// `sample_range_limit + CENTERJSAMPLE` indexed by `x & 1023` (the IDCT's
-/// output clamp, wrapping like libjpeg's table for absurd inputs).
-fn range_limit(x: i64) -> u8 {
-    let m = (x & 1023) as i32;
-    match m {
-        0..=127 => (m + 128) as u8,
-        128..=511 => 255,
-        512..=895 => 0,
-        _ => (m - 896) as u8,
+/// How the components become RGB (`default_decompress_parms`, jdapimin.c).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Color {
+    Gray,
+    Rgb,
+    Ycc,
+}
+
+/// libjpeg's `scale_num / scale_denom` for decoding: the image comes out
+/// `⌈w / n⌉ × ⌈h / n⌉` for a scale of `1/n`, made by inverse DCTs of fewer
+/// points (jidctred.c's `jpeg_idct_4x4`, `2x2`, `1x1`) rather than by
+/// decoding at full size and resizing, exactly as
+/// `cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_n)`. Cheaper than a full
+/// decode for camera frames far above the model's input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scale {
+    /// Full size (`IMREAD_COLOR`).
+    #[default]
+    Full,
+    /// 1/2 (`IMREAD_REDUCED_COLOR_2`).
+    Half,
+    /// 1/4 (`IMREAD_REDUCED_COLOR_4`).
+    Quarter,
+    /// 1/8 (`IMREAD_REDUCED_COLOR_8`).
+    Eighth,
+}
+
+impl Scale {
+    /// The denominator `n` of the scale `1/n`.
+    pub const fn denom(self) -> usize {
+        match self {
+            Scale::Full => 1,
+            Scale::Half => 2,
+            Scale::Quarter => 4,
+            Scale::Eighth => 8,
+        }
+    }
+
+    /// The smallest scale whose output of a `width × height` image still
+    /// covers `min_width × min_height` (e.g. the model input): `Full` when
+    /// even 1/2 would not.
+    pub fn at_least(width: usize, height: usize, min_width: usize, min_height: usize) -> Scale {
+        [Scale::Eighth, Scale::Quarter, Scale::Half]
+            .into_iter()
+            .find(|s| {
+                width.div_ceil(s.denom()) >= min_width && height.div_ceil(s.denom()) >= min_height
+            })
+            .unwrap_or(Scale::Full)
     }
 }
 
-// jidctint.c constants: FIX(x) with CONST_BITS = 13.
-const CONST_BITS: u32 = 13;
-const PASS1_BITS: u32 = 2;
-const FIX_0_298631336: i64 = 2446;
-const FIX_0_390180644: i64 = 3196;
-const FIX_0_541196100: i64 = 4433;
-const FIX_0_765366865: i64 = 6270;
-const FIX_0_899976223: i64 = 7373;
-const FIX_1_175875602: i64 = 9633;
-const FIX_1_501321110: i64 = 12299;
-const FIX_1_847759065: i64 = 15137;
-const FIX_1_961570560: i64 = 16069;
-const FIX_2_053119869: i64 = 16819;
-const FIX_2_562915447: i64 = 20995;
-const FIX_3_072711026: i64 = 25172;
-
-fn descale(x: i64, n: u32) -> i64 {
-    (x + (1 << (n - 1))) >> n
+/// One component on the output side: its inverse-DCT size, real samples,
+/// upsampling and a ring of sample rows.
+struct Plane {
+    /// `DCT_scaled_size`: samples per block side (8, 4, 2 or 1).
+    ssize: usize,
+    /// Ring row length, `bw · ssize`.
+    stride: usize,
+    /// `3 · v · ssize`: three MCU rows (the previous, the current and the
+    /// next: the context of fancy vertical upsampling); sample row `r` lives
+    /// at ring row `r mod ring_rows`.
+    ring_rows: usize,
+    /// `downsampled_width/height` at this scale.
+    dw: usize,
+    dh: usize,
+    /// Integral upsampling factors to the output size.
+    hx: usize,
+    vx: usize,
+    /// Whether fancy upsampling is on (`do_fancy`: not at scale 1/8).
+    fancy: bool,
+    ring: Vec<u8>,
+    /// One upsampled row (`max(w, 2·dw)` samples).
+    up: Vec<u8>,
 }
 
-/// The 1-D Loeffler–Ligtenberg–Moschytz IDCT of `jpeg_idct_islow`, on eight
-/// inputs; returns the eight outputs before the final descale.
-fn idct_1d(i: [i64; 8]) -> [i64; 8] {
-    // Even part.
-    let z1 = (i[2] + i[6]) * FIX_0_541196100;
-    let tmp2 = z1 - i[6] * FIX_1_847759065;
-    let tmp3 = z1 + i[2] * FIX_0_765366865;
-    let tmp0 = (i[0] + i[4]) << CONST_BITS;
-    let tmp1 = (i[0] - i[4]) << CONST_BITS;
-    let (tmp10, tmp13) = (tmp0 + tmp3, tmp0 - tmp3);
-    let (tmp11, tmp12) = (tmp1 + tmp2, tmp1 - tmp2);
-    // Odd part.
-    let (t0, t1, t2, t3) = (i[7], i[5], i[3], i[1]);
-    let z1 = t0 + t3;
-    let z2 = t1 + t2;
-    let z3 = t0 + t2;
-    let z4 = t1 + t3;
-    let z5 = (z3 + z4) * FIX_1_175875602;
-    let t0 = t0 * FIX_0_298631336;
-    let t1 = t1 * FIX_2_053119869;
-    let t2 = t2 * FIX_3_072711026;
-    let t3 = t3 * FIX_1_501321110;
-    let z1 = -z1 * FIX_0_899976223;
-    let z2 = -z2 * FIX_2_562915447;
-    let z3 = -z3 * FIX_1_961570560 + z5;
-    let z4 = -z4 * FIX_0_390180644 + z5;
-    let t0 = t0 + z1 + z3;
-    let t1 = t1 + z2 + z4;
-    let t2 = t2 + z2 + z3;
-    let t3 = t3 + z1 + z4;
-    [
-        tmp10 + t3,
-        tmp11 + t2,
-        tmp12 + t1,
-        tmp13 + t0,
-        tmp13 - t0,
-        tmp12 - t1,
-        tmp11 - t2,
-        tmp10 - t3,
-    ]
+/// The output side of the decoder, libjpeg's main/upsample/colour
+/// controllers: the components' sample rows in rings, one upsampled row
+/// per component, and the RGB image.
+struct Output<'k> {
+    k: &'k Kernels,
+    color: Color,
+    planes: Vec<Plane>,
+    /// Output size (`output_width/height`).
+    w: usize,
+    h: usize,
+    /// Output rows per MCU row (`max_v_samp_factor · min_DCT_scaled_size`).
+    mcu_rows: usize,
+    rgb: Vec<u8>,
 }
 
-/// `jpeg_idct_islow`: dequantise and inverse-DCT one block into 8×8 samples
-/// at `out[0]`, rows `stride` apart.
-fn idct_block(coef: &[i16], q: &[u16; 64], out: &mut [u8], stride: usize) {
-    // ISLOW_MULT_TYPE is a short: 16-bit quantisers wrap like in libjpeg.
-    let deq = |k: usize| i64::from(i32::from(coef[k]) * i32::from(q[k] as i16));
-    let mut ws = [0i32; 64];
-    for col in 0..8 {
-        if (1..8).all(|r| coef[r * 8 + col] == 0) {
-            let dc = (deq(col) << PASS1_BITS) as i32;
-            for r in 0..8 {
-                ws[r * 8 + col] = dc;
+impl<'k> Output<'k> {
+    fn new(k: &'k Kernels, frame: &Frame, color: Color, scale: Scale) -> Result<Self> {
+        let denom = scale.denom();
+        let min = 8 / denom;
+        let (w, h) = (frame.w.div_ceil(denom), frame.h.div_ceil(denom));
+        let mut planes = Vec::with_capacity(frame.comps.len());
+        for c in &frame.comps {
+            // jpeg_core_output_dimensions: scale chroma up through the IDCT
+            // rather than the upsampler where the factors allow.
+            let mut ssize = min;
+            while ssize < 8
+                && (frame.hmax * min).is_multiple_of(c.h * ssize * 2)
+                && (frame.vmax * min).is_multiple_of(c.v * ssize * 2)
+            {
+                ssize *= 2;
             }
-            continue;
+            let (hs, vs) = (c.h * ssize, c.v * ssize);
+            if !(frame.hmax * min).is_multiple_of(hs) || !(frame.vmax * min).is_multiple_of(vs) {
+                return Err(DecodeError::Unsupported(
+                    "unsupported JPEG: fractional sampling factors",
+                ));
+            }
+            let dw = (frame.w * hs).div_ceil(frame.hmax * 8);
+            let dh = (frame.h * vs).div_ceil(frame.vmax * 8);
+            planes.push(Plane {
+                ssize,
+                stride: c.bw * ssize,
+                ring_rows: 3 * vs,
+                dw,
+                dh,
+                hx: frame.hmax * min / hs,
+                vx: frame.vmax * min / vs,
+                fancy: min > 1,
+                ring: vec![0u8; 3 * vs * c.bw * ssize],
+                up: vec![0u8; w.max(2 * dw)],
+            });
         }
-        let o = idct_1d(core::array::from_fn(|r| deq(r * 8 + col)));
-        for r in 0..8 {
-            ws[r * 8 + col] = descale(o[r], CONST_BITS - PASS1_BITS) as i32;
-        }
+        Ok(Output {
+            k,
+            color,
+            planes,
+            w,
+            h,
+            mcu_rows: frame.vmax * min,
+            rgb: vec![0u8; w * h * 3],
+        })
     }
-    for row in 0..8 {
-        let w = &ws[row * 8..row * 8 + 8];
-        let dst = &mut out[row * stride..row * stride + 8];
-        if w[1..].iter().all(|&v| v == 0) {
-            let v = range_limit(descale(i64::from(w[0]), PASS1_BITS + 3));
-            dst.fill(v);
-            continue;
-        }
-        let o = idct_1d(core::array::from_fn(|c| i64::from(w[c])));
-        for (d, &x) in dst.iter_mut().zip(o.iter()) {
-            *d = range_limit(descale(x, CONST_BITS + PASS1_BITS + 3));
-        }
-    }
-}
 
-/// Inverse-DCTs every block of a component into a plane of `bw*8 × bh*8`.
-fn component_plane(c: &Component) -> Result<Vec<u8>> {
-    let q = c.quant.as_ref().ok_or(DecodeError::Corrupt(
-        "JPEG component has no data (never appears in a scan)",
-    ))?;
-    let stride = c.bw * 8;
-    let mut plane = vec![0u8; stride * c.bh * 8];
-    for by in 0..c.bh {
-        for bx in 0..c.bw {
-            let b = by * c.bw + bx;
-            let out = &mut plane[by * 8 * stride + bx * 8..];
-            idct_block(&c.coefs[b * 64..b * 64 + 64], q, out, stride);
+    /// [`Output::idct_block`], or for a DC-only block (`!coded`) of a
+    /// moderate DC the flat block that every IDCT of libjpeg makes of it:
+    /// `range_limit((dc·q + 4) >> 3)` (the same numbers as the full
+    /// computation while `|dc·q| < 2^13`, where no intermediate of any of
+    /// them wraps; real DC values stay below 2^11·q_dc / q_dc = 2^11).
+    fn block(
+        &mut self,
+        c: &Component,
+        ci: usize,
+        bx: usize,
+        by: usize,
+        blk: &[i16; 64],
+        coded: bool,
+    ) {
+        let dcq = i32::from(blk[0]) * i32::from(c.quant16[0]);
+        if coded || dcq.unsigned_abs() >= 1 << 13 {
+            return self.idct_block(c, ci, bx, by, blk);
+        }
+        let v = range_limit(descale(dcq, 3));
+        let p = &mut self.planes[ci];
+        let (s, stride) = (p.ssize, p.stride);
+        let row = (by * s) % p.ring_rows;
+        for r in 0..s {
+            let o = (row + r) * stride + bx * s;
+            p.ring[o..o + s].fill(v);
         }
     }
-    Ok(plane)
-}
 
-/// Upsamples a component plane to the full `w × h` image as libjpeg-turbo's
-/// `jinit_upsampler` would choose: full size, `h2v1`/`h2v2` fancy (triangle
-/// filter with ordered-dither rounding; box when the component is at most 2
-/// samples wide), `h1v2` fancy, or integral box replication. The row above
-/// the first and below the last real row repeat that row (jdmainct.c's
-/// context pointers); columns use only the real samples.
-fn upsample(frame: &Frame, c: &Component, plane: &[u8]) -> Result<Vec<u8>> {
-    let (w, h) = (frame.w, frame.h);
-    let stride = c.bw * 8;
-    if !frame.hmax.is_multiple_of(c.h) || !frame.vmax.is_multiple_of(c.v) {
-        return Err(DecodeError::Unsupported(
-            "unsupported JPEG: fractional sampling factors",
-        ));
+    /// Inverse-DCTs block `(bx, by)` of component `ci` into its ring.
+    fn idct_block(&mut self, c: &Component, ci: usize, bx: usize, by: usize, blk: &[i16; 64]) {
+        let p = &mut self.planes[ci];
+        let (s, stride) = (p.ssize, p.stride);
+        let row = (by * s) % p.ring_rows;
+        let out = &mut p.ring[row * stride + bx * s..];
+        match s {
+            8 => self.k.idct_islow_u8(blk, &c.quant16, out, stride),
+            4 => self.k.idct_4x4_u8(blk, &c.quant16, out, stride),
+            2 => idct_2x2(blk, &c.quant16, out, stride),
+            _ => idct_1x1(blk, &c.quant16, out),
+        }
     }
-    let (hx, vx) = (frame.hmax / c.h, frame.vmax / c.v);
-    let row = |y: usize| &plane[y * stride..y * stride + c.dw];
-    let mut out = vec![0u8; w * h];
-    let last = c.dh - 1;
-    let fancy_h = c.dw > 2;
-    match (hx, vx) {
-        (1, 1) => {
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                o.copy_from_slice(&row(y)[..w]);
+
+    /// The progressive (or non-interleaved) path: every block from the
+    /// stored coefficients, MCU row by MCU row.
+    fn write_coefficients(&mut self, frame: &Frame) -> Result<()> {
+        for c in &frame.comps {
+            if c.quant.is_none() || c.coefs.is_empty() {
+                return Err(DecodeError::Corrupt(
+                    "JPEG component has no data (never appears in a scan)",
+                ));
             }
         }
+        for m in 0..frame.mcuy {
+            for (ci, c) in frame.comps.iter().enumerate() {
+                for by in m * c.v..(m + 1) * c.v {
+                    for bx in 0..c.bw {
+                        let b = by * c.bw + bx;
+                        let blk: &[i16; 64] = c.coefs[b * 64..b * 64 + 64]
+                            .try_into()
+                            .expect("64 coefficients");
+                        self.idct_block(c, ci, bx, by, blk);
+                    }
+                }
+            }
+            if m > 0 {
+                self.emit(m - 1);
+            }
+        }
+        self.emit(frame.mcuy - 1);
+        Ok(())
+    }
+
+    /// Upsamples and colour-converts the output rows of MCU row `m` (whose
+    /// components' rows, and those of MCU rows `m ± 1` where they exist, are
+    /// in the rings).
+    fn emit(&mut self, m: usize) {
+        let (w, h) = (self.w, self.h);
+        let y0 = m * self.mcu_rows;
+        for y in y0..(y0 + self.mcu_rows).min(h) {
+            let mut rows: [&[u8]; 3] = [&[]; 3];
+            for (p, row) in self.planes.iter_mut().zip(rows.iter_mut()) {
+                *row = upsample_row(self.k, p, w, y);
+            }
+            let out = &mut self.rgb[y * w * 3..(y + 1) * w * 3];
+            match self.color {
+                Color::Gray => {
+                    for (px, &g) in out.chunks_exact_mut(3).zip(rows[0]) {
+                        px.fill(g);
+                    }
+                }
+                Color::Rgb => {
+                    for (i, px) in out.chunks_exact_mut(3).enumerate() {
+                        px.copy_from_slice(&[rows[0][i], rows[1][i], rows[2][i]]);
+                    }
+                }
+                Color::Ycc => self.k.ycc_to_rgb_u8(rows[0], rows[1], rows[2], out),
+            }
+        }
+    }
+}
+
+/// Output row `y` of a component upsampled to the output width `w`, as
+/// libjpeg-turbo's `jinit_upsampler` would choose: full size, `h2v1`/`h2v2`
+/// fancy (triangle filter with ordered-dither rounding; box when the
+/// component is at most 2 samples wide), `h1v2` fancy, or integral box
+/// replication (also whenever fancy upsampling is off). The row above the
+/// first and below the last real row repeat that row (jdmainct.c's context
+/// pointers); columns use only the real samples.
+fn upsample_row<'a>(k: &Kernels, p: &'a mut Plane, w: usize, y: usize) -> &'a [u8] {
+    let Plane {
+        stride,
+        ring_rows,
+        dw,
+        dh,
+        hx,
+        vx,
+        fancy,
+        ring,
+        up,
+        ..
+    } = p;
+    let (stride, ring_rows, dw, last) = (*stride, *ring_rows, *dw, *dh - 1);
+    let ring: &'a [u8] = ring;
+    let row = move |r: usize| {
+        let r = r % ring_rows;
+        &ring[r * stride..r * stride + dw]
+    };
+    // The adjacent row of the fancy vertical filter, and its rounding bias.
+    let neighbour = |y: usize| {
+        let (ry, upper) = (y / 2, y.is_multiple_of(2));
+        if upper {
+            (ry, ry.saturating_sub(1), 1)
+        } else {
+            (ry, (ry + 1).min(last), 2)
+        }
+    };
+    let fancy_h = *fancy && dw > 2;
+    match (*hx, *vx) {
+        (1, 1) => return &row(y)[..w],
         (2, 1) if fancy_h => {
-            // h2v1_fancy_upsample
-            let mut tmp = vec![0u8; 2 * c.dw];
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let r = row(y);
-                let n = c.dw;
-                tmp[0] = r[0];
-                tmp[1] = ((u32::from(r[0]) * 3 + u32::from(r[1]) + 2) >> 2) as u8;
-                for x in 1..n - 1 {
-                    let v = u32::from(r[x]) * 3;
-                    tmp[2 * x] = ((v + u32::from(r[x - 1]) + 1) >> 2) as u8;
-                    tmp[2 * x + 1] = ((v + u32::from(r[x + 1]) + 2) >> 2) as u8;
-                }
-                tmp[2 * n - 2] = ((u32::from(r[n - 1]) * 3 + u32::from(r[n - 2]) + 1) >> 2) as u8;
-                tmp[2 * n - 1] = r[n - 1];
-                o.copy_from_slice(&tmp[..w]);
-            }
+            k.upsample_h2v1_fancy_u8(row(y), &mut up[..2 * dw]);
         }
-        (1, 2) => {
-            // h1v2_fancy_upsample (do_fancy is always on here)
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let (ry, up) = (y / 2, y % 2 == 0);
-                let ny = if up {
-                    ry.saturating_sub(1)
-                } else {
-                    (ry + 1).min(last)
-                };
-                let bias = if up { 1 } else { 2 };
-                let (r0, r1) = (row(ry), row(ny));
-                for (x, d) in o.iter_mut().enumerate() {
-                    *d = ((u32::from(r0[x]) * 3 + u32::from(r1[x]) + bias) >> 2) as u8;
-                }
+        (1, 2) if *fancy => {
+            // h1v2_fancy_upsample
+            let (ry, ny, bias) = neighbour(y);
+            let (r0, r1) = (row(ry), row(ny));
+            for ((d, &a), &b) in up[..w].iter_mut().zip(r0).zip(r1) {
+                *d = ((u32::from(a) * 3 + u32::from(b) + bias) >> 2) as u8;
             }
         }
         (2, 2) if fancy_h => {
-            // h2v2_fancy_upsample
-            let n = c.dw;
-            let mut cs = vec![0u32; n];
-            let mut tmp = vec![0u8; 2 * n];
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let (ry, up) = (y / 2, y % 2 == 0);
-                let ny = if up {
-                    ry.saturating_sub(1)
-                } else {
-                    (ry + 1).min(last)
-                };
-                let (r0, r1) = (row(ry), row(ny));
-                for (s, (&a, &b)) in cs.iter_mut().zip(r0.iter().zip(r1.iter())) {
-                    *s = u32::from(a) * 3 + u32::from(b);
-                }
-                tmp[0] = ((cs[0] * 4 + 8) >> 4) as u8;
-                tmp[1] = ((cs[0] * 3 + cs[1] + 7) >> 4) as u8;
-                for x in 1..n - 1 {
-                    tmp[2 * x] = ((cs[x] * 3 + cs[x - 1] + 8) >> 4) as u8;
-                    tmp[2 * x + 1] = ((cs[x] * 3 + cs[x + 1] + 7) >> 4) as u8;
-                }
-                tmp[2 * n - 2] = ((cs[n - 1] * 3 + cs[n - 2] + 8) >> 4) as u8;
-                tmp[2 * n - 1] = ((cs[n - 1] * 4 + 7) >> 4) as u8;
-                o.copy_from_slice(&tmp[..w]);
-            }
+            let (ry, ny, _) = neighbour(y);
+            k.upsample_h2v2_fancy_u8(row(ry), row(ny), &mut up[..2 * dw]);
         }
-        _ => {
+        (hx, vx) => {
             // h2v1_upsample, h2v2_upsample, int_upsample: box replication.
-            for (y, o) in out.chunks_exact_mut(w).enumerate() {
-                let r = row(y / vx);
-                for (x, d) in o.iter_mut().enumerate() {
-                    *d = r[x / hx];
-                }
+            let r = row(y / vx);
+            for (x, d) in up[..w].iter_mut().enumerate() {
+                *d = r[x / hx];
             }
         }
     }
-    Ok(out)
+    &up[..w]
 }
 
-// jdcolor.c: FIX(x) with SCALEBITS = 16.
-const SCALEBITS: u32 = 16;
-const ONE_HALF: i64 = 1 << (SCALEBITS - 1);
-const FIX_1_40200: i64 = 91881;
-const FIX_1_77200: i64 = 116130;
-const FIX_0_71414: i64 = 46802;
-const FIX_0_34414: i64 = 22554;
+// jidctred.c: the 2×2 and 1×1 inverse DCTs (the 4×4 one is a kernel slot),
+// FIX(x) with CONST_BITS = 13.
+const FIX_0_720959822: i32 = 5906;
+const FIX_0_850430095: i32 = 6967;
+const FIX_1_272758580: i32 = 10426;
+const FIX_3_624509785: i32 = 29692;
 
-/// `ycc_rgb_convert` with `build_ycc_rgb_table`'s tables.
-fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
-    let mut cr_r = [0i32; 256];
-    let mut cb_b = [0i32; 256];
-    let mut cr_g = [0i64; 256];
-    let mut cb_g = [0i64; 256];
-    for i in 0..256usize {
-        let x = i as i64 - 128;
-        cr_r[i] = ((FIX_1_40200 * x + ONE_HALF) >> SCALEBITS) as i32;
-        cb_b[i] = ((FIX_1_77200 * x + ONE_HALF) >> SCALEBITS) as i32;
-        cr_g[i] = -FIX_0_71414 * x;
-        cb_g[i] = -FIX_0_34414 * x + ONE_HALF;
+/// `(x + 2^(n−1)) >> n` in wrapping 32-bit arithmetic.
+fn descale(x: i32, n: u32) -> i32 {
+    x.wrapping_add(1 << (n - 1)) >> n
+}
+
+/// `jpeg_idct_2x2`'s 1-D step: inputs 0, 1, 3, 5, 7; outputs 0, 1.
+fn idct2_1d(i: [i32; 8]) -> [i32; 2] {
+    let (a, m) = (i32::wrapping_add, i32::wrapping_mul);
+    let tmp10 = i[0].wrapping_shl(15);
+    let tmp0 = a(
+        a(m(i[7], -FIX_0_720959822), m(i[5], FIX_0_850430095)),
+        a(m(i[3], -FIX_1_272758580), m(i[1], FIX_3_624509785)),
+    );
+    [a(tmp10, tmp0), tmp10.wrapping_sub(tmp0)]
+}
+
+/// `jpeg_idct_2x2` (scale 1/4): a 2×2 block at `out[r·stride + c]`.
+///
+/// Like libjpeg, a column or row whose AC inputs are zero is its DC value
+/// (`dc << 2` in the first pass, `range_limit((w + 16) >> 5)` in the
+/// second): the same numbers as the full step while the DC is below 2^15,
+/// where nothing wraps, so it is taken only then.
+fn idct_2x2(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8], stride: usize) {
+    let mut ws = [0i32; 16];
+    for col in [0, 1, 3, 5, 7] {
+        let dcq = i32::from(coef[col]) * i32::from(q[col]);
+        if [1, 3, 5, 7].iter().all(|&r| coef[r * 8 + col] == 0) && dcq.unsigned_abs() < 1 << 15 {
+            ws[col] = dcq << 2;
+            ws[8 + col] = dcq << 2;
+            continue;
+        }
+        let o = idct2_1d(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        ws[col] = descale(o[0], 13);
+        ws[8 + col] = descale(o[1], 13);
     }
-    let clamp = |v: i32| v.clamp(0, 255) as u8;
-    for (((px, &y), &cb), &cr) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
-        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
-        px[0] = clamp(y + cr_r[cr]);
-        px[1] = clamp(y + ((cb_g[cb] + cr_g[cr]) >> SCALEBITS) as i32);
-        px[2] = clamp(y + cb_b[cb]);
+    for row in 0..2 {
+        let w0 = ws[row * 8];
+        if [1, 3, 5, 7].iter().all(|&c| ws[row * 8 + c] == 0) && w0.unsigned_abs() < 1 << 15 {
+            let v = range_limit(descale(w0, 5));
+            out[row * stride..row * stride + 2].fill(v);
+            continue;
+        }
+        let o = idct2_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+        out[row * stride] = range_limit(descale(o[0], 20));
+        out[row * stride + 1] = range_limit(descale(o[1], 20));
     }
+}
+
+/// `jpeg_idct_1x1` (scale 1/8): the block's mean.
+fn idct_1x1(coef: &[i16; 64], q: &[i16; 64], out: &mut [u8]) {
+    out[0] = range_limit(descale(i32::from(coef[0]) * i32::from(q[0]), 3));
 }
 
 /// Applies an EXIF orientation (1–8) as OpenCV's `ApplyExifOrientation`:
@@ -1068,14 +1425,15 @@ fn orient(rgb: Vec<u8>, w: usize, h: usize, orientation: u16) -> (Vec<u8>, usize
     (out, ow, oh)
 }
 
-/// Allocates the coefficients of the scan's components, the first time a
-/// scan reads them. A sequential scan codes every block with at least two
-/// Huffman codes (DC and end-of-block, one bit or more each), so data
-/// shorter than two bits per block is refused before the allocation: a
-/// small file cannot make the decoder reserve memory for a huge image it
-/// does not contain. (Progressive scans can skip runs of blocks; the pixel
-/// limit bounds them.)
-fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
+/// Checks that the scan's data can hold its blocks and, unless the scan is
+/// written out as it is decoded (`stream`), allocates the coefficients of
+/// its components the first time a scan reads them. A sequential scan codes
+/// every block with at least two Huffman codes (DC and end-of-block, one bit
+/// or more each), so data shorter than two bits per block is refused before
+/// any allocation: a small file cannot make the decoder reserve memory for a
+/// huge image it does not contain. (Progressive scans can skip runs of
+/// blocks; the pixel limit bounds them.)
+fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize, stream: bool) -> Result<()> {
     if !f.progressive {
         let blocks: usize = scan
             .comps
@@ -1088,6 +1446,9 @@ fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
             ));
         }
     }
+    if stream {
+        return Ok(());
+    }
     for &(ci, _, _) in &scan.comps {
         let c = &mut f.comps[ci];
         if c.coefs.is_empty() {
@@ -1097,16 +1458,55 @@ fn alloc_scan(f: &mut Frame, scan: &Scan, data_left: usize) -> Result<()> {
     Ok(())
 }
 
+/// The kernel table [`decode`] uses: [`Kernels::from_env`] once per process
+/// with `std`, the compiled-in features without.
+fn default_kernels() -> Kernels {
+    #[cfg(feature = "std")]
+    {
+        static K: std::sync::OnceLock<Kernels> = std::sync::OnceLock::new();
+        *K.get_or_init(Kernels::from_env)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        Kernels::for_caps(edgedetr_kernels::Caps::compile_time())
+    }
+}
+
 /// Decodes a JPEG file's bytes to RGB, exactly as libjpeg-turbo does for
 /// `cv2.imdecode(buf, cv2.IMREAD_COLOR)` (there in BGR order), including the
 /// EXIF orientation OpenCV applies. Images above `limits` are refused from
-/// their header, before any large allocation.
+/// their header, before any large allocation. The kernels are the detected
+/// ones ([`Kernels::from_env`] with `std`); see [`decode_with_kernels`].
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
+    decode_scaled_with_kernels(data, limits, Scale::Full, &default_kernels())
+}
+
+/// [`decode`] with the given kernel table (every path gives the same bytes).
+pub fn decode_with_kernels(data: &[u8], limits: &Limits, k: &Kernels) -> Result<Image> {
+    decode_scaled_with_kernels(data, limits, Scale::Full, k)
+}
+
+/// [`decode`] at a reduced [`Scale`], exactly as
+/// `cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_n)`; `limits` bound the
+/// full-size image.
+pub fn decode_scaled(data: &[u8], limits: &Limits, scale: Scale) -> Result<Image> {
+    decode_scaled_with_kernels(data, limits, scale, &default_kernels())
+}
+
+/// [`decode_scaled`] with the given kernel table.
+pub fn decode_scaled_with_kernels(
+    data: &[u8],
+    limits: &Limits,
+    scale: Scale,
+    k: &Kernels,
+) -> Result<Image> {
     if data.get(0..2) != Some(&[0xFF, 0xD8]) {
         return Err(DecodeError::Corrupt("not a JPEG file (no SOI marker)"));
     }
     let mut t = Tables::default();
     let mut frame: Option<Frame> = None;
+    let mut out: Option<Output<'_>> = None;
+    let mut streamed = false;
     let mut scans = 0usize;
     let mut p = 2;
     let mut eoi = false;
@@ -1158,16 +1558,47 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
                     "corrupt JPEG: scan before frame header",
                 ))?;
                 let scan = parse_sos(seg, f)?;
-                alloc_scan(f, &scan, data.len() - p.min(data.len()))?;
+                if streamed {
+                    return Err(DecodeError::Corrupt(
+                        "corrupt JPEG: a sequential frame's components in a second scan",
+                    ));
+                }
+                // A sequential scan of every component is written out as it
+                // is decoded; other scans store their coefficients.
+                let stream = !f.progressive && scans == 0 && scan.comps.len() == f.comps.len();
+                alloc_scan(f, &scan, data.len() - p.min(data.len()), stream)?;
                 for &(ci, _, _) in &scan.comps {
                     let c = &mut f.comps[ci];
                     if c.quant.is_none() {
-                        c.quant = Some(t.quant[c.tq].ok_or(DecodeError::Corrupt(
+                        let q = t.quant[c.tq].ok_or(DecodeError::Corrupt(
                             "JPEG uses an undefined quantisation table",
-                        ))?);
+                        ))?;
+                        // ISLOW_MULT_TYPE is a short: 16-bit quantisers wrap.
+                        c.quant16 = q.map(|v| v as i16);
+                        c.quant = Some(q);
                     }
                 }
-                p = decode_scan(data, p, f, &scan, &t)?;
+                if out.is_none() {
+                    // default_decompress_parms (jdapimin.c), at the first
+                    // scan: JFIF means YCbCr; else the Adobe transform flag;
+                    // else component ids 'R','G','B' mean RGB.
+                    let ids: Vec<u8> = f.comps.iter().map(|c| c.id).collect();
+                    let color = if ids.len() == 1 {
+                        Color::Gray
+                    } else if !t.jfif
+                        && match t.adobe_transform {
+                            Some(tr) => tr == 0,
+                            None => ids == b"RGB",
+                        }
+                    {
+                        Color::Rgb
+                    } else {
+                        Color::Ycc
+                    };
+                    out = Some(Output::new(k, f, color, scale)?);
+                }
+                p = decode_scan(data, p, f, &scan, &t, out.as_mut().filter(|_| stream))?;
+                streamed = stream;
                 scans += 1;
             }
             _ => {}
@@ -1180,41 +1611,16 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Image> {
             "truncated JPEG (the file ends before its end-of-image marker)",
         ));
     }
-    if frame.is_none() || scans == 0 {
+    let (Some(frame), Some(mut out)) = (frame, out) else {
         return Err(DecodeError::Corrupt(
             "not a JPEG image (no frame header or no scan before the end marker)",
         ));
+    };
+    if !streamed {
+        out.write_coefficients(&frame)?;
     }
-    let frame = frame.ok_or(DecodeError::Corrupt("not a JPEG image"))?;
-    let (w, h) = (frame.w, frame.h);
-    let planes = frame
-        .comps
-        .iter()
-        .map(|c| component_plane(c).and_then(|p| upsample(&frame, c, &p)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut rgb = vec![0u8; w * h * 3];
-    if planes.len() == 1 {
-        for (px, &g) in rgb.chunks_exact_mut(3).zip(&planes[0]) {
-            px.fill(g);
-        }
-    } else {
-        // default_decompress_parms (jdapimin.c): JFIF means YCbCr; else the
-        // Adobe transform flag; else component ids 'R','G','B' mean RGB.
-        let ids: Vec<u8> = frame.comps.iter().map(|c| c.id).collect();
-        let is_rgb = !t.jfif
-            && match t.adobe_transform {
-                Some(tr) => tr == 0,
-                None => ids == b"RGB",
-            };
-        if is_rgb {
-            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-                px.copy_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
-            }
-        } else {
-            ycc_to_rgb(&planes[0], &planes[1], &planes[2], &mut rgb);
-        }
-    }
-    let (rgb, w, h) = orient(rgb, w, h, t.orientation);
+    let (w, h) = (out.w, out.h);
+    let (rgb, w, h) = orient(out.rgb, w, h, t.orientation);
     Ok(Image {
         rgb,
         width: w,
@@ -1510,6 +1916,71 @@ mod tests {
         assert!(t.elapsed().as_secs_f64() < 0.5, "{:?}", t.elapsed());
     }
 
+    /// The zero-AC shortcuts of the 2×2 IDCT give the full step's
+    /// bytes: sparse blocks (most columns and rows take the shortcut), dense
+    /// ones, and arbitrary `i16` values and quantisers (where the DC bounds
+    /// keep the shortcut off whenever an intermediate would wrap).
+    #[test]
+    fn idct_2x2_shortcuts_are_exact() {
+        let full2 = |coef: &[i16; 64], q: &[i16; 64]| {
+            let mut ws = [0i32; 16];
+            for col in [0, 1, 3, 5, 7] {
+                let o = idct2_1d(core::array::from_fn(|r| {
+                    i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+                }));
+                ws[col] = descale(o[0], 13);
+                ws[8 + col] = descale(o[1], 13);
+            }
+            let mut out = [0u8; 4];
+            for row in 0..2 {
+                let o = idct2_1d(core::array::from_fn(|c| ws[row * 8 + c]));
+                out[row * 2] = range_limit(descale(o[0], 20));
+                out[row * 2 + 1] = range_limit(descale(o[1], 20));
+            }
+            out
+        };
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..20_000 {
+            let kind = case % 4;
+            let coef: [i16; 64] = core::array::from_fn(|_| {
+                let v = next();
+                match kind {
+                    0 if v % 8 != 0 => 0,
+                    0 | 1 => (v >> 8) as i16 % 200,
+                    2 if v % 3 == 0 => 0,
+                    _ => (v >> 8) as i16,
+                }
+            });
+            let q: [i16; 64] = core::array::from_fn(|_| {
+                let v = next();
+                if kind == 3 {
+                    (v >> 16) as i16
+                } else {
+                    1 + (v % 99) as i16
+                }
+            });
+            let mut out = [0u8; 4];
+            idct_2x2(&coef, &q, &mut out, 2);
+            assert_eq!(out, full2(&coef, &q), "2x2 case {case}");
+        }
+    }
+
+    #[test]
+    fn scale_at_least_keeps_the_model_input_covered() {
+        assert_eq!(Scale::at_least(3840, 2160, 640, 640), Scale::Half);
+        assert_eq!(Scale::at_least(3840, 2160, 640, 480), Scale::Quarter);
+        assert_eq!(Scale::at_least(1920, 1080, 640, 640), Scale::Full);
+        assert_eq!(Scale::at_least(1920, 1280, 640, 640), Scale::Half);
+        assert_eq!(Scale::at_least(5120, 5120, 640, 640), Scale::Eighth);
+        assert_eq!(Scale::at_least(100, 100, 640, 640), Scale::Full);
+    }
+
     #[test]
     fn corrupt_bytes_never_panic() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -1530,17 +2001,12 @@ mod tests {
                 if let Ok(img) = decode(&d, &Limits::default()) {
                     assert_eq!(img.rgb.len(), img.width * img.height * 3);
                 }
+                for s in [Scale::Half, Scale::Eighth] {
+                    if let Ok(img) = decode_scaled(&d, &Limits::default(), s) {
+                        assert_eq!(img.rgb.len(), img.width * img.height * 3);
+                    }
+                }
             }
         }
-    }
-
-    #[test]
-    fn range_limit_is_libjpegs_table() {
-        assert_eq!(range_limit(0), 128);
-        assert_eq!(range_limit(127), 255);
-        assert_eq!(range_limit(300), 255);
-        assert_eq!(range_limit(-128), 0);
-        assert_eq!(range_limit(-300), 0);
-        assert_eq!(range_limit(-1), 127);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`decode`] turns JPEG (a decoder bit-exact with libjpeg-turbo, as
 //!   OpenCV uses it) and PNG (feature `std`) bytes into an RGB8 [`Image`],
-//!   with typed errors ([`DecodeError`]);
+//!   with typed errors ([`DecodeError`]); [`decode_scaled`] decodes a JPEG
+//!   at 1/2, 1/4 or 1/8 of its size in the DCT domain, as libjpeg does
+//!   (`cv2.IMREAD_REDUCED_COLOR_n`);
 //! - [`preprocess`] and [`Preprocessor`] stretch it to the model's input
 //!   exactly as ultralytics' `RTDETRPredictor` does, through the kernel
 //!   table's image slots, allocation-free from the second frame on;
@@ -51,3 +53,5 @@ pub use error::{DecodeError, Error, PreprocessError};
 pub use image::{Image, Limits, decode, decode_with};
 #[cfg(feature = "alloc")]
 pub use input::{Preprocessor, preprocess_to_input};
+#[cfg(feature = "alloc")]
+pub use jpeg::{Scale, decode_scaled};

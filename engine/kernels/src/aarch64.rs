@@ -20,13 +20,18 @@ declare_path! {
     /// NEON (Armv8.0: Cortex-A53/A57/A72): an 8×8 f32 GEMM micro-kernel and
     /// 4-wide depthwise f32 convolutions. Its int8 kernels are the scalar
     /// path's portable ones, which LLVM vectorises with baseline NEON
-    /// (`smull` + `saddw`).
+    /// (`smull` + `saddw`). The JPEG kernels are `crate::aarch64_jpeg`'s.
     pub(crate) static NEON = "neon", base Some(&SCALAR),
     available |caps: Caps| caps.neon,
     {
         sgemm = neon_sgemm_f32,
         conv_f32 = neon_conv_f32,
         dwconv_f32 = neon_dwconv_f32,
+        idct_islow_u8 = crate::aarch64_jpeg::neon_idct_islow_u8,
+        idct_4x4_u8 = crate::aarch64_jpeg::neon_idct_4x4_u8,
+        upsample_h2v1_fancy_u8 = crate::aarch64_jpeg::neon_upsample_h2v1_fancy_u8,
+        upsample_h2v2_fancy_u8 = crate::aarch64_jpeg::neon_upsample_h2v2_fancy_u8,
+        ycc_to_rgb_u8 = crate::aarch64_jpeg::neon_ycc_to_rgb_u8,
     }
 }
 

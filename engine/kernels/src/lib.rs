@@ -37,6 +37,7 @@ pub mod elementwise_i8;
 pub mod f16;
 pub mod gemm;
 pub mod image;
+pub mod jpeg;
 pub mod ops;
 pub mod quant;
 pub mod table;
@@ -44,6 +45,8 @@ pub mod testing;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod aarch64_jpeg;
 #[cfg_attr(
     not(any(
         target_arch = "x86_64",
@@ -55,6 +58,8 @@ mod blocked;
 mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_jpeg;
 #[cfg(target_arch = "x86_64")]
 mod x86_vnni;
 

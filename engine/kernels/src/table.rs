@@ -141,6 +141,16 @@ slots! {
     hwc_to_chw_u8 (HwcToChwU8): unsafe fn(&[u8], [usize; 3], &mut [u8]) = image::hwc_to_chw_u8;
     /// Interleaved (HWC) `u8` → planar (CHW) `f32` `v / 255`, channels reordered.
     hwc_to_chw_f32 (HwcToChwF32): unsafe fn(&[u8], [usize; 3], &mut [f32]) = image::hwc_to_chw_f32;
+    /// JPEG: dequantisation and libjpeg's accurate integer IDCT of one 8×8 block.
+    idct_islow_u8 (IdctIslowU8): unsafe fn(&[i16; 64], &[i16; 64], &mut [u8], usize) = crate::jpeg::idct_islow_u8;
+    /// JPEG: dequantisation and libjpeg's 4×4 reduced IDCT (scale 1/2) of one block.
+    idct_4x4_u8 (Idct4x4U8): unsafe fn(&[i16; 64], &[i16; 64], &mut [u8], usize) = crate::jpeg::idct_4x4_u8;
+    /// JPEG: libjpeg's fancy ×2 horizontal chroma upsampling of one row.
+    upsample_h2v1_fancy_u8 (UpsampleH2v1FancyU8): unsafe fn(&[u8], &mut [u8]) = crate::jpeg::upsample_h2v1_fancy_u8;
+    /// JPEG: libjpeg's fancy ×2×2 chroma upsampling of one output row.
+    upsample_h2v2_fancy_u8 (UpsampleH2v2FancyU8): unsafe fn(&[u8], &[u8], &mut [u8]) = crate::jpeg::upsample_h2v2_fancy_u8;
+    /// JPEG: libjpeg's YCbCr → RGB conversion of one row.
+    ycc_to_rgb_u8 (YccToRgbU8): unsafe fn(&[u8], &[u8], &[u8], &mut [u8]) = crate::jpeg::ycc_to_rgb_u8;
 }
 
 /// A kernel path: the slots it overrides on top of its base path.

@@ -18,7 +18,8 @@ use crate::table::{SCALAR, declare_path};
 declare_path! {
     /// AVX2 + FMA3 (Haswell and later, Zen and later): a 6×16 f32 GEMM
     /// micro-kernel, 8-wide depthwise f32 convolutions, and the int8
-    /// convolutions built with AVX2 around a `vpmaddwd` dot product.
+    /// convolutions built with AVX2 around a `vpmaddwd` dot product, and the
+    /// JPEG kernels (`crate::x86_jpeg`).
     pub(crate) static AVX2_FMA = "avx2_fma", base Some(&SCALAR),
     available |caps: Caps| caps.avx2_fma && Avx2Fma::new().is_some(),
     {
@@ -27,6 +28,11 @@ declare_path! {
         dwconv_f32 = avx2_fma_dwconv_f32,
         conv_i8 = avx2_conv_s8,
         dwconv_i8 = avx2_dwconv_s8,
+        idct_islow_u8 = crate::x86_jpeg::avx2_idct_islow_u8,
+        idct_4x4_u8 = crate::x86_jpeg::avx2_idct_4x4_u8,
+        upsample_h2v1_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v1_fancy_u8,
+        upsample_h2v2_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v2_fancy_u8,
+        ycc_to_rgb_u8 = crate::x86_jpeg::avx2_ycc_to_rgb_u8,
     }
 }
 

@@ -128,6 +128,11 @@ fn check(slot: Slot, k: &Kernels) -> Result<(), String> {
         Slot::ResizeRgb8 => resize_rgb8(k, r),
         Slot::HwcToChwU8 => hwc_to_chw_u8(k, r),
         Slot::HwcToChwF32 => hwc_to_chw_f32(k, r),
+        Slot::IdctIslowU8 => idct_islow_u8(k, r),
+        Slot::Idct4x4U8 => idct_4x4_u8(k, r),
+        Slot::UpsampleH2v1FancyU8 => upsample_h2v1_fancy_u8(k, r),
+        Slot::UpsampleH2v2FancyU8 => upsample_h2v2_fancy_u8(k, r),
+        Slot::YccToRgbU8 => ycc_to_rgb_u8(k, r),
     }
 }
 
@@ -1169,6 +1174,206 @@ fn hwc_to_chw_f32(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
                 .collect();
             same_f32("hwc_to_chw_f32", &got, &want)?;
         }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- jpeg
+
+/// Blocks as an encoder makes them (small quantised values, most zero, all
+/// zero AC columns and rows), and arbitrary `i16` blocks and quantisers
+/// (where the wrapping 32-bit arithmetic must agree too); output strides
+/// 8 and wider, with a sentinel around the block.
+fn idct_islow_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    let s = Kernels::scalar();
+    for case in 0..CASES * 4 {
+        let kind = case % 4;
+        let coef: [i16; 64] = core::array::from_fn(|i| match kind {
+            0 if i > 0 => 0,
+            0 | 1 => (r.below(2048) as i16) - 1024,
+            2 if r.below(4) != 0 => 0,
+            2 => (r.below(64) as i16) - 32,
+            _ => r.next() as i16,
+        });
+        let quant: [i16; 64] = core::array::from_fn(|_| match kind {
+            3 => r.next() as i16,
+            _ => 1 + r.below(255) as i16,
+        });
+        let stride = [8, 9, 16, 17, 33][case % 5];
+        let (mut got, mut want) = (vec![0xA5u8; 8 * stride + 3], vec![0xA5u8; 8 * stride + 3]);
+        kern.idct_islow_u8(&coef, &quant, &mut got[1..], stride);
+        s.idct_islow_u8(&coef, &quant, &mut want[1..], stride);
+        if got != want {
+            return Err(format!(
+                "idct kind {kind} stride {stride}: first difference at {:?}",
+                got.iter().zip(&want).position(|(a, b)| a != b)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `jpeg_idct_4x4` written out (jidctred.c without its zero-AC shortcuts,
+/// in wrapping 32-bit arithmetic): the specification of the 4×4 slot.
+fn idct_4x4_written_out(coef: &[i16; 64], q: &[i16; 64]) -> [u8; 16] {
+    let (a, s, m) = (i32::wrapping_add, i32::wrapping_sub, i32::wrapping_mul);
+    let step = |i: [i32; 8]| {
+        let tmp0 = i[0].wrapping_shl(14);
+        let tmp2 = a(m(i[2], 15137), m(i[6], -6270));
+        let (tmp10, tmp12) = (a(tmp0, tmp2), s(tmp0, tmp2));
+        let (z1, z2, z3, z4) = (i[7], i[5], i[3], i[1]);
+        let t0 = a(a(m(z1, -1730), m(z2, 11893)), a(m(z3, -17799), m(z4, 8697)));
+        let t2 = a(a(m(z1, -4176), m(z2, -4926)), a(m(z3, 7373), m(z4, 20995)));
+        [a(tmp10, t2), a(tmp12, t0), s(tmp12, t0), s(tmp10, t2)]
+    };
+    let descale = |x: i32, n: u32| x.wrapping_add(1 << (n - 1)) >> n;
+    let limit = |x: i32| match x & 1023 {
+        m @ 0..=127 => (m + 128) as u8,
+        128..=511 => 255,
+        512..=895 => 0,
+        m => (m - 896) as u8,
+    };
+    let mut ws = [0i32; 32];
+    for col in [0, 1, 2, 3, 5, 6, 7] {
+        let o = step(core::array::from_fn(|r| {
+            i32::from(coef[r * 8 + col]) * i32::from(q[r * 8 + col])
+        }));
+        for r in 0..4 {
+            ws[r * 8 + col] = descale(o[r], 12);
+        }
+    }
+    let mut out = [0u8; 16];
+    for row in 0..4 {
+        let o = step(core::array::from_fn(|c| ws[row * 8 + c]));
+        for c in 0..4 {
+            out[row * 4 + c] = limit(descale(o[c], 19));
+        }
+    }
+    out
+}
+
+/// As [`idct_islow_u8`], against the written-out 4×4 IDCT too.
+fn idct_4x4_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    for case in 0..CASES * 4 {
+        let kind = case % 4;
+        let coef: [i16; 64] = core::array::from_fn(|i| match kind {
+            0 if i > 0 => 0,
+            0 | 1 => (r.below(2048) as i16) - 1024,
+            2 if r.below(4) != 0 => 0,
+            2 => (r.below(64) as i16) - 32,
+            _ => r.next() as i16,
+        });
+        let quant: [i16; 64] = core::array::from_fn(|_| match kind {
+            3 => r.next() as i16,
+            _ => 1 + r.below(255) as i16,
+        });
+        let stride = [4, 5, 8, 9, 17][case % 5];
+        let mut got = vec![0xA5u8; 4 * stride + 3];
+        kern.idct_4x4_u8(&coef, &quant, &mut got[1..], stride);
+        let spec = idct_4x4_written_out(&coef, &quant);
+        for (i, &g) in got.iter().enumerate() {
+            let (row, col) = (
+                (i as isize - 1).div_euclid(stride as isize),
+                (i as isize - 1).rem_euclid(stride as isize),
+            );
+            let want = if i > 0 && row < 4 && col < 4 {
+                spec[row as usize * 4 + col as usize]
+            } else {
+                0xA5
+            };
+            if g != want {
+                return Err(format!(
+                    "idct_4x4 kind {kind} stride {stride}: byte {i}: {g} != {want}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_diff(what: &str, n: usize, got: &[u8], want: &[u8]) -> Result<(), String> {
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        Some(i) => Err(format!("{what} n={n}: [{i}] {} != {}", got[i], want[i])),
+        None => Ok(()),
+    }
+}
+
+fn upsample_h2v1_fancy_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    let s = Kernels::scalar();
+    for &n in LENS.iter().chain(&[63, 64, 65, 960]) {
+        let row = image(r, n, 1)[..n].to_vec();
+        let (mut got, mut want) = (vec![0u8; 2 * n], vec![1u8; 2 * n]);
+        kern.upsample_h2v1_fancy_u8(&row, &mut got);
+        s.upsample_h2v1_fancy_u8(&row, &mut want);
+        first_diff("upsample_h2v1_fancy_u8", n, &got, &want)?;
+        // Written out: the triangle filter with the ends clamped.
+        let at = |x: isize| u32::from(row[x.clamp(0, n as isize - 1) as usize]);
+        let spec: Vec<u8> = (0..2 * n as isize)
+            .map(|o| {
+                let x = o / 2;
+                let nb = if o % 2 == 0 {
+                    at(x - 1) + 1
+                } else {
+                    at(x + 1) + 2
+                };
+                ((3 * at(x) + nb) >> 2) as u8
+            })
+            .collect();
+        first_diff("upsample_h2v1_fancy_u8 (written out)", n, &got, &spec)?;
+    }
+    Ok(())
+}
+
+fn upsample_h2v2_fancy_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    let s = Kernels::scalar();
+    for &n in LENS.iter().chain(&[63, 64, 65, 960]) {
+        let near = image(r, n, 1)[..n].to_vec();
+        let mut far = image(r, n, 1)[..n].to_vec();
+        if n > 4 {
+            far[..4].copy_from_slice(&[255; 4]);
+        }
+        let (mut got, mut want) = (vec![0u8; 2 * n], vec![1u8; 2 * n]);
+        kern.upsample_h2v2_fancy_u8(&near, &far, &mut got);
+        s.upsample_h2v2_fancy_u8(&near, &far, &mut want);
+        first_diff("upsample_h2v2_fancy_u8", n, &got, &want)?;
+        // Written out: column sums, then the triangle filter, ends clamped.
+        let cs = |x: isize| {
+            let x = x.clamp(0, n as isize - 1) as usize;
+            3 * u32::from(near[x]) + u32::from(far[x])
+        };
+        let spec: Vec<u8> = (0..2 * n as isize)
+            .map(|o| {
+                let x = o / 2;
+                let nb = if o % 2 == 0 {
+                    cs(x - 1) + 8
+                } else {
+                    cs(x + 1) + 7
+                };
+                ((3 * cs(x) + nb) >> 4) as u8
+            })
+            .collect();
+        first_diff("upsample_h2v2_fancy_u8 (written out)", n, &got, &spec)?;
+    }
+    Ok(())
+}
+
+fn ycc_to_rgb_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    let s = Kernels::scalar();
+    for &n in LENS.iter().chain(&[65536]) {
+        let p = image(r, n, 1);
+        let (mut y, mut cb, mut cr) = (p[..n].to_vec(), p[n..2 * n].to_vec(), p[2 * n..].to_vec());
+        if n == 65536 {
+            // Every (Y, Cb, Cr) corner and every Cb/Cr value.
+            for i in 0..n {
+                y[i] = [0, 255, (i >> 3) as u8, 128][i % 4];
+                cb[i] = (i >> 8) as u8;
+                cr[i] = i as u8;
+            }
+        }
+        let (mut got, mut want) = (vec![0u8; 3 * n], vec![1u8; 3 * n]);
+        kern.ycc_to_rgb_u8(&y, &cb, &cr, &mut got);
+        s.ycc_to_rgb_u8(&y, &cb, &cr, &mut want);
+        first_diff("ycc_to_rgb_u8", n, &got, &want)?;
     }
     Ok(())
 }
