@@ -18,6 +18,11 @@ fn error(e: png::DecodingError) -> DecodeError {
     }
 }
 
+/// The big-endian u32 at `at`, if the bytes reach it.
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
 /// Decodes PNG bytes to RGB8 (see the module docs). The header's size is
 /// checked against `limits` before the image buffer is allocated, and the
 /// decoder's own allocations (ancillary chunks) are bounded in proportion.
@@ -25,6 +30,13 @@ fn error(e: png::DecodingError) -> DecodeError {
 /// # Errors
 /// [`DecodeError`] for invalid or truncated data, or an image above `limits`.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, DecodeError> {
+    // The header's size first, from the bytes themselves: the `png` crate
+    // may refuse a huge image with its own error (it does on 32-bit
+    // targets, where the buffer size overflows), and the limit is ours.
+    if let (Some(b"IHDR"), Some(w), Some(h)) = (bytes.get(12..16), be32(bytes, 16), be32(bytes, 20))
+    {
+        limits.check(u64::from(w), u64::from(h))?;
+    }
     // Bytes the `png` crate may allocate: the largest expanded image
     // (8 bytes per pixel before the 16-bit strip), at least 64 MiB.
     let budget = limits.max_pixels.saturating_mul(8).max(64 << 20);
