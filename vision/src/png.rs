@@ -18,6 +18,23 @@ fn error(e: png::DecodingError) -> DecodeError {
     }
 }
 
+/// Refuses a `PLTE` chunk that is not 1 to 256 whole RGB entries: the `png`
+/// crate (0.18) indexes past such a palette and panics while expanding it.
+fn check_palette(bytes: &[u8]) -> Result<(), DecodeError> {
+    let mut at = 8;
+    while let (Some(len), Some(kind)) = (be32(bytes, at), bytes.get(at + 4..at + 8)) {
+        if kind == b"PLTE" && (len == 0 || len > 768 || len % 3 != 0) {
+            return Err(DecodeError::Corrupt("PNG palette is not whole RGB entries"));
+        }
+        if kind == b"IDAT" || kind == b"IEND" {
+            break;
+        }
+        // Length, type, data, CRC.
+        at = at.saturating_add(12).saturating_add(len as usize);
+    }
+    Ok(())
+}
+
 /// The big-endian u32 at `at`, if the bytes reach it.
 fn be32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
@@ -37,6 +54,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image, DecodeError> {
     {
         limits.check(u64::from(w), u64::from(h))?;
     }
+    check_palette(bytes)?;
     // Bytes the `png` crate may allocate: the largest expanded image
     // (8 bytes per pixel before the 16-bit strip), at least 64 MiB.
     let budget = limits.max_pixels.saturating_mul(8).max(64 << 20);

@@ -40,5 +40,5 @@ fn jpeg_regressions() {
 
 #[test]
 fn png_regressions() {
-    assert!(replay("png", png) >= 2);
+    assert!(replay("png", png) >= 3);
 }
