@@ -450,18 +450,7 @@ fn cases(slot: Slot) -> Vec<Case> {
         }
         Slot::IdctIslowU8 => {
             // The 8160 luma blocks of a 1920×1088 frame, typical q90 blocks.
-            let blocks: Vec<[i16; 64]> = (0..8160)
-                .map(|b| {
-                    core::array::from_fn(|i| {
-                        if i < 10 {
-                            ((b * 7 + i * 13) % 41) as i16 - 20
-                        } else {
-                            0
-                        }
-                    })
-                })
-                .collect();
-            let quant: [i16; 64] = core::array::from_fn(|i| 3 + (i as i16) / 4);
+            let (blocks, quant) = luma_blocks_1088p();
             let mut out = vec![0u8; 1920 * 8];
             vec![case("luma_1920x1088", 8160 * 64, move |k| {
                 for (i, b) in black_box(&blocks).iter().enumerate() {
@@ -472,18 +461,7 @@ fn cases(slot: Slot) -> Vec<Case> {
         }
         Slot::Idct4x4U8 => {
             // The 8160 luma blocks of a 1920×1088 frame decoded at 1/2.
-            let blocks: Vec<[i16; 64]> = (0..8160)
-                .map(|b| {
-                    core::array::from_fn(|i| {
-                        if i < 10 {
-                            ((b * 7 + i * 13) % 41) as i16 - 20
-                        } else {
-                            0
-                        }
-                    })
-                })
-                .collect();
-            let quant: [i16; 64] = core::array::from_fn(|i| 3 + (i as i16) / 4);
+            let (blocks, quant) = luma_blocks_1088p();
             let mut out = vec![0u8; 960 * 4];
             vec![case("luma_1920x1088_half", 8160 * 16, move |k| {
                 for (i, b) in black_box(&blocks).iter().enumerate() {
@@ -550,3 +528,20 @@ fn kernels(c: &mut Criterion) {
 
 criterion_group!(benches, kernels);
 criterion_main!(benches);
+
+/// The 8160 luma blocks of a 1920×1088 frame as a q90 encoder leaves them
+/// (ten small low-frequency coefficients, the rest zero) and a quantiser.
+fn luma_blocks_1088p() -> (Vec<[i16; 64]>, [i16; 64]) {
+    let blocks = (0..8160)
+        .map(|b| {
+            core::array::from_fn(|i| {
+                if i < 10 {
+                    ((b * 7 + i * 13) % 41) as i16 - 20
+                } else {
+                    0
+                }
+            })
+        })
+        .collect();
+    (blocks, core::array::from_fn(|i| 3 + (i as i16) / 4))
+}

@@ -97,18 +97,10 @@ fn range_limit(x: int32x4_t) -> int32x4_t {
     vbicq_s32(vminq_s32(u, vdupq_n_s32(255)), big)
 }
 
-/// The [`crate::Slot::IdctIslowU8`] of the NEON paths.
-///
-/// # Safety
-/// The slot contract (`crate::table`); NEON is compiled in; `out` holds
-/// `7·stride + 8` bytes.
+/// `coef · quant` as i32, by rows: columns 0–3 of each row, then 4–7.
+#[inline]
 #[target_feature(enable = "neon")]
-pub(crate) unsafe fn neon_idct_islow_u8(
-    coef: &[i16; 64],
-    quant: &[i16; 64],
-    out: &mut [u8],
-    stride: usize,
-) {
+fn dequantize(coef: &[i16; 64], quant: &[i16; 64]) -> ([int32x4_t; 8], [int32x4_t; 8]) {
     let (mut lo, mut hi) = ([vdupq_n_s32(0); 8], [vdupq_n_s32(0); 8]);
     for r in 0..8 {
         // SAFETY: 8 i16 at row r of each 64-element array.
@@ -121,6 +113,22 @@ pub(crate) unsafe fn neon_idct_islow_u8(
         lo[r] = vmull_s16(vget_low_s16(c), vget_low_s16(q));
         hi[r] = vmull_high_s16(c, q);
     }
+    (lo, hi)
+}
+
+/// The [`crate::Slot::IdctIslowU8`] of the NEON paths.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in; `out` holds
+/// `7·stride + 8` bytes.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn neon_idct_islow_u8(
+    coef: &[i16; 64],
+    quant: &[i16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
+    let (lo, hi) = dequantize(coef, quant);
     const P1: i32 = (CONST_BITS - PASS1_BITS) as i32;
     const P2: i32 = (CONST_BITS + PASS1_BITS + 3) as i32;
     let (lo, hi) = (
@@ -298,18 +306,7 @@ pub(crate) unsafe fn neon_idct_4x4_u8(
     out: &mut [u8],
     stride: usize,
 ) {
-    let (mut lo, mut hi) = ([vdupq_n_s32(0); 8], [vdupq_n_s32(0); 8]);
-    for r in 0..8 {
-        // SAFETY: 8 i16 at row r of each 64-element array.
-        let (c, q) = unsafe {
-            (
-                vld1q_s16(coef.as_ptr().add(8 * r)),
-                vld1q_s16(quant.as_ptr().add(8 * r)),
-            )
-        };
-        lo[r] = vmull_s16(vget_low_s16(c), vget_low_s16(q));
-        hi[r] = vmull_high_s16(c, q);
-    }
+    let (lo, hi) = dequantize(coef, quant);
     let (wl, wh) = (
         idct4_1d(lo).map(|v| descale::<12>(v)),
         idct4_1d(hi).map(|v| descale::<12>(v)),

@@ -103,6 +103,22 @@ fn range_limit(x: __m256i) -> __m256i {
     _mm256_andnot_si256(big, _mm256_min_epi32(u, _mm256_set1_epi32(255)))
 }
 
+/// `coef · quant` as i32, one row of 8 per register.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dequantize(coef: &[i16; 64], quant: &[i16; 64]) -> [__m256i; 8] {
+    core::array::from_fn(|r| {
+        // SAFETY: 8 i16 (16 bytes) at row r of each 64-element array.
+        let (c, q) = unsafe {
+            (
+                _mm_loadu_si128(coef.as_ptr().add(8 * r).cast()),
+                _mm_loadu_si128(quant.as_ptr().add(8 * r).cast()),
+            )
+        };
+        _mm256_mullo_epi32(_mm256_cvtepi16_epi32(c), _mm256_cvtepi16_epi32(q))
+    })
+}
+
 /// The [`crate::Slot::IdctIslowU8`] of the AVX2 path: both passes on eight
 /// lanes, a transpose between them and one before packing the rows.
 ///
@@ -116,17 +132,7 @@ pub(crate) unsafe fn avx2_idct_islow_u8(
     out: &mut [u8],
     stride: usize,
 ) {
-    let mut rows = [_mm256_setzero_si256(); 8];
-    for (r, row) in rows.iter_mut().enumerate() {
-        // SAFETY: 8 i16 (16 bytes) at row r of each 64-element array.
-        let (c, q) = unsafe {
-            (
-                _mm_loadu_si128(coef.as_ptr().add(8 * r).cast()),
-                _mm_loadu_si128(quant.as_ptr().add(8 * r).cast()),
-            )
-        };
-        *row = _mm256_mullo_epi32(_mm256_cvtepi16_epi32(c), _mm256_cvtepi16_epi32(q));
-    }
+    let rows = dequantize(coef, quant);
     const P1: i32 = (CONST_BITS - PASS1_BITS) as i32;
     const P2: i32 = (CONST_BITS + PASS1_BITS + 3) as i32;
     let ws = idct_1d(rows).map(|v| descale::<P1>(v));
@@ -412,19 +418,9 @@ pub(crate) unsafe fn avx2_idct_4x4_u8(
     out: &mut [u8],
     stride: usize,
 ) {
-    let (mut lo, mut hi) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
-    for r in 0..8 {
-        // SAFETY: 8 i16 (16 bytes) at row r of each 64-element array.
-        let (c, q) = unsafe {
-            (
-                _mm_loadu_si128(coef.as_ptr().add(8 * r).cast()),
-                _mm_loadu_si128(quant.as_ptr().add(8 * r).cast()),
-            )
-        };
-        let d = _mm256_mullo_epi32(_mm256_cvtepi16_epi32(c), _mm256_cvtepi16_epi32(q));
-        lo[r] = _mm256_castsi256_si128(d);
-        hi[r] = _mm256_extracti128_si256::<1>(d);
-    }
+    let rows = dequantize(coef, quant);
+    let lo = rows.map(|d| _mm256_castsi256_si128(d));
+    let hi = rows.map(|d| _mm256_extracti128_si256::<1>(d));
     let d12 = |v: __m128i| _mm_srai_epi32::<12>(_mm_add_epi32(v, _mm_set1_epi32(1 << 11)));
     let (wl, wh) = (idct4_1d(lo).map(d12), idct4_1d(hi).map(d12));
     let (cl, ch) = (transpose4(wl), transpose4(wh));

@@ -1180,25 +1180,32 @@ fn hwc_to_chw_f32(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
 
 // ---------------------------------------------------------------- jpeg
 
-/// Blocks as an encoder makes them (small quantised values, most zero, all
-/// zero AC columns and rows), and arbitrary `i16` blocks and quantisers
-/// (where the wrapping 32-bit arithmetic must agree too); output strides
-/// 8 and wider, with a sentinel around the block.
+/// Case `case`'s block and quantiser, of kind `case % 4`: DC only, dense
+/// small values, mostly zero (as an encoder makes them), or arbitrary `i16`
+/// blocks and quantisers (where the wrapping 32-bit arithmetic must agree
+/// too).
+fn random_block(r: &mut Rng, case: usize) -> (usize, [i16; 64], [i16; 64]) {
+    let kind = case % 4;
+    let coef = core::array::from_fn(|i| match kind {
+        0 if i > 0 => 0,
+        0 | 1 => (r.below(2048) as i16) - 1024,
+        2 if r.below(4) != 0 => 0,
+        2 => (r.below(64) as i16) - 32,
+        _ => r.next() as i16,
+    });
+    let quant = core::array::from_fn(|_| match kind {
+        3 => r.next() as i16,
+        _ => 1 + r.below(255) as i16,
+    });
+    (kind, coef, quant)
+}
+
+/// Every kind of [`random_block`]; output strides 8 and wider, with a
+/// sentinel around the block.
 fn idct_islow_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
     let s = Kernels::scalar();
     for case in 0..CASES * 4 {
-        let kind = case % 4;
-        let coef: [i16; 64] = core::array::from_fn(|i| match kind {
-            0 if i > 0 => 0,
-            0 | 1 => (r.below(2048) as i16) - 1024,
-            2 if r.below(4) != 0 => 0,
-            2 => (r.below(64) as i16) - 32,
-            _ => r.next() as i16,
-        });
-        let quant: [i16; 64] = core::array::from_fn(|_| match kind {
-            3 => r.next() as i16,
-            _ => 1 + r.below(255) as i16,
-        });
+        let (kind, coef, quant) = random_block(r, case);
         let stride = [8, 9, 16, 17, 33][case % 5];
         let (mut got, mut want) = (vec![0xA5u8; 8 * stride + 3], vec![0xA5u8; 8 * stride + 3]);
         kern.idct_islow_u8(&coef, &quant, &mut got[1..], stride);
@@ -1255,18 +1262,7 @@ fn idct_4x4_written_out(coef: &[i16; 64], q: &[i16; 64]) -> [u8; 16] {
 /// As [`idct_islow_u8`], against the written-out 4×4 IDCT too.
 fn idct_4x4_u8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
     for case in 0..CASES * 4 {
-        let kind = case % 4;
-        let coef: [i16; 64] = core::array::from_fn(|i| match kind {
-            0 if i > 0 => 0,
-            0 | 1 => (r.below(2048) as i16) - 1024,
-            2 if r.below(4) != 0 => 0,
-            2 => (r.below(64) as i16) - 32,
-            _ => r.next() as i16,
-        });
-        let quant: [i16; 64] = core::array::from_fn(|_| match kind {
-            3 => r.next() as i16,
-            _ => 1 + r.below(255) as i16,
-        });
+        let (kind, coef, quant) = random_block(r, case);
         let stride = [4, 5, 8, 9, 17][case % 5];
         let mut got = vec![0xA5u8; 4 * stride + 3];
         kern.idct_4x4_u8(&coef, &quant, &mut got[1..], stride);
