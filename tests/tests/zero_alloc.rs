@@ -1,9 +1,13 @@
 //! Running a frame (backbone, neck, decoder and postprocess to detections)
-//! after `Session::new` performs no heap allocation.
+//! after `Session::new` performs no heap allocation, on every kernel path
+//! this CPU runs; nor does preprocessing a camera-sized frame after the
+//! first one (the README's per-frame loop).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use edgedetr::kernels::table::ALL_PATH_NAMES;
+use edgedetr::kernels::{Caps, Kernels};
 use edgedetr::{Model, Session};
 use edgedetr_tests::*;
 
@@ -83,12 +87,32 @@ fn fp16_and_int8_frames_allocate_nothing() {
     assert_frames_allocate_nothing(int8_320());
 }
 
+/// The kernel paths this CPU runs (the scalar one at least), by name.
+fn runnable_paths() -> Vec<Kernels> {
+    let paths: Vec<Kernels> = ALL_PATH_NAMES
+        .iter()
+        .filter_map(|name| Kernels::for_path(name, Caps::detect()))
+        .collect();
+    eprintln!(
+        "zero allocation checked on kernel paths: {:?}",
+        paths.iter().map(Kernels::name).collect::<Vec<_>>()
+    );
+    assert!(paths.iter().any(|k| k.name() == "scalar"));
+    paths
+}
+
 fn assert_frames_allocate_nothing(bytes: &[u8]) {
+    for kernels in runnable_paths() {
+        assert_frames_allocate_nothing_with(bytes, kernels);
+    }
+}
+
+fn assert_frames_allocate_nothing_with(bytes: &[u8], kernels: Kernels) {
     let input = golden("bus_320", "input").data;
     let pixels: Vec<u8> = input.iter().map(|&v| (v * 255.0).round() as u8).collect();
     let model = Model::from_bytes(bytes).expect("model loads");
     let mut arena = vec![0u8; model.arena_size()];
-    let mut session = Session::new(&model, &mut arena).expect("session");
+    let mut session = Session::with_kernels(&model, &mut arena, kernels).expect("session");
     let p3 = model.buffer_id("layer19_p3").unwrap();
     let mut dets = [edgedetr::Detection::default(); 300];
     let n = allocations_during(|| {
@@ -113,5 +137,26 @@ fn assert_frames_allocate_nothing(bytes: &[u8]) {
             .unwrap();
         std::hint::black_box(found);
     });
-    assert_eq!(n, 0, "a frame allocated {n} times");
+    assert_eq!(n, 0, "a frame allocated {n} times on {}", kernels.name());
+}
+
+#[test]
+fn preprocessing_a_frame_after_the_first_allocates_nothing() {
+    if skip_requested("preprocessing_a_frame_after_the_first_allocates_nothing") {
+        return;
+    }
+    let img = edgedetr_vision::file::load(&fixture_dir().join("images/bus.jpg")).expect("decodes");
+    for bytes in [fp32_model(320) as &[u8], int8_320()] {
+        let model = Model::from_bytes(bytes).expect("model loads");
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut session = Session::new(&model, &mut arena).expect("session");
+        let mut pre = edgedetr_vision::Preprocessor::new();
+        pre.to_session(&mut session, &img.rgb, img.width, img.height)
+            .expect("first frame");
+        let n = allocations_during(|| {
+            pre.to_session(&mut session, &img.rgb, img.width, img.height)
+                .expect("next frame");
+        });
+        assert_eq!(n, 0, "preprocessing a frame allocated {n} times");
+    }
 }
