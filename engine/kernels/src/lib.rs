@@ -62,6 +62,8 @@ mod x86;
 mod x86_jpeg;
 #[cfg(target_arch = "x86_64")]
 mod x86_vnni;
+#[cfg(target_arch = "x86_64")]
+mod x86_vnni_c4;
 
 pub use act::Act;
 pub use caps::Caps;

@@ -85,6 +85,11 @@ fn cpu_has_avx512_vnni() -> bool {
 /// checked (dense geometry).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    if crate::x86_vnni_c4::handles(a) {
+        // SAFETY: the path's features (AVX-512 VL included) run; `handles`
+        // holds; the slot contract gives the scratch.
+        return unsafe { crate::x86_vnni_c4::conv_s8_stride1(a, out, scratch) };
+    }
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (kb, n, tile) = dense_tile(g, scratch);
     let mut colsum = [0i32; NB];
@@ -221,18 +226,7 @@ fn epilogue_4x4(
     let x = lane(&|r, t| bias[r].wrapping_add(acc[r][t].wrapping_sub(corr[t])));
     let m = lane(&|r, _| mul[r].m);
     let e = lane(&|r, _| (-mul[r].shift).clamp(0, 31));
-    let q = requant16(x, m, e);
-    // zp_out + q, then the clamp: q is first brought into ±2^30 (the clamp's
-    // result is the same, and the sum cannot overflow).
-    let q = _mm512_max_epi32(
-        _mm512_min_epi32(q, _mm512_set1_epi32(1 << 30)),
-        _mm512_set1_epi32(-(1 << 30)),
-    );
-    let y = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zp_out));
-    let y = _mm512_max_epi32(
-        _mm512_min_epi32(y, _mm512_set1_epi32(rq.hi as i32)),
-        _mm512_set1_epi32(rq.lo as i32),
-    );
+    let y = requant16_out(x, m, e, rq);
     let bytes: [i8; 16] = {
         let mut b = [0i8; 16];
         // SAFETY: `b` holds 16 bytes; every lane is within i8 after the clamp.
@@ -325,6 +319,24 @@ unsafe fn avx512_sgemm_f32_8x32(t: &Tile, epi: &TileEpi) {
             }
         }
     }
+}
+
+/// The epilogue of 16 lanes before the table: [`requant16`], then
+/// `clamp(zp_out + q, lo, hi)` (`q` is first brought into ±2^30: the clamp's
+/// result is the same, and the sum cannot overflow). Lanes fit in i8.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn requant16_out(x: __m512i, m: __m512i, e: __m512i, rq: &Requant<'_>) -> __m512i {
+    let q = requant16(x, m, e);
+    let q = _mm512_max_epi32(
+        _mm512_min_epi32(q, _mm512_set1_epi32(1 << 30)),
+        _mm512_set1_epi32(-(1 << 30)),
+    );
+    let y = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zp_out));
+    _mm512_max_epi32(
+        _mm512_min_epi32(y, _mm512_set1_epi32(rq.hi as i32)),
+        _mm512_set1_epi32(rq.lo as i32),
+    )
 }
 
 /// [`crate::quant::requant`] of 16 lanes whose multipliers shift right:
@@ -520,13 +532,7 @@ unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
                         acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
                     }
                 }
-                let q = requant16(acc, m, e);
-                let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
-                let v = _mm512_add_epi32(q, splat(rq.zp_out));
-                let v = _mm512_max_epi32(
-                    _mm512_min_epi32(v, splat(rq.hi as i32)),
-                    splat(rq.lo as i32),
-                );
+                let v = requant16_out(acc, m, e, rq);
                 let o = &mut orow[ox0..ox0 + n];
                 let keep = ((1u32 << n) - 1) as u16;
                 // SAFETY: the mask enables the `n` bytes of `o` only.

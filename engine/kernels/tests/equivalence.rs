@@ -593,6 +593,14 @@ fn edge_geoms_i8(depthwise: bool) -> Vec<ConvGeom> {
     } else {
         v.push(geom(128, 3, 4, 3, 3, 1, 1));
         v.push(geom(256, 2, 2, 2, 3, 2, 1));
+        // Stride-1 kernels over 32-pixel tiles and 12-channel blocks: tails
+        // of both, taps past the tile's first row, every kernel side.
+        v.push(geom(16, 9, 13, 25, 3, 1, 1));
+        v.push(geom(5, 6, 7, 13, 5, 1, 1));
+        v.push(geom(33, 8, 5, 12, 1, 1, 1));
+        v.push(geom(3, 11, 3, 14, 7, 1, 1));
+        v.push(geom(64, 5, 7, 37, 3, 1, 1));
+        v.push(geom(7, 4, 8, 24, 3, 1, 1));
     }
     v
 }

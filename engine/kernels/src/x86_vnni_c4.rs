@@ -1,0 +1,354 @@
+//! The AVX-512 VNNI dense int8 convolution for stride 1 ("same" padding):
+//! lanes over output pixels, weights broadcast, no horizontal sums.
+//!
+//! # Layout
+//! A tile of [`NB`] (32) consecutive output pixels is packed into the
+//! caller's scratch as `[K/4][32][4]` bytes: for every group of 4
+//! consecutive taps `p` (the weight row's order), the 4 tap bytes of pixel 0,
+//! then of pixel 1, … — so one 64-byte load holds 16 pixels × 4 taps, the
+//! unsigned operand of `vpdpbusd`, and the signed operand is the 4 weight
+//! bytes `w[c][p..p+4]` broadcast to every lane. Each accumulator lane is one
+//! output pixel of one channel: 16 consecutive bytes of the CHW output, so
+//! the epilogue stores vectors and needs no reduction across lanes.
+//!
+//! With stride 1 and "same" padding the input byte under tap `(ci, ky, kx)`
+//! of output pixel `p` is `input[ci·h·w + p + (ky − pad)·w + (kx − pad)]`:
+//! consecutive pixels read consecutive bytes, so a tap's 32 bytes are one
+//! masked load (pixels whose tap falls on the padding, or past the tile's
+//! last pixel, take `zp_in`; masked-out bytes are never read).
+//!
+//! # Arithmetic
+//! The packed bytes are `x + 128` (unsigned), so the dot product is
+//! `Σ w·(x + 128) = Σ w·x + 128·Σ w`; the kernel subtracts `128·Σ w[c]`
+//! (the row sum over the whole padded row: pad bytes are zero) from the
+//! bias. Every step is exact in wrapping i32, so the result is byte-identical
+//! to [`crate::conv_i8::reference_conv2d_i8`].
+
+use core::arch::x86_64::*;
+
+use crate::conv_i8::{ConvI8, NB, Requant, conv_i8_reduction_len, dense_tile};
+use crate::quant::QMul;
+
+/// Output channels per micro-kernel block (12 × 2 zmm accumulators).
+const MR: usize = 12;
+/// The largest kernel side the packer's tap table holds.
+const MAX_K: usize = 7;
+/// The most output channels one call handles (its row sums live on the stack).
+const MAX_COUT: usize = 2048;
+
+/// Whether [`conv_s8_stride1`] handles `a`: dense, stride 1, a kernel side up
+/// to 7, at least one full tile of pixels and at most 2048 channels.
+pub(crate) fn handles(a: &ConvI8<'_>) -> bool {
+    let g = &a.g;
+    g.groups == 1
+        && g.stride == 1
+        && g.k <= MAX_K
+        && g.k % 2 == 1
+        && g.out_h() == g.h
+        && g.out_w() == g.w
+        && g.h * g.w >= NB
+        && g.cout <= MAX_COUT
+}
+
+/// Whether the CPU has AVX-512 VBMI (the 256-entry byte table in 3
+/// instructions); `cpuid` leaf 7, ECX bit 1.
+fn has_vbmi() -> bool {
+    const ZMM_STATE: u64 = 0b1110_0110;
+    crate::x86::cpuid_with_os_state(ZMM_STATE).is_some_and(|(_, l7)| l7.ecx & (1 << 1) != 0)
+}
+
+/// The dense int8 convolution of [`handles`] geometries (module docs).
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI run; `a` passed the slot's checks and
+/// [`handles`]; `scratch` holds [`crate::conv_i8_scratch_len`] bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+pub(crate) unsafe fn conv_s8_stride1(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
+    let (kb, n, panel) = dense_tile(g, scratch);
+    let kk = conv_i8_reduction_len(g);
+    let quads = kk.div_ceil(4);
+    debug_assert!(n >= NB && panel.len() >= NB * kb && quads * 4 <= kb);
+    // bias − 128·Σw per channel.
+    let mut badj = [0i32; MAX_COUT];
+    for (c, b) in badj.iter_mut().enumerate().take(g.cout) {
+        let s = weight[c * kpad..][..kb]
+            .iter()
+            .fold(0i32, |s, &w| s.wrapping_add(w as i32));
+        *b = bias[c].wrapping_sub(s.wrapping_mul(128));
+    }
+    let fast = rq.mul.iter().all(|m| m.shift <= 0) && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
+    let lut = match (rq.lut, has_vbmi()) {
+        (Some(t), true) => Some(Lut::new(t)),
+        _ => None,
+    };
+    let taps = Taps::new(g);
+    for j0 in (0..n).step_by(NB) {
+        let nb = NB.min(n - j0);
+        // SAFETY: this function's features run; `panel` holds 32·kb ≥
+        // 128·quads bytes; `taps` describes `g`, whose input `input` is.
+        unsafe { pack_tile(&taps, input, zp_in, j0, nb, quads, panel) };
+        for c0 in (0..g.cout).step_by(MR) {
+            let rows = MR.min(g.cout - c0);
+            let w: [*const u8; MR] = core::array::from_fn(|r| {
+                weight[(c0 + r.min(rows - 1)) * kpad..][..quads * 4]
+                    .as_ptr()
+                    .cast()
+            });
+            // SAFETY: every row holds 4·quads bytes, the panel 128·quads.
+            let acc = unsafe { dot_12x32(&w, panel.as_ptr(), quads) };
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                let c = c0 + r;
+                let o = &mut out[c * n + j0..][..nb];
+                let mul = rq.channel_mul(c);
+                for (v, &acc) in acc.iter().enumerate() {
+                    let lanes = nb.saturating_sub(16 * v).min(16);
+                    if lanes == 0 {
+                        break;
+                    }
+                    let x = _mm512_add_epi32(acc, _mm512_set1_epi32(badj[c]));
+                    let o = &mut o[16 * v..][..lanes];
+                    if fast {
+                        // SAFETY: the features run; `o` holds `lanes` bytes.
+                        unsafe { store16(x, mul, rq, lut.as_ref(), o) };
+                    } else {
+                        let mut s = [0i32; 16];
+                        // SAFETY: `s` holds 16 i32.
+                        unsafe { _mm512_storeu_si512(s.as_mut_ptr().cast(), x) };
+                        for (o, &s) in o.iter_mut().zip(&s) {
+                            *o = rq.apply_mul(mul, s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per tap `(ky, kx)` of the kernel window: its offset from the output
+/// pixel in the input plane.
+struct Taps {
+    /// `(ky − pad)·w + (kx − pad)`.
+    off: [isize; MAX_K * MAX_K],
+    /// `(ky − pad, kx − pad)`.
+    dyx: [(isize, isize); MAX_K * MAX_K],
+    /// Taps per input channel (`k²`).
+    per_ci: usize,
+    h: usize,
+    w: usize,
+    cin: usize,
+}
+
+impl Taps {
+    fn new(g: &crate::conv::ConvGeom) -> Taps {
+        let (k, pad) = (g.k, g.pad() as isize);
+        let mut t = Taps {
+            off: [0; MAX_K * MAX_K],
+            dyx: [(0, 0); MAX_K * MAX_K],
+            per_ci: k * k,
+            h: g.h,
+            w: g.w,
+            cin: g.cin,
+        };
+        for i in 0..k * k {
+            let (dy, dx) = ((i / k) as isize - pad, (i % k) as isize - pad);
+            t.dyx[i] = (dy, dx);
+            t.off[i] = dy * g.w as isize + dx;
+        }
+        t
+    }
+
+    /// The 32-bit mask of the pixels `j0 + j` (`j < nb`) whose tap `i`
+    /// reads the input (not the padding).
+    fn mask(&self, i: usize, j0: usize, nb: usize) -> u32 {
+        let (dy, dx) = self.dyx[i];
+        let mut m = 0u32;
+        let (mut y, mut x) = (j0 / self.w, j0 % self.w);
+        for j in 0..nb {
+            let (iy, ix) = (y as isize + dy, x as isize + dx);
+            if (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
+                m |= 1 << j;
+            }
+            x += 1;
+            if x == self.w {
+                (x, y) = (0, y + 1);
+            }
+        }
+        m
+    }
+}
+
+/// Packs the tile of pixels `j0..j0 + nb` as `quads` groups of
+/// `[32 pixels][4 taps]` bytes `x + 128` (module docs); taps past `K` and
+/// pixels past `nb` hold `zp_in + 128`.
+///
+/// # Safety
+/// AVX-512 F, BW and VL run; `panel` holds `128·quads` bytes; `taps` is the
+/// geometry of `input`, a `[cin][h][w]` map; `j0 + nb ≤ h·w`, `nb ≤ 32`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+unsafe fn pack_tile(
+    taps: &Taps,
+    input: &[i8],
+    zp_in: i32,
+    j0: usize,
+    nb: usize,
+    quads: usize,
+    panel: &mut [u8],
+) {
+    debug_assert!(panel.len() >= 128 * quads && input.len() >= taps.cin * taps.h * taps.w);
+    let mut masks = [0u32; MAX_K * MAX_K];
+    for (i, m) in masks.iter_mut().enumerate().take(taps.per_ci) {
+        *m = taps.mask(i, j0, nb);
+    }
+    let zp = _mm256_set1_epi8(zp_in as i8);
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let mut quad = [zp; 4];
+    let mut filled = 0;
+    let mut dst = panel.as_mut_ptr();
+    let plane_len = taps.h * taps.w;
+    for ci in 0..taps.cin {
+        // The tile's first pixel in plane `ci` (in bounds: j0 < h·w).
+        let base = input[ci * plane_len + j0..].as_ptr();
+        for (&off, &m) in taps.off[..taps.per_ci].iter().zip(&masks) {
+            // SAFETY: the masked load reads only the bytes of set mask bits,
+            // pixels whose tap lies inside plane `ci` (Taps::mask), so every
+            // byte read is in `input`; `wrapping_offset` forms the address
+            // without asserting that the unread ones are.
+            quad[filled] =
+                unsafe { _mm256_mask_loadu_epi8(zp, m, base.wrapping_offset(off).cast()) };
+            filled += 1;
+            if filled == 4 {
+                // SAFETY: `dst` has 128 bytes left (one per quad, quads in total).
+                unsafe {
+                    store_quad(&quad, flip, dst);
+                    dst = dst.add(128);
+                }
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        quad[filled..].fill(zp);
+        // SAFETY: as above, the last quad.
+        unsafe { store_quad(&quad, flip, dst) };
+    }
+}
+
+/// Interleaves 4 tap vectors of 32 pixels into 128 bytes `[pixel][tap]`,
+/// each byte XOR 0x80.
+///
+/// # Safety
+/// AVX2 runs; `dst` is valid for 128 bytes of writes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store_quad(q: &[__m256i; 4], flip: __m256i, dst: *mut u8) {
+    let v: [__m256i; 4] = core::array::from_fn(|i| _mm256_xor_si256(q[i], flip));
+    // Within each 128-bit lane: pairs, then quads of taps per pixel.
+    let (a, b) = (
+        _mm256_unpacklo_epi8(v[0], v[1]),
+        _mm256_unpackhi_epi8(v[0], v[1]),
+    );
+    let (c, d) = (
+        _mm256_unpacklo_epi8(v[2], v[3]),
+        _mm256_unpackhi_epi8(v[2], v[3]),
+    );
+    let e0 = _mm256_unpacklo_epi16(a, c); // pixels 0-3 | 16-19
+    let e1 = _mm256_unpackhi_epi16(a, c); // 4-7 | 20-23
+    let e2 = _mm256_unpacklo_epi16(b, d); // 8-11 | 24-27
+    let e3 = _mm256_unpackhi_epi16(b, d); // 12-15 | 28-31
+    let o = [
+        _mm256_permute2x128_si256::<0x20>(e0, e1),
+        _mm256_permute2x128_si256::<0x20>(e2, e3),
+        _mm256_permute2x128_si256::<0x31>(e0, e1),
+        _mm256_permute2x128_si256::<0x31>(e2, e3),
+    ];
+    for (i, o) in o.iter().enumerate() {
+        // SAFETY: `dst` is valid for 128 bytes.
+        unsafe { _mm256_storeu_si256(dst.add(32 * i).cast(), *o) };
+    }
+}
+
+/// `Σ_q w_r[q] · panel[q]` for 12 weight rows and the tile's 2 × 16 pixels:
+/// per group of 4 taps, 2 panel loads, 12 broadcasts and 24 `vpdpbusd`.
+///
+/// # Safety
+/// AVX-512 F and VNNI run; every `w[r]` is valid for `4·quads` bytes and
+/// `panel` for `128·quads`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn dot_12x32(w: &[*const u8; MR], panel: *const u8, quads: usize) -> [[__m512i; 2]; MR] {
+    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+    for q in 0..quads {
+        // SAFETY: q < quads: 128 bytes of panel and 4 bytes of every row.
+        unsafe {
+            let x0 = _mm512_loadu_si512(panel.add(128 * q).cast());
+            let x1 = _mm512_loadu_si512(panel.add(128 * q + 64).cast());
+            for r in 0..MR {
+                let wb = _mm512_set1_epi32(w[r].add(4 * q).cast::<i32>().read_unaligned());
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, wb);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, wb);
+            }
+        }
+    }
+    acc
+}
+
+/// A 256-entry byte table in 4 zmm registers, looked up 64 bytes at a time
+/// with VBMI's two-table byte permute.
+struct Lut([__m512i; 4]);
+
+impl Lut {
+    #[target_feature(enable = "avx512f")]
+    fn new(t: &[i8; 256]) -> Lut {
+        // SAFETY: `t` holds 4 × 64 bytes.
+        Lut(core::array::from_fn(|i| unsafe {
+            _mm512_loadu_si512(t[64 * i..].as_ptr().cast())
+        }))
+    }
+
+    /// `t[y + 128]` for every byte `y` of `y`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn apply(&self, y: __m512i) -> __m512i {
+        let idx = _mm512_xor_si512(y, _mm512_set1_epi8(i8::MIN));
+        let lo = _mm512_permutex2var_epi8(self.0[0], idx, self.0[1]);
+        let hi = _mm512_permutex2var_epi8(self.0[2], idx, self.0[3]);
+        _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi)
+    }
+}
+
+/// Requantises 16 accumulators of one channel (multiplier `mul`, shifting
+/// right) and stores the first `o.len()` bytes, through the table if any.
+///
+/// # Safety
+/// AVX-512 F, BW and VL run (and VBMI when `lut` is given); `o.len() ≤ 16`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store16(x: __m512i, mul: QMul, rq: &Requant<'_>, lut: Option<&Lut>, o: &mut [i8]) {
+    let y = crate::x86_vnni::requant16_out(
+        x,
+        _mm512_set1_epi32(mul.m),
+        _mm512_set1_epi32((-mul.shift).clamp(0, 31)),
+        rq,
+    );
+    let mut b = _mm512_cvtepi32_epi8(y);
+    let mask: __mmask16 = ((1u32 << o.len()) - 1) as u16;
+    match (lut, rq.lut) {
+        (Some(l), _) => {
+            // SAFETY: a `Lut` exists only when VBMI runs (`has_vbmi`).
+            b = _mm512_castsi512_si128(unsafe { l.apply(_mm512_castsi128_si512(b)) });
+            // SAFETY: the mask covers `o.len()` bytes.
+            unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr(), mask, b) };
+        }
+        (None, Some(t)) => {
+            let mut bytes = [0i8; 16];
+            // SAFETY: `bytes` holds 16 bytes.
+            unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), b) };
+            for (o, &v) in o.iter_mut().zip(&bytes) {
+                *o = t[(v as i32 + 128) as usize];
+            }
+        }
+        // SAFETY: the mask covers `o.len()` bytes.
+        (None, None) => unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr(), mask, b) },
+    }
+}
