@@ -1,5 +1,5 @@
-//! The AVX-512 VNNI dense int8 convolution for stride 1 ("same" padding):
-//! lanes over output pixels, weights broadcast, no horizontal sums.
+//! The AVX-512 VNNI dense int8 convolution for strides 1 and 2: lanes over
+//! output pixels, weights broadcast, no horizontal sums.
 //!
 //! # Layout
 //! A tile of [`NB`] (32) consecutive output pixels is packed into the
@@ -15,7 +15,10 @@
 //! of output pixel `p` is `input[ci·h·w + p + (ky − pad)·w + (kx − pad)]`:
 //! consecutive pixels read consecutive bytes, so a tap's 32 bytes are one
 //! masked load (pixels whose tap falls on the padding, or past the tile's
-//! last pixel, take `zp_in`; masked-out bytes are never read).
+//! last pixel, take `zp_in`; masked-out bytes are never read). With stride 2
+//! the pixels of one output row read every other byte: one masked 64-byte
+//! load per output row the tile spans (the even bytes), narrowed with
+//! `vpmovwb`.
 //!
 //! # Arithmetic
 //! The packed bytes are `x + 128` (unsigned), so the dot product is
@@ -35,18 +38,20 @@ const MR: usize = 12;
 const MAX_K: usize = 7;
 /// The most output channels one call handles (its row sums live on the stack).
 const MAX_COUT: usize = 2048;
+/// The most output rows a tile of stride-2 pixels spans (rows of ≥ 8).
+const MAX_SEGS: usize = 5;
 
-/// Whether [`conv_s8_stride1`] handles `a`: dense, stride 1, a kernel side up
-/// to 7, at least one full tile of pixels and at most 2048 channels.
+/// Whether [`conv_s8_c4`] handles `a`: dense, a kernel side up to 7, at
+/// least one full tile of pixels, at most 2048 channels, and stride 1 or
+/// stride 2 with output rows of at least 8 pixels (a tile then spans at most
+/// [`MAX_SEGS`] rows).
 pub(crate) fn handles(a: &ConvI8<'_>) -> bool {
     let g = &a.g;
     g.groups == 1
-        && g.stride == 1
         && g.k <= MAX_K
         && g.k % 2 == 1
-        && g.out_h() == g.h
-        && g.out_w() == g.w
-        && g.h * g.w >= NB
+        && (g.stride == 1 || (g.stride == 2 && g.out_w() >= 8))
+        && g.out_h() * g.out_w() >= NB
         && g.cout <= MAX_COUT
 }
 
@@ -63,7 +68,7 @@ fn has_vbmi() -> bool {
 /// AVX-512 F, BW, VL and VNNI run; `a` passed the slot's checks and
 /// [`handles`]; `scratch` holds [`crate::conv_i8_scratch_len`] bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-pub(crate) unsafe fn conv_s8_stride1(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) unsafe fn conv_s8_c4(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (kb, n, panel) = dense_tile(g, scratch);
     let kk = conv_i8_reduction_len(g);
@@ -125,10 +130,10 @@ pub(crate) unsafe fn conv_s8_stride1(a: &ConvI8<'_>, out: &mut [i8], scratch: &m
     }
 }
 
-/// Per tap `(ky, kx)` of the kernel window: its offset from the output
-/// pixel in the input plane.
+/// Per tap `(ky, kx)` of the kernel window: where it reads relative to the
+/// output pixel.
 struct Taps {
-    /// `(ky − pad)·w + (kx − pad)`.
+    /// Stride 1: `(ky − pad)·w + (kx − pad)`, the offset in the input plane.
     off: [isize; MAX_K * MAX_K],
     /// `(ky − pad, kx − pad)`.
     dyx: [(isize, isize); MAX_K * MAX_K],
@@ -137,6 +142,16 @@ struct Taps {
     h: usize,
     w: usize,
     cin: usize,
+    stride: usize,
+    ow: usize,
+}
+
+/// One stride-2 load: a byte offset in the plane for lane 0 (lane `j` reads
+/// `off + 2j`) and the mask of the even bytes it reads.
+#[derive(Clone, Copy, Default)]
+struct SegLoad {
+    off: isize,
+    mask: u64,
 }
 
 impl Taps {
@@ -149,6 +164,8 @@ impl Taps {
             h: g.h,
             w: g.w,
             cin: g.cin,
+            stride: g.stride,
+            ow: g.out_w(),
         };
         for i in 0..k * k {
             let (dy, dx) = ((i / k) as isize - pad, (i % k) as isize - pad);
@@ -158,23 +175,57 @@ impl Taps {
         t
     }
 
-    /// The 32-bit mask of the pixels `j0 + j` (`j < nb`) whose tap `i`
-    /// reads the input (not the padding).
-    fn mask(&self, i: usize, j0: usize, nb: usize) -> u32 {
+    /// The input coordinates tap `i` of output pixel `(y, x)` reads, if
+    /// inside the image.
+    fn reads(&self, i: usize, y: usize, x: usize) -> Option<(usize, usize)> {
         let (dy, dx) = self.dyx[i];
+        let iy = (self.stride * y) as isize + dy;
+        let ix = (self.stride * x) as isize + dx;
+        ((0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix))
+            .then_some((iy as usize, ix as usize))
+    }
+
+    /// Stride 1: the 32-bit mask of the pixels `j0 + j` (`j < nb`) whose tap
+    /// `i` reads the input (not the padding).
+    fn mask(&self, i: usize, j0: usize, nb: usize) -> u32 {
         let mut m = 0u32;
-        let (mut y, mut x) = (j0 / self.w, j0 % self.w);
+        let (mut y, mut x) = (j0 / self.ow, j0 % self.ow);
         for j in 0..nb {
-            let (iy, ix) = (y as isize + dy, x as isize + dx);
-            if (0..self.h as isize).contains(&iy) && (0..self.w as isize).contains(&ix) {
+            if self.reads(i, y, x).is_some() {
                 m |= 1 << j;
             }
             x += 1;
-            if x == self.w {
+            if x == self.ow {
                 (x, y) = (0, y + 1);
             }
         }
         m
+    }
+
+    /// Stride 2: the loads of tap `i` for pixels `j0..j0 + nb`, one per
+    /// output row the tile spans (at most [`MAX_SEGS`]).
+    fn seg_loads(&self, i: usize, j0: usize, nb: usize, out: &mut [SegLoad; MAX_SEGS]) -> usize {
+        let (mut y, mut x) = (j0 / self.ow, j0 % self.ow);
+        let mut j = 0;
+        let mut segs = 0;
+        while j < nb {
+            let len = (self.ow - x).min(nb - j);
+            let mut load = SegLoad::default();
+            for t in 0..len {
+                if let Some((iy, ix)) = self.reads(i, y, x + t) {
+                    let at = (iy * self.w + ix) as isize;
+                    // Lane j + t reads off + 2(j + t) = at.
+                    load.off = at - 2 * (j + t) as isize;
+                    load.mask |= 1 << (2 * (j + t));
+                }
+            }
+            if load.mask != 0 {
+                out[segs] = load;
+                segs += 1;
+            }
+            (j, x, y) = (j + len, 0, y + 1);
+        }
+        segs
     }
 }
 
@@ -184,7 +235,8 @@ impl Taps {
 ///
 /// # Safety
 /// AVX-512 F, BW and VL run; `panel` holds `128·quads` bytes; `taps` is the
-/// geometry of `input`, a `[cin][h][w]` map; `j0 + nb ≤ h·w`, `nb ≤ 32`.
+/// geometry of `input`, a `[cin][h][w]` map; `j0 + nb ≤ out_h·out_w`,
+/// `nb ≤ 32`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
 unsafe fn pack_tile(
     taps: &Taps,
@@ -197,25 +249,48 @@ unsafe fn pack_tile(
 ) {
     debug_assert!(panel.len() >= 128 * quads && input.len() >= taps.cin * taps.h * taps.w);
     let mut masks = [0u32; MAX_K * MAX_K];
-    for (i, m) in masks.iter_mut().enumerate().take(taps.per_ci) {
-        *m = taps.mask(i, j0, nb);
+    let mut segs = [[SegLoad::default(); MAX_SEGS]; MAX_K * MAX_K];
+    let mut nsegs = [0usize; MAX_K * MAX_K];
+    for i in 0..taps.per_ci {
+        if taps.stride == 1 {
+            masks[i] = taps.mask(i, j0, nb);
+        } else {
+            nsegs[i] = taps.seg_loads(i, j0, nb, &mut segs[i]);
+        }
     }
     let zp = _mm256_set1_epi8(zp_in as i8);
+    let zp64 = _mm512_set1_epi8(zp_in as i8);
     let flip = _mm256_set1_epi8(i8::MIN);
     let mut quad = [zp; 4];
     let mut filled = 0;
     let mut dst = panel.as_mut_ptr();
     let plane_len = taps.h * taps.w;
     for ci in 0..taps.cin {
-        // The tile's first pixel in plane `ci` (in bounds: j0 < h·w).
-        let base = input[ci * plane_len + j0..].as_ptr();
-        for (&off, &m) in taps.off[..taps.per_ci].iter().zip(&masks) {
-            // SAFETY: the masked load reads only the bytes of set mask bits,
-            // pixels whose tap lies inside plane `ci` (Taps::mask), so every
-            // byte read is in `input`; `wrapping_offset` forms the address
-            // without asserting that the unread ones are.
-            quad[filled] =
-                unsafe { _mm256_mask_loadu_epi8(zp, m, base.wrapping_offset(off).cast()) };
+        let plane = input[ci * plane_len..][..plane_len].as_ptr();
+        for i in 0..taps.per_ci {
+            quad[filled] = if taps.stride == 1 {
+                // The tile's first pixel in plane `ci` (j0 < out_h·out_w = h·w).
+                let base = plane.wrapping_add(j0);
+                // SAFETY: the masked load reads only the bytes of set mask
+                // bits, pixels whose tap lies inside plane `ci`
+                // (Taps::mask), so every byte read is in `input`;
+                // `wrapping_offset` forms the address without asserting that
+                // the unread ones are.
+                unsafe {
+                    _mm256_mask_loadu_epi8(zp, masks[i], base.wrapping_offset(taps.off[i]).cast())
+                }
+            } else {
+                let mut v = zp64;
+                for s in &segs[i][..nsegs[i]] {
+                    // SAFETY: as above: the set bits are the bytes
+                    // `off + 2j` that Taps::seg_loads found inside the plane.
+                    v = unsafe {
+                        _mm512_mask_loadu_epi8(v, s.mask, plane.wrapping_offset(s.off).cast())
+                    };
+                }
+                // Byte j = byte 2j of the load.
+                _mm512_cvtepi16_epi8(v)
+            };
             filled += 1;
             if filled == 4 {
                 // SAFETY: `dst` has 128 bytes left (one per quad, quads in total).

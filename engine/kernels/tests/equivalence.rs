@@ -601,6 +601,13 @@ fn edge_geoms_i8(depthwise: bool) -> Vec<ConvGeom> {
         v.push(geom(3, 11, 3, 14, 7, 1, 1));
         v.push(geom(64, 5, 7, 37, 3, 1, 1));
         v.push(geom(7, 4, 8, 24, 3, 1, 1));
+        // Stride 2 over rows of at least 8 outputs: tiles spanning up to 5
+        // rows, odd input sizes, 1x1 to 7x7.
+        v.push(geom(3, 20, 17, 14, 3, 2, 1));
+        v.push(geom(16, 33, 31, 25, 5, 2, 1));
+        v.push(geom(8, 17, 16, 13, 1, 2, 1));
+        v.push(geom(5, 14, 64, 12, 7, 2, 1));
+        v.push(geom(9, 40, 15, 5, 3, 2, 1));
     }
     v
 }
