@@ -23,6 +23,7 @@ use crate::gemm::Gemm;
 use crate::quant::QMul;
 use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
+use crate::x86::EXP_POLY;
 
 declare_path! {
     /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
@@ -38,6 +39,8 @@ declare_path! {
         conv_i8 = vnni_conv_s8,
         weighted_sum_i8 = avx512_weighted_sum_s8,
         dwconv_i8 = avx512_dwconv_s8,
+        softmax_cols = avx512_softmax_cols,
+        softmax_groups = avx512_softmax_groups,
     }
 }
 
@@ -548,4 +551,86 @@ const MAX_DW_K: usize = 7;
 #[inline]
 fn spread_even(lanes: u32) -> __mmask32 {
     (0..16).fold(0u32, |m, t| m | ((lanes >> t & 1) << (2 * t)))
+}
+
+/// The [`crate::Slot::SoftmaxCols`] of this path: 16 columns per zmm vector
+/// (masked for the last `cols mod 16`), three passes down the rows as the
+/// scalar kernel (the maximum; `e^(x − max)` by [`exp512`], stored and
+/// summed in row order; the product with `1/sum`). Within the normalisation
+/// bound of `tests/equivalence.rs` of it: only `exp` differs (2 ulp).
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, `cols > 0` divides
+/// `x.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_softmax_cols(x: &mut [f32], cols: usize) {
+    let rows = x.len() / cols;
+    let base = x.as_mut_ptr();
+    for j0 in (0..cols).step_by(16) {
+        let lanes: __mmask16 = ((1u32 << (cols - j0).min(16)) - 1) as u16;
+        let at = |i: usize| base.wrapping_add(i * cols + j0);
+        // Lanes j0..j0+w of row i < rows, w = min(16, cols − j0), lie in
+        // `x`; masked-off lanes are not touched.
+        let load = |i: usize| {
+            // SAFETY: the lanes above, for the rows i < rows passed below.
+            unsafe { _mm512_maskz_loadu_ps(lanes, at(i)) }
+        };
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in 0..rows {
+            max = _mm512_max_ps(max, load(i));
+        }
+        let mut sum = _mm512_setzero_ps();
+        for i in 0..rows {
+            let e = exp512(_mm512_sub_ps(load(i), max));
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(at(i), lanes, e) };
+            sum = _mm512_add_ps(sum, e);
+        }
+        let inv = _mm512_div_ps(_mm512_set1_ps(1.0), sum);
+        for i in 0..rows {
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(at(i), lanes, _mm512_mul_ps(load(i), inv)) };
+        }
+    }
+}
+
+/// The [`crate::Slot::SoftmaxGroups`] of this path: each group of `group`
+/// channels is a `[group, t]` matrix whose columns are softmaxed
+/// ([`avx512_softmax_cols`] on a copy).
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, `group·t > 0` divides
+/// `x.len() == out.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_softmax_groups(x: &[f32], group: usize, t: usize, out: &mut [f32]) {
+    out.copy_from_slice(x);
+    for g in out.chunks_exact_mut(group * t) {
+        // SAFETY: this function's features; `t` divides the group's length.
+        unsafe { avx512_softmax_cols(g, t) };
+    }
+}
+
+/// `e^x` on 16 lanes: `x86::exp_ps`'s operations on zmm registers
+/// (the same results lane for lane).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp512(x: __m512) -> __m512 {
+    let splat = _mm512_set1_ps;
+    let overflow = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, splat(88.722_84));
+    // VMAXPS/VMINPS return their second operand when either is NaN.
+    let x = _mm512_min_ps(splat(88.0), _mm512_max_ps(splat(-87.0), x));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, splat(core::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, splat(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, splat(-2.121_944_4e-4), r);
+    let mut y = splat(EXP_POLY[0]);
+    for coef in &EXP_POLY[1..] {
+        y = _mm512_fmadd_ps(y, r, splat(*coef));
+    }
+    let y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+    let y = _mm512_add_ps(y, splat(1.0));
+    let e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    let y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(e)));
+    _mm512_mask_blend_ps(overflow, y, splat(f32::INFINITY))
 }

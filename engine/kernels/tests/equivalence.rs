@@ -115,7 +115,7 @@ fn check(slot: Slot, k: &Kernels) -> Result<(), String> {
         Slot::Upsample2xF32 => upsample_f32(k, r),
         Slot::F16ToF32 => f16_to_f32(k),
         Slot::LayerNorm => layer_norm(k, r),
-        Slot::SoftmaxRows => softmax_rows(k, r),
+        Slot::SoftmaxCols => softmax_cols(k, r),
         Slot::ConcatTokens => concat_tokens(k, r),
         Slot::MaskTokens => mask_tokens(k, r),
         Slot::TopKTokens => topk_tokens(k, r),
@@ -903,18 +903,19 @@ fn layer_norm(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
     Ok(())
 }
 
-fn softmax_rows(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
-    for &len in &LENS {
-        let rows = 1 + r.below(5);
-        let mut x: Vec<f32> = r.vec(rows * len).iter().map(|v| v * 30.0).collect();
-        if len > 2 {
-            x[1] = -1e30;
+fn softmax_cols(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    for &cols in &LENS {
+        for rows in [1, 2, 3, 1 + r.below(40), 257] {
+            let mut x: Vec<f32> = r.vec(rows * cols).iter().map(|v| v * 30.0).collect();
+            if rows > 2 {
+                x[cols] = -1e30;
+            }
+            vs_scalar(kern, "softmax_cols", close_f32, |k| {
+                let mut o = x.clone();
+                k.softmax_cols(&mut o, cols);
+                o
+            })?;
         }
-        vs_scalar(kern, "softmax_rows", close_f32, |k| {
-            let mut o = x.clone();
-            k.softmax_rows(&mut o, len);
-            o
-        })?;
     }
     Ok(())
 }
