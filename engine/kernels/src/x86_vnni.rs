@@ -20,6 +20,7 @@ use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
 use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
+use crate::ops::decoder::DeformGeom;
 use crate::quant::QMul;
 use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
@@ -41,6 +42,7 @@ declare_path! {
         dwconv_i8 = avx512_dwconv_s8,
         softmax_cols = avx512_softmax_cols,
         softmax_groups = avx512_softmax_groups,
+        deform_sample = avx512_deform_sample,
     }
 }
 
@@ -633,4 +635,114 @@ fn exp512(x: __m512) -> __m512 {
     let e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     let y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(e)));
     _mm512_mask_blend_ps(overflow, y, splat(f32::INFINITY))
+}
+
+/// The [`crate::Slot::DeformSample`] of this path: 16 queries per zmm
+/// vector. For each head, sample (level, point) and block of queries, the
+/// four bilinear taps' indices and weights are formed once, with the scalar
+/// kernel's operations (no FMA, the same values); then, for each channel of
+/// the head, the taps are gathered from the channel's value row
+/// (`vgatherdps`, taps outside the map masked off, as the scalar kernel skips
+/// them) and `aw · Σ tap·weight` is added to the channel's output row,
+/// contiguous over the queries. The sums run in the scalar kernel's order,
+/// with FMA (within the sampling bound of `tests/equivalence.rs`). Maps of
+/// more than `i32::MAX` tokens take the scalar kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, the geometry is
+/// valid and the operands hold what it calls for.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_deform_sample(
+    g: &DeformGeom,
+    value: &[f32],
+    loc: &[f32],
+    aw: &[f32],
+    out: &mut [f32],
+) {
+    let shapes = &g.shapes[..g.levels];
+    if shapes.iter().any(|&(h, w)| h * w > i32::MAX as usize) {
+        crate::ops::decoder::deform_sample(g, value, loc, aw, out);
+        return;
+    }
+    let (q, n, d) = (g.queries, g.tokens(), g.channels / g.heads);
+    out[..g.channels * q].fill(0.0);
+    let splat = _mm512_set1_ps;
+    let (zero, one, two) = (splat(0.0), splat(1.0), splat(2.0));
+    // Pixel coordinate of a location on an axis of `size` pixels, as the
+    // scalar kernel: ((2·loc − 1 + 1)·size − 1) / 2.
+    let pixel = |l: __m512, size: __m512| {
+        let g = _mm512_sub_ps(_mm512_mul_ps(two, l), one);
+        _mm512_div_ps(
+            _mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(g, one), size), one),
+            two,
+        )
+    };
+    let within = |v: __m512, size: __m512| {
+        _mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, zero) & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, size)
+    };
+    let floor =
+        |v: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+    let mut s = 0;
+    for h in 0..g.heads {
+        let mut start = 0;
+        for &(lh, lw) in shapes {
+            let (fw, fh) = (splat(lw as f32), splat(lh as f32));
+            for _ in 0..g.points {
+                for j in (0..q).step_by(16) {
+                    let lanes: __mmask16 = ((1u32 << (q - j).min(16)) - 1) as u16;
+                    let at = |x: &[f32], row: usize| {
+                        let x = &x[row * q + j..][..(q - j).min(16)];
+                        // SAFETY: the unmasked lanes are the elements of `x`.
+                        unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+                    };
+                    let (ix, iy) = (pixel(at(loc, 2 * s), fw), pixel(at(loc, 2 * s + 1), fh));
+                    let w = at(aw, s);
+                    let (x0, y0) = (floor(ix), floor(iy));
+                    let (x1, y1) = (_mm512_add_ps(x0, one), _mm512_add_ps(y0, one));
+                    let (ax0, ax1) = (_mm512_sub_ps(x1, ix), _mm512_sub_ps(ix, x0));
+                    let (ay0, ay1) = (_mm512_sub_ps(y1, iy), _mm512_sub_ps(iy, y0));
+                    let (in_x0, in_x1) = (within(x0, fw), within(x1, fw));
+                    let (in_y0, in_y1) = (within(y0, fh) & lanes, within(y1, fh) & lanes);
+                    let index = |x: __m512, y: __m512| {
+                        let row = _mm512_mullo_epi32(
+                            _mm512_cvttps_epi32(y),
+                            _mm512_set1_epi32(lw as i32),
+                        );
+                        _mm512_add_epi32(row, _mm512_cvttps_epi32(x))
+                    };
+                    // The corners in the scalar kernel's order, with its weights.
+                    let taps = [
+                        (in_x0 & in_y0, index(x0, y0), _mm512_mul_ps(ax0, ay0)),
+                        (in_x1 & in_y0, index(x1, y0), _mm512_mul_ps(ax1, ay0)),
+                        (in_x0 & in_y1, index(x0, y1), _mm512_mul_ps(ax0, ay1)),
+                        (in_x1 & in_y1, index(x1, y1), _mm512_mul_ps(ax1, ay1)),
+                    ];
+                    for ch in h * d..(h + 1) * d {
+                        let row = value[ch * n + start..][..lh * lw].as_ptr();
+                        let mut v = zero;
+                        for &(inside, idx, tw) in &taps {
+                            // SAFETY: the lanes in `inside` hold tap indices
+                            // `ty·lw + tx` with 0 ≤ tx < lw, 0 ≤ ty < lh: within
+                            // the level's `lh·lw` values at `row`.
+                            let x =
+                                unsafe { _mm512_mask_i32gather_ps::<4>(zero, inside, idx, row) };
+                            v = _mm512_mask3_fmadd_ps(x, tw, v, inside);
+                        }
+                        let o = &mut out[ch * q + j..][..(q - j).min(16)];
+                        // SAFETY: the unmasked lanes are the elements of `o`.
+                        unsafe {
+                            let acc = _mm512_maskz_loadu_ps(lanes, o.as_ptr());
+                            _mm512_mask_storeu_ps(
+                                o.as_mut_ptr(),
+                                lanes,
+                                _mm512_fmadd_ps(w, v, acc),
+                            );
+                        }
+                    }
+                }
+                s += 1;
+            }
+            start += lh * lw;
+        }
+    }
 }

@@ -1024,7 +1024,7 @@ fn deform_locations(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
 }
 
 fn deform_sample(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
-    for _ in 0..12 {
+    for case in 0..40 {
         let heads = 1 + r.below(4);
         let levels = 1 + r.below(3);
         let mut shapes = [(0, 0); 4];
@@ -1040,12 +1040,19 @@ fn deform_sample(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
             queries: 1 + r.below(30),
         };
         let value = r.vec(g.channels * g.tokens());
-        // Locations in [-0.25, 1.25): some taps outside every map.
-        let loc: Vec<f32> = r
+        // Locations in [-0.25, 1.25): some taps outside every map; every
+        // fourth case also far outside, infinite and NaN ones.
+        let mut loc: Vec<f32> = r
             .vec(2 * g.samples() * g.queries)
             .iter()
             .map(|v| 0.5 + 0.75 * v)
             .collect();
+        if case % 4 == 3 {
+            for x in [-1e9, 1e9, f32::INFINITY, f32::NAN] {
+                let i = r.below(loc.len());
+                loc[i] = x;
+            }
+        }
         let aw: Vec<f32> = r
             .vec(g.samples() * g.queries)
             .iter()
