@@ -21,6 +21,7 @@ use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
 use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
 use crate::ops::decoder::DeformGeom;
+use crate::ops::norm::LayerNorm;
 use crate::quant::QMul;
 use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
@@ -43,6 +44,7 @@ declare_path! {
         softmax_cols = avx512_softmax_cols,
         softmax_groups = avx512_softmax_groups,
         deform_sample = avx512_deform_sample,
+        layer_norm = avx512_layer_norm,
     }
 }
 
@@ -743,6 +745,80 @@ unsafe fn avx512_deform_sample(
                 s += 1;
             }
             start += lh * lw;
+        }
+    }
+}
+
+/// The [`crate::Slot::LayerNorm`] of this path: 16 tokens at a time, each
+/// token's moments in f64 lanes (two zmm of 8), channel after channel, then
+/// the normalised f32 outputs. The same IEEE operations in the same order as
+/// the scalar kernel (f32 residual sum, f64 moments, `1/sqrt` of the
+/// correctly rounded square root, no FMA), so the same bits.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs; `x`, `residual` and
+/// `out` hold `c·t` values, `gamma` and `beta` `c`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
+    let (c, t) = (a.c, a.t);
+    let cf = _mm512_set1_pd(c as f64);
+    for t0 in (0..t).step_by(16) {
+        let w = (t - t0).min(16);
+        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let load = |x: &[f32], ch: usize| {
+            let x = &x[ch * t + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `x`.
+            unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+        };
+        // Channel `ch` of the block's tokens, `x + residual` in f32, as two
+        // halves of f64.
+        let token_values = |ch: usize| {
+            let mut v = load(a.x, ch);
+            if let Some(r) = a.residual {
+                v = _mm512_add_ps(v, load(r, ch));
+            }
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            [
+                _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+                _mm512_cvtps_pd(hi),
+            ]
+        };
+        let mut sum = [_mm512_setzero_pd(); 2];
+        for ch in 0..c {
+            let x = token_values(ch);
+            for (s, x) in sum.iter_mut().zip(x) {
+                *s = _mm512_add_pd(*s, x);
+            }
+        }
+        let mean = sum.map(|s| _mm512_div_pd(s, cf));
+        let mut var = [_mm512_setzero_pd(); 2];
+        for ch in 0..c {
+            let x = token_values(ch);
+            for ((v, x), m) in var.iter_mut().zip(x).zip(mean) {
+                let d = _mm512_sub_pd(x, m);
+                *v = _mm512_add_pd(*v, _mm512_mul_pd(d, d));
+            }
+        }
+        let eps = _mm512_set1_pd(a.eps as f64);
+        let rstd = var.map(|v| {
+            let root = _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(v, cf), eps));
+            _mm512_div_pd(_mm512_set1_pd(1.0), root)
+        });
+        for ch in 0..c {
+            let x = token_values(ch);
+            let n = [0, 1]
+                .map(|h| _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(x[h], mean[h]), rstd[h])));
+            let n = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(_mm256_castps_pd(n[0])),
+                _mm256_castps_pd(n[1]),
+            ));
+            let y = _mm512_add_ps(
+                _mm512_mul_ps(n, _mm512_set1_ps(a.gamma[ch])),
+                _mm512_set1_ps(a.beta[ch]),
+            );
+            let o = &mut out[ch * t + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `o`.
+            unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes, y) };
         }
     }
 }

@@ -23,9 +23,11 @@
 //!   factor 2 of margin, times 1.2 for the steepest activation slope; the
 //!   second term covers SIMD activations such as SiLU's polynomial `exp`,
 //!   within 4 ulp).
-//! - **Normalisations and sampling** (layer norm, softmax, deformable
-//!   sampling): within `2⁻¹⁸·(|want| + 1)` of the scalar path (which is the
-//!   specification and is checked by known answers in its unit tests).
+//! - **Layer norm**: bit-identical to the scalar path (f64 moments, the same
+//!   operations in the same order).
+//! - **Softmax and sampling** (softmaxes with a polynomial `exp`, deformable
+//!   sampling with FMA): within `2⁻¹⁸·(|want| + 1)` of the scalar path (which
+//!   is the specification and is checked by known answers in its unit tests).
 
 mod common;
 
@@ -880,7 +882,7 @@ fn f16_to_f32(kern: &Kernels) -> Result<(), String> {
 // ---------------------------------------------------------------- norms, decoder
 
 fn layer_norm(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
-    for _ in 0..30 {
+    for _ in 0..60 {
         let (c, t) = (1 + r.below(70), 1 + r.below(40));
         let x = r.vec(c * t);
         let res = r.coin().then(|| r.vec(c * t));
@@ -894,7 +896,7 @@ fn layer_norm(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
             beta: &beta,
             eps: 1e-5,
         };
-        vs_scalar(kern, "layer_norm", close_f32, |k| {
+        vs_scalar(kern, "layer_norm", same_f32, |k| {
             let mut o = vec![0f32; c * t];
             k.layer_norm(&a, &mut o);
             o
