@@ -22,6 +22,7 @@ use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
 use crate::ops::decoder::DeformGeom;
 use crate::ops::norm::LayerNorm;
+use crate::ops::select::TopK;
 use crate::quant::QMul;
 use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
@@ -45,6 +46,7 @@ declare_path! {
         softmax_groups = avx512_softmax_groups,
         deform_sample = avx512_deform_sample,
         layer_norm = avx512_layer_norm,
+        topk_tokens = avx512_topk_tokens,
     }
 }
 
@@ -819,6 +821,44 @@ unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
             let o = &mut out[ch * t + t0..][..w];
             // SAFETY: the unmasked lanes are the elements of `o`.
             unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes, y) };
+        }
+    }
+}
+
+/// The [`crate::Slot::TopKTokens`] of this path: each token's maximum over
+/// the channels 16 tokens at a time (rows read along the tokens; a NaN is
+/// taken as the scalar kernel takes it, so the same maxima), then the scalar
+/// kernel's streaming top-K in token order.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs; `c > 0` divides
+/// `scores.len()`, `scratch` holds `idx.len()` values.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_topk_tokens(scores: &[f32], c: usize, idx: &mut [u32], scratch: &mut [f32]) {
+    let n = scores.len() / c;
+    let k = idx.len();
+    let mut top = TopK::new(&mut scratch[..k], idx);
+    for t0 in (0..n).step_by(16) {
+        let w = (n - t0).min(16);
+        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let load = |ch: usize| {
+            let x = &scores[ch * n + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `x`.
+            unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+        };
+        let mut m = load(0);
+        for ch in 1..c {
+            let v = load(ch);
+            // torch.max propagates NaN: v replaces m when v > m or v is NaN.
+            let take =
+                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            m = _mm512_mask_blend_ps(take, m, v);
+        }
+        let mut maxima = [0f32; 16];
+        // SAFETY: `maxima` holds 16 values.
+        unsafe { _mm512_storeu_ps(maxima.as_mut_ptr(), m) };
+        for (i, &s) in maxima[..w].iter().enumerate() {
+            top.push(s, (t0 + i) as u32);
         }
     }
 }

@@ -968,10 +968,17 @@ fn mask_tokens(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
 
 fn topk_tokens(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
     let s = Kernels::scalar();
-    for _ in 0..20 {
+    for case in 0..40 {
         let (c, n) = (1 + r.below(6), 1 + r.below(300));
-        // Many ties: values on a coarse grid.
-        let scores: Vec<f32> = (0..c * n).map(|_| r.below(40) as f32).collect();
+        // Many ties: values on a coarse grid; every fourth case with NaNs
+        // (torch.max propagates them, topk ranks them first) and infinities.
+        let mut scores: Vec<f32> = (0..c * n).map(|_| r.below(40) as f32).collect();
+        if case % 4 == 3 {
+            for x in [f32::NAN, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let i = r.below(scores.len());
+                scores[i] = x;
+            }
+        }
         let k = 1 + r.below(n);
         let (mut got, mut want) = (vec![0u32; k], vec![0u32; k]);
         kern.topk_tokens(&scores, c, &mut got, &mut vec![0f32; k]);
