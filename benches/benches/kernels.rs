@@ -311,13 +311,21 @@ fn cases(slot: Slot) -> Vec<Case> {
                 k.layer_norm(&a, &mut y)
             })]
         }
-        Slot::SoftmaxRows => {
+        Slot::SoftmaxCols => {
             let x = values(400 * 400, 1);
             let mut y = x.clone();
-            vec![case("aifi_scores_400x400", x.len(), move |k| {
-                y.copy_from_slice(black_box(&x));
-                k.softmax_rows(&mut y, 400)
-            })]
+            let d = values(300 * 300, 2);
+            let mut e = d.clone();
+            vec![
+                case("aifi_scores_400x400", x.len(), move |k| {
+                    y.copy_from_slice(black_box(&x));
+                    k.softmax_cols(&mut y, 400)
+                }),
+                case("decoder_self_attn_scores_300x300", d.len(), move |k| {
+                    e.copy_from_slice(black_box(&d));
+                    k.softmax_cols(&mut e, 300)
+                }),
+            ]
         }
         Slot::ConcatTokens => {
             let parts = [

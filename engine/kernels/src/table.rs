@@ -115,8 +115,8 @@ slots! {
     f16_to_f32 (F16ToF32): unsafe fn(&[u16], &mut [f32]) = crate::f16::f16_to_f32_slice;
     /// Layer normalisation over the channels of each token.
     layer_norm (LayerNorm): unsafe fn(&LayerNorm<'_>, &mut [f32]) = crate::ops::norm::layer_norm;
-    /// Softmax of each row of `len` consecutive values, in place.
-    softmax_rows (SoftmaxRows): unsafe fn(&mut [f32], usize) = crate::ops::norm::softmax_rows;
+    /// Softmax down each column of a row-major `[rows, cols]` matrix, in place.
+    softmax_cols (SoftmaxCols): unsafe fn(&mut [f32], usize) = crate::ops::norm::softmax_columns;
     /// Concatenation of `[C, T_i]` token matrices along the tokens.
     concat_tokens (ConcatTokens): unsafe fn(&[&[f32]], usize, &mut [f32]) = crate::ops::decoder::concat_tokens;
     /// `x[c, t]·mask[t]`.

@@ -299,17 +299,29 @@ pub(crate) fn act_ps(act: Act, v: __m256) -> __m256 {
     }
 }
 
+/// Cephes `expf`'s polynomial: `e^r ≈ 1 + r + r²·P(r)` on `|r| ≤ ln2/2`,
+/// `P`'s coefficients from the highest degree down (Horner).
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.166_666_65,
+    0.5,
+];
+
 /// `e^x` on 8 lanes (Cephes `expf`: `x = n·ln2 + r`, degree-6 polynomial for
 /// `e^r`, `2^n` built in the exponent bits); `x` is clamped to `[-87, 88]`,
-/// within 2 ulp there, and `+∞` above `ln(f32::MAX)` (so `SiLU(−∞)` is NaN,
-/// as torch's).
+/// within 2 ulp there, `+∞` above `ln(f32::MAX)` (so `SiLU(−∞)` is NaN, as
+/// torch's), NaN for NaN.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn exp_ps(x: __m256) -> __m256 {
     let overflow = _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(88.722_84));
+    // MAXPS/MINPS return their second operand when either is NaN.
     let x = _mm256_min_ps(
-        _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
         _mm256_set1_ps(88.0),
+        _mm256_max_ps(_mm256_set1_ps(-87.0), x),
     );
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
@@ -317,15 +329,9 @@ fn exp_ps(x: __m256) -> __m256 {
     ));
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut y = _mm256_set1_ps(1.987_569_1e-4);
-    for coef in [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        0.166_666_65,
-        0.5,
-    ] {
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(coef));
+    let mut y = _mm256_set1_ps(EXP_POLY[0]);
+    for coef in &EXP_POLY[1..] {
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(*coef));
     }
     let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
     let y = _mm256_add_ps(y, _mm256_set1_ps(1.0));

@@ -20,9 +20,13 @@ use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, NB, Requant, dense_tile, pack_im2col_s8};
 use crate::elementwise_i8::{MAX_SUM_INPUTS, SUM_LEFT_SHIFT, SumI8, sum_one};
 use crate::gemm::Gemm;
+use crate::ops::decoder::DeformGeom;
+use crate::ops::norm::LayerNorm;
+use crate::ops::select::TopK;
 use crate::quant::QMul;
 use crate::reference::{input_row, valid_cols};
 use crate::table::declare_path;
+use crate::x86::EXP_POLY;
 
 declare_path! {
     /// AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later): the dense
@@ -38,6 +42,11 @@ declare_path! {
         conv_i8 = vnni_conv_s8,
         weighted_sum_i8 = avx512_weighted_sum_s8,
         dwconv_i8 = avx512_dwconv_s8,
+        softmax_cols = avx512_softmax_cols,
+        softmax_groups = avx512_softmax_groups,
+        deform_sample = avx512_deform_sample,
+        layer_norm = avx512_layer_norm,
+        topk_tokens = avx512_topk_tokens,
     }
 }
 
@@ -554,4 +563,308 @@ const MAX_DW_K: usize = 7;
 #[inline]
 fn spread_even(lanes: u32) -> __mmask32 {
     (0..16).fold(0u32, |m, t| m | ((lanes >> t & 1) << (2 * t)))
+}
+
+/// The [`crate::Slot::SoftmaxCols`] of this path: 16 columns per zmm vector
+/// (masked for the last `cols mod 16`), three passes down the rows as the
+/// scalar kernel (the maximum; `e^(x − max)` by [`exp512`], stored and
+/// summed in row order; the product with `1/sum`). Within the normalisation
+/// bound of `tests/equivalence.rs` of it: only `exp` differs (2 ulp).
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, `cols > 0` divides
+/// `x.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_softmax_cols(x: &mut [f32], cols: usize) {
+    let rows = x.len() / cols;
+    let base = x.as_mut_ptr();
+    for j0 in (0..cols).step_by(16) {
+        let lanes: __mmask16 = ((1u32 << (cols - j0).min(16)) - 1) as u16;
+        let at = |i: usize| base.wrapping_add(i * cols + j0);
+        // Lanes j0..j0+w of row i < rows, w = min(16, cols − j0), lie in
+        // `x`; masked-off lanes are not touched.
+        let load = |i: usize| {
+            // SAFETY: the lanes above, for the rows i < rows passed below.
+            unsafe { _mm512_maskz_loadu_ps(lanes, at(i)) }
+        };
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in 0..rows {
+            max = _mm512_max_ps(max, load(i));
+        }
+        let mut sum = _mm512_setzero_ps();
+        for i in 0..rows {
+            let e = exp512(_mm512_sub_ps(load(i), max));
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(at(i), lanes, e) };
+            sum = _mm512_add_ps(sum, e);
+        }
+        let inv = _mm512_div_ps(_mm512_set1_ps(1.0), sum);
+        for i in 0..rows {
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(at(i), lanes, _mm512_mul_ps(load(i), inv)) };
+        }
+    }
+}
+
+/// The [`crate::Slot::SoftmaxGroups`] of this path: each group of `group`
+/// channels is a `[group, t]` matrix whose columns are softmaxed
+/// ([`avx512_softmax_cols`] on a copy).
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, `group·t > 0` divides
+/// `x.len() == out.len()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_softmax_groups(x: &[f32], group: usize, t: usize, out: &mut [f32]) {
+    out.copy_from_slice(x);
+    for g in out.chunks_exact_mut(group * t) {
+        // SAFETY: this function's features; `t` divides the group's length.
+        unsafe { avx512_softmax_cols(g, t) };
+    }
+}
+
+/// `e^x` on 16 lanes: `x86::exp_ps`'s operations on zmm registers
+/// (the same results lane for lane).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp512(x: __m512) -> __m512 {
+    let splat = _mm512_set1_ps;
+    let overflow = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, splat(88.722_84));
+    // VMAXPS/VMINPS return their second operand when either is NaN.
+    let x = _mm512_min_ps(splat(88.0), _mm512_max_ps(splat(-87.0), x));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, splat(core::f32::consts::LOG2_E)),
+    );
+    let r = _mm512_fnmadd_ps(n, splat(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, splat(-2.121_944_4e-4), r);
+    let mut y = splat(EXP_POLY[0]);
+    for coef in &EXP_POLY[1..] {
+        y = _mm512_fmadd_ps(y, r, splat(*coef));
+    }
+    let y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+    let y = _mm512_add_ps(y, splat(1.0));
+    let e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    let y = _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(e)));
+    _mm512_mask_blend_ps(overflow, y, splat(f32::INFINITY))
+}
+
+/// The [`crate::Slot::DeformSample`] of this path: 16 queries per zmm
+/// vector. For each head, sample (level, point) and block of queries, the
+/// four bilinear taps' indices and weights are formed once, with the scalar
+/// kernel's operations (no FMA, the same values); then, for each channel of
+/// the head, the taps are gathered from the channel's value row
+/// (`vgatherdps`, taps outside the map masked off, as the scalar kernel skips
+/// them) and `aw · Σ tap·weight` is added to the channel's output row,
+/// contiguous over the queries. The sums run in the scalar kernel's order,
+/// with FMA (within the sampling bound of `tests/equivalence.rs`). Maps of
+/// more than `i32::MAX` tokens take the scalar kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, the geometry is
+/// valid and the operands hold what it calls for.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_deform_sample(
+    g: &DeformGeom,
+    value: &[f32],
+    loc: &[f32],
+    aw: &[f32],
+    out: &mut [f32],
+) {
+    let shapes = &g.shapes[..g.levels];
+    if shapes.iter().any(|&(h, w)| h * w > i32::MAX as usize) {
+        crate::ops::decoder::deform_sample(g, value, loc, aw, out);
+        return;
+    }
+    let (q, n, d) = (g.queries, g.tokens(), g.channels / g.heads);
+    out[..g.channels * q].fill(0.0);
+    let splat = _mm512_set1_ps;
+    let (zero, one, two) = (splat(0.0), splat(1.0), splat(2.0));
+    // Pixel coordinate of a location on an axis of `size` pixels, as the
+    // scalar kernel: ((2·loc − 1 + 1)·size − 1) / 2.
+    let pixel = |l: __m512, size: __m512| {
+        let g = _mm512_sub_ps(_mm512_mul_ps(two, l), one);
+        _mm512_div_ps(
+            _mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(g, one), size), one),
+            two,
+        )
+    };
+    let within = |v: __m512, size: __m512| {
+        _mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, zero) & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, size)
+    };
+    let floor =
+        |v: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+    let mut s = 0;
+    for h in 0..g.heads {
+        let mut start = 0;
+        for &(lh, lw) in shapes {
+            let (fw, fh) = (splat(lw as f32), splat(lh as f32));
+            for _ in 0..g.points {
+                for j in (0..q).step_by(16) {
+                    let lanes: __mmask16 = ((1u32 << (q - j).min(16)) - 1) as u16;
+                    let at = |x: &[f32], row: usize| {
+                        let x = &x[row * q + j..][..(q - j).min(16)];
+                        // SAFETY: the unmasked lanes are the elements of `x`.
+                        unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+                    };
+                    let (ix, iy) = (pixel(at(loc, 2 * s), fw), pixel(at(loc, 2 * s + 1), fh));
+                    let w = at(aw, s);
+                    let (x0, y0) = (floor(ix), floor(iy));
+                    let (x1, y1) = (_mm512_add_ps(x0, one), _mm512_add_ps(y0, one));
+                    let (ax0, ax1) = (_mm512_sub_ps(x1, ix), _mm512_sub_ps(ix, x0));
+                    let (ay0, ay1) = (_mm512_sub_ps(y1, iy), _mm512_sub_ps(iy, y0));
+                    let (in_x0, in_x1) = (within(x0, fw), within(x1, fw));
+                    let (in_y0, in_y1) = (within(y0, fh) & lanes, within(y1, fh) & lanes);
+                    let index = |x: __m512, y: __m512| {
+                        let row = _mm512_mullo_epi32(
+                            _mm512_cvttps_epi32(y),
+                            _mm512_set1_epi32(lw as i32),
+                        );
+                        _mm512_add_epi32(row, _mm512_cvttps_epi32(x))
+                    };
+                    // The corners in the scalar kernel's order, with its weights.
+                    let taps = [
+                        (in_x0 & in_y0, index(x0, y0), _mm512_mul_ps(ax0, ay0)),
+                        (in_x1 & in_y0, index(x1, y0), _mm512_mul_ps(ax1, ay0)),
+                        (in_x0 & in_y1, index(x0, y1), _mm512_mul_ps(ax0, ay1)),
+                        (in_x1 & in_y1, index(x1, y1), _mm512_mul_ps(ax1, ay1)),
+                    ];
+                    for ch in h * d..(h + 1) * d {
+                        let row = value[ch * n + start..][..lh * lw].as_ptr();
+                        let mut v = zero;
+                        for &(inside, idx, tw) in &taps {
+                            // SAFETY: the lanes in `inside` hold tap indices
+                            // `ty·lw + tx` with 0 ≤ tx < lw, 0 ≤ ty < lh: within
+                            // the level's `lh·lw` values at `row`.
+                            let x =
+                                unsafe { _mm512_mask_i32gather_ps::<4>(zero, inside, idx, row) };
+                            v = _mm512_mask3_fmadd_ps(x, tw, v, inside);
+                        }
+                        let o = &mut out[ch * q + j..][..(q - j).min(16)];
+                        // SAFETY: the unmasked lanes are the elements of `o`.
+                        unsafe {
+                            let acc = _mm512_maskz_loadu_ps(lanes, o.as_ptr());
+                            _mm512_mask_storeu_ps(
+                                o.as_mut_ptr(),
+                                lanes,
+                                _mm512_fmadd_ps(w, v, acc),
+                            );
+                        }
+                    }
+                }
+                s += 1;
+            }
+            start += lh * lw;
+        }
+    }
+}
+
+/// The [`crate::Slot::LayerNorm`] of this path: 16 tokens at a time, each
+/// token's moments in f64 lanes (two zmm of 8), channel after channel, then
+/// the normalised f32 outputs. The same IEEE operations in the same order as
+/// the scalar kernel (f32 residual sum, f64 moments, `1/sqrt` of the
+/// correctly rounded square root, no FMA), so the same bits.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs; `x`, `residual` and
+/// `out` hold `c·t` values, `gamma` and `beta` `c`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
+    let (c, t) = (a.c, a.t);
+    let cf = _mm512_set1_pd(c as f64);
+    for t0 in (0..t).step_by(16) {
+        let w = (t - t0).min(16);
+        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let load = |x: &[f32], ch: usize| {
+            let x = &x[ch * t + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `x`.
+            unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+        };
+        // Channel `ch` of the block's tokens, `x + residual` in f32, as two
+        // halves of f64.
+        let token_values = |ch: usize| {
+            let mut v = load(a.x, ch);
+            if let Some(r) = a.residual {
+                v = _mm512_add_ps(v, load(r, ch));
+            }
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            [
+                _mm512_cvtps_pd(_mm512_castps512_ps256(v)),
+                _mm512_cvtps_pd(hi),
+            ]
+        };
+        let mut sum = [_mm512_setzero_pd(); 2];
+        for ch in 0..c {
+            let x = token_values(ch);
+            for (s, x) in sum.iter_mut().zip(x) {
+                *s = _mm512_add_pd(*s, x);
+            }
+        }
+        let mean = sum.map(|s| _mm512_div_pd(s, cf));
+        let mut var = [_mm512_setzero_pd(); 2];
+        for ch in 0..c {
+            let x = token_values(ch);
+            for ((v, x), m) in var.iter_mut().zip(x).zip(mean) {
+                let d = _mm512_sub_pd(x, m);
+                *v = _mm512_add_pd(*v, _mm512_mul_pd(d, d));
+            }
+        }
+        let eps = _mm512_set1_pd(a.eps as f64);
+        let rstd = var.map(|v| {
+            let root = _mm512_sqrt_pd(_mm512_add_pd(_mm512_div_pd(v, cf), eps));
+            _mm512_div_pd(_mm512_set1_pd(1.0), root)
+        });
+        for ch in 0..c {
+            let x = token_values(ch);
+            let n = [0, 1]
+                .map(|h| _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(x[h], mean[h]), rstd[h])));
+            let n = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                _mm512_castpd256_pd512(_mm256_castps_pd(n[0])),
+                _mm256_castps_pd(n[1]),
+            ));
+            let y = _mm512_add_ps(
+                _mm512_mul_ps(n, _mm512_set1_ps(a.gamma[ch])),
+                _mm512_set1_ps(a.beta[ch]),
+            );
+            let o = &mut out[ch * t + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `o`.
+            unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes, y) };
+        }
+    }
+}
+
+/// The [`crate::Slot::TopKTokens`] of this path: each token's maximum over
+/// the channels 16 tokens at a time (rows read along the tokens; a NaN is
+/// taken as the scalar kernel takes it, so the same maxima), then the scalar
+/// kernel's streaming top-K in token order.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs; `c > 0` divides
+/// `scores.len()`, `scratch` holds `idx.len()` values.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_topk_tokens(scores: &[f32], c: usize, idx: &mut [u32], scratch: &mut [f32]) {
+    let n = scores.len() / c;
+    let k = idx.len();
+    let mut top = TopK::new(&mut scratch[..k], idx);
+    for t0 in (0..n).step_by(16) {
+        let w = (n - t0).min(16);
+        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let load = |ch: usize| {
+            let x = &scores[ch * n + t0..][..w];
+            // SAFETY: the unmasked lanes are the elements of `x`.
+            unsafe { _mm512_maskz_loadu_ps(lanes, x.as_ptr()) }
+        };
+        let mut m = load(0);
+        for ch in 1..c {
+            let v = load(ch);
+            // torch.max propagates NaN: v replaces m when v > m or v is NaN.
+            let take =
+                _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, m) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            m = _mm512_mask_blend_ps(take, m, v);
+        }
+        let mut maxima = [0f32; 16];
+        // SAFETY: `maxima` holds 16 values.
+        unsafe { _mm512_storeu_ps(maxima.as_mut_ptr(), m) };
+        for (i, &s) in maxima[..w].iter().enumerate() {
+            top.push(s, (t0 + i) as u32);
+        }
+    }
 }

@@ -10,4 +10,4 @@ pub mod norm;
 pub mod select;
 
 pub use elementwise::{add, add_act, upsample_nearest2x, weighted_sum};
-pub use norm::{layer_norm_channels, softmax_in_place};
+pub use norm::{layer_norm_channels, softmax_columns, softmax_in_place};

@@ -41,16 +41,16 @@ impl Kernels {
         unsafe { (self.slots.layer_norm)(a, out) }
     }
 
-    /// Softmax ([`softmax_in_place`]) of each row of `len` consecutive values,
-    /// in place. Panics unless `len > 0` divides `x.len()`.
-    pub fn softmax_rows(&self, x: &mut [f32], len: usize) {
+    /// Softmax down each column of the row-major `[rows, cols]` matrix `x`, in
+    /// place ([`softmax_columns`]). Panics unless `cols > 0` divides `x.len()`.
+    pub fn softmax_cols(&self, x: &mut [f32], cols: usize) {
         assert!(
-            len > 0 && x.len().is_multiple_of(len),
-            "softmax_rows: rows of {len} do not tile {} values",
+            cols > 0 && x.len().is_multiple_of(cols),
+            "softmax_cols: rows of {cols} do not tile {} values",
             x.len()
         );
         // SAFETY: the table's contract (crate::table); sizes checked above.
-        unsafe { (self.slots.softmax_rows)(x, len) }
+        unsafe { (self.slots.softmax_cols)(x, cols) }
     }
 }
 
@@ -59,10 +59,37 @@ pub(crate) fn layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
     layer_norm_channels(a.x, a.residual, a.c, a.t, a.gamma, a.beta, a.eps, out);
 }
 
-/// The scalar [`crate::Slot::SoftmaxRows`].
-pub(crate) fn softmax_rows(x: &mut [f32], len: usize) {
-    for row in x.chunks_exact_mut(len) {
-        softmax_in_place(row);
+/// Columns one pass of [`softmax_columns`] keeps on the stack.
+const COL_BLOCK: usize = 16;
+
+/// Softmax down each column of the row-major `[rows, cols]` matrix `x`, in
+/// place (the scalar [`crate::Slot::SoftmaxCols`]): column `j`, the values
+/// `x[i·cols + j]` for `i < rows`, becomes exactly what [`softmax_in_place`]
+/// makes of it (the same operations in the same order), computed for
+/// [`COL_BLOCK`] columns at a time, row after row, so the matrix is read
+/// along its rows. `cols > 0` must divide `x.len()`.
+pub fn softmax_columns(x: &mut [f32], cols: usize) {
+    for j0 in (0..cols).step_by(COL_BLOCK) {
+        let w = COL_BLOCK.min(cols - j0);
+        let mut max = [f32::NEG_INFINITY; COL_BLOCK];
+        for row in x.chunks_exact(cols) {
+            for (m, &v) in max.iter_mut().zip(&row[j0..j0 + w]) {
+                *m = m.max(v);
+            }
+        }
+        let mut sum = [0f32; COL_BLOCK];
+        for row in x.chunks_exact_mut(cols) {
+            for ((v, s), &m) in row[j0..j0 + w].iter_mut().zip(&mut sum).zip(&max) {
+                *v = libm::expf(*v - m);
+                *s += *v;
+            }
+        }
+        let inv = sum.map(|s| 1.0 / s);
+        for row in x.chunks_exact_mut(cols) {
+            for (v, &inv) in row[j0..j0 + w].iter_mut().zip(&inv) {
+                *v *= inv;
+            }
+        }
     }
 }
 
@@ -175,5 +202,24 @@ mod tests {
             assert!((r[i] - e[i] / s).abs() < 1e-7);
         }
         assert_eq!(r[3], 0.0);
+    }
+
+    /// Each column of `softmax_columns` is `softmax_in_place` of that column,
+    /// bit for bit, for widths around the column block.
+    #[test]
+    fn softmax_columns_is_softmax_of_each_column() {
+        let mut r = crate::testing::Rng(0x50F7);
+        for (rows, cols) in [(1, 1), (3, 1), (1, 17), (5, 16), (7, 33), (300, 20)] {
+            let x: std::vec::Vec<f32> = (0..rows * cols).map(|_| r.f32() * 20.0).collect();
+            let mut got = x.clone();
+            softmax_columns(&mut got, cols);
+            for j in 0..cols {
+                let mut col: std::vec::Vec<f32> = (0..rows).map(|i| x[i * cols + j]).collect();
+                softmax_in_place(&mut col);
+                for (i, want) in col.iter().enumerate() {
+                    assert_eq!(got[i * cols + j].to_bits(), want.to_bits(), "{rows}x{cols}");
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,10 @@
 //! channel-major token matrices, as torch's `MultiheadAttention` (SPEC.md
 //! §4.1): per head h, `A = softmax((Q_h·s)ᵀ K_h)` with `s = sqrt(1/d)` applied
 //! to Q first, then `O_h = V_h · Aᵀ`. The projections are separate linears.
+//!
+//! `A` is formed transposed, `Aᵀ = softmax down the columns of K_hᵀ (Q_h·s)`
+//! (`[Tk, T]`), so that both GEMMs read their packed operand (`Q_h`, then
+//! `Aᵀ`) along its rows; each score sums the same products in the same order.
 
 use core::ops::Range;
 
@@ -84,27 +88,29 @@ impl Op for Attention {
             }
             let kh = &key[h * d * tk..(h + 1) * d * tk];
             let vh = &v[h * d * tk..(h + 1) * d * tk];
-            // scores[i, j] = Σ_p Q[p, i] K[p, j]
+            // The scores transposed, key-major: scores[j, i] = Σ_p K[p, j] Q[p, i]
+            // (both operands read along their rows), softmaxed down each
+            // column (over the keys of query i).
             let g = Gemm {
-                m: t,
-                n: tk,
+                m: tk,
+                n: t,
                 k: d,
                 a: MatRef {
-                    data: qh,
+                    data: kh,
                     rs: 1,
-                    cs: t,
+                    cs: tk,
                 },
                 b: MatRef {
-                    data: kh,
-                    rs: tk,
+                    data: qh,
+                    rs: t,
                     cs: 1,
                 },
-                rsc: tk,
+                rsc: t,
                 epi: plain,
             };
             io.k.sgemm(&g, scores, gemm_scratch);
-            io.k.softmax_rows(scores, tk);
-            // out[p, i] = Σ_j V[p, j] A[i, j]
+            io.k.softmax_cols(scores, t);
+            // out[p, i] = Σ_j V[p, j] A[i, j], with Aᵀ = scores row-major.
             let g = Gemm {
                 m: d,
                 n: t,
@@ -116,8 +122,8 @@ impl Op for Attention {
                 },
                 b: MatRef {
                     data: scores,
-                    rs: 1,
-                    cs: tk,
+                    rs: t,
+                    cs: 1,
                 },
                 rsc: t,
                 epi: plain,
