@@ -67,7 +67,6 @@ impl Op for Attention {
         let d = c / p.heads;
         let scale = libm::sqrt(1.0 / d as f64) as f32;
         let (q, key, v) = (f32s(io.ins[0]), f32s(io.ins[1]), f32s(io.ins[2]));
-        let out = f32s_mut(io.out);
         let scratch = f32s_mut(io.scratch);
         let (qs, rest) = scratch.split_at_mut(c * t);
         let (scores, gemm_scratch) = rest.split_at_mut(t * tk);
@@ -122,7 +121,7 @@ impl Op for Attention {
                 rsc: t,
                 epi: plain,
             };
-            io.k.sgemm(&g, &mut out[head], gemm_scratch);
+            io.k.sgemm(&g, io.out.f32s(head), gemm_scratch);
         }
     }
 }
@@ -144,5 +143,10 @@ impl Attention {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         self.heads
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let per_head = self.c / self.heads * self.t;
+        Some(work.start * per_head..work.end * per_head)
     }
 }
