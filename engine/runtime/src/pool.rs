@@ -21,9 +21,10 @@ use std::thread::JoinHandle;
 
 use crate::view::Block;
 
-/// Spins before a waiting thread goes to sleep (a few microseconds: an op's
-/// share of work usually ends within that of the other threads').
-const SPINS: u32 = 4000;
+/// Spins before a waiting thread goes to sleep (some 10–50 µs, as fast as a
+/// `pause` is: an op's share of work usually ends within that of the other
+/// threads', and a short spin wastes little on a busy machine).
+const SPINS: u32 = 1000;
 
 /// A persistent pool of worker threads (`std` only).
 ///

@@ -107,8 +107,10 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             let out = file.buffer(op.outputs[0]);
             let out_elem = DType::from_u8(out.dtype).map_or(4, |d| d.size());
-            let split =
-                op.outputs[1] == NONE && splits_cleanly(&plan, span_of(&out).len / out_elem.max(1));
+            let elems = span_of(&out).len / out_elem.max(1);
+            let split = op.outputs[1] == NONE
+                && elems.saturating_mul(plan.cost_per_output()) >= MIN_SPLIT_COST
+                && splits_cleanly(&plan, elems);
             Ok(PreparedOp {
                 ins,
                 n_in: op.input_ids().count() as u8,
@@ -564,6 +566,11 @@ impl<'m, 'a> Session<'m, 'a> {
         unit(work.start).start * e..unit(work.end - 1).end * e
     }
 }
+
+/// The least work (output elements × [`Plan::cost_per_output`]) that is worth
+/// sharing between threads: below it, waking the others and meeting them at
+/// a barrier (a few microseconds) costs about what the op does.
+const MIN_SPLIT_COST: usize = 1 << 16;
 
 /// Whether threads may share an op of `plan` whose output holds `len`
 /// elements: it has several units, and each unit writes a part of the output

@@ -149,4 +149,9 @@ impl super::Units for Plan {
         let per_head = self.c / self.heads * self.t;
         Some(work.start * per_head..work.end * per_head)
     }
+
+    fn cost_per_output(&self) -> usize {
+        // Q·Kᵀ and A·V: 2·tk multiply-adds per output element.
+        2 * self.tk
+    }
 }

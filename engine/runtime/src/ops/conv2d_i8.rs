@@ -169,4 +169,8 @@ impl super::Units for Plan {
     fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
         Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out))
     }
+
+    fn cost_per_output(&self) -> usize {
+        self.g.weight_len() / self.g.cout.max(1)
+    }
 }

@@ -99,6 +99,13 @@ pub trait Units {
     fn writes(&self, _work: &Range<usize>) -> Option<Range<usize>> {
         None
     }
+
+    /// Rough arithmetic per output element (a convolution's reduction
+    /// depth; 1 for element-wise ops): with the output's size, whether the
+    /// op is worth sharing between threads at all.
+    fn cost_per_output(&self) -> usize {
+        1
+    }
 }
 
 impl Units for () {}
@@ -217,6 +224,13 @@ macro_rules! ops {
             pub(crate) fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
                 match self {
                     $( Plan::$variant(p) => p.writes(work), )*
+                }
+            }
+
+            /// Rough arithmetic per output element (`Units::cost_per_output`).
+            pub(crate) fn cost_per_output(&self) -> usize {
+                match self {
+                    $( Plan::$variant(p) => p.cost_per_output(), )*
                 }
             }
 
