@@ -191,10 +191,11 @@ impl ThreadPool {
             sh.running.load(Ordering::Acquire) == 0
         });
         *lock(&sh.job) = None;
+        let a_worker_panicked = sh.panicked.swap(false, Ordering::Relaxed);
         if let Err(payload) = mine {
             resume_unwind(payload);
         }
-        if sh.panicked.swap(false, Ordering::Relaxed) {
+        if a_worker_panicked {
             panic!("an edgedetr worker thread panicked");
         }
     }
@@ -251,12 +252,12 @@ impl Worker<'_> {
     }
 
     /// Waits until every thread of the broadcast has called `wait` as many
-    /// times as this one (every thread must call it equally often). Once a
-    /// thread has panicked it no longer waits.
-    pub fn wait(&self) {
-        if self.shared.threads > 1 {
-            self.shared.barrier.wait();
-        }
+    /// times as this one (every thread must call it equally often), and
+    /// returns `true`. Once a thread of the broadcast has panicked it returns
+    /// `false` at once: the job should then stop, since the others no longer
+    /// keep step.
+    pub fn wait(&self) -> bool {
+        self.shared.threads == 1 || self.shared.barrier.wait()
     }
 }
 
@@ -358,7 +359,8 @@ impl Barrier {
         self.cv.notify_all();
     }
 
-    fn wait(&self) {
+    /// `false` when poisoned.
+    fn wait(&self) -> bool {
         let seen = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
             self.arrived.store(0, Ordering::Relaxed);
@@ -367,23 +369,24 @@ impl Barrier {
             if self.sleepers.load(Ordering::Relaxed) > 0 {
                 self.cv.notify_all();
             }
-            return;
+            return !self.poisoned.load(Ordering::Acquire);
         }
         let passed = || {
             self.generation.load(Ordering::Acquire) != seen || self.poisoned.load(Ordering::Acquire)
         };
-        for _ in 0..SPINS {
-            if passed() {
-                return;
-            }
+        let spun = (0..SPINS).any(|_| {
             core::hint::spin_loop();
+            passed()
+        });
+        if !spun {
+            let mut g = lock(&self.lock);
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            while !passed() {
+                g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut g = lock(&self.lock);
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
-        while !passed() {
-            g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-        }
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        !self.poisoned.load(Ordering::Acquire)
     }
 }
 
@@ -425,5 +428,67 @@ impl JobRef {
         // SAFETY: `data` and `call` were made together for one `F`, alive as
         // the caller promises.
         unsafe { (self.call)(self.data, w) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every thread runs the job once with its own index; `wait` keeps the
+    /// threads in step (no thread sees a later step before all finished the
+    /// earlier one).
+    #[test]
+    fn broadcast_runs_every_thread_in_step() {
+        for threads in [1, 2, 3, 5] {
+            let mut pool = ThreadPool::new(threads).unwrap();
+            pool.reserve_scratch(100);
+            assert!(pool.scratch_bytes() >= 100);
+            let seen = AtomicUsize::new(0);
+            let steps = AtomicUsize::new(0);
+            for _ in 0..3 {
+                steps.store(0, Ordering::Relaxed);
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    assert_eq!(w.threads(), threads);
+                    assert_eq!(w.scratch().len(), if w.index() == 0 { 0 } else { 128 });
+                    seen.fetch_or(1 << w.index(), Ordering::Relaxed);
+                    for step in 0..50 {
+                        steps.fetch_add(1, Ordering::AcqRel);
+                        assert!(w.wait());
+                        assert!(steps.load(Ordering::Acquire) >= (step + 1) * threads);
+                        assert!(w.wait());
+                    }
+                });
+                assert_eq!(seen.load(Ordering::Relaxed), (1 << threads) - 1);
+                assert_eq!(steps.load(Ordering::Relaxed), 50 * threads);
+            }
+        }
+    }
+
+    /// A panic on a worker or on the calling thread reaches the caller once
+    /// every thread has left the job; the others stop at their next `wait`,
+    /// and the pool keeps working.
+    #[test]
+    fn a_panic_reaches_the_caller_and_the_pool_survives() {
+        let mut pool = ThreadPool::new(3).unwrap();
+        for culprit in [0, 2] {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    for _ in 0..10 {
+                        assert!(w.index() != culprit, "planned panic");
+                        if !w.wait() {
+                            return;
+                        }
+                    }
+                });
+            }));
+            assert!(r.is_err());
+            let ran = AtomicUsize::new(0);
+            pool.broadcast(&|w: &mut Worker<'_>| {
+                assert!(w.wait());
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), 3);
+        }
     }
 }

@@ -37,7 +37,8 @@ pub(crate) struct PreparedOp {
 /// layers to f32, and resolves every buffer and tensor. [`Session::run`]
 /// then allocates and converts nothing: every activation lives at its
 /// planned offset in the arena, and every weight is read in place from the
-/// model bytes or the prepared data.
+/// model bytes or the prepared data. With `std`, [`Session::run_with`] runs
+/// the same graph on a [`crate::ThreadPool`], with the same results.
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: ArenaPtr,
@@ -435,7 +436,8 @@ impl<'m, 'a> Session<'m, 'a> {
     /// `units·i/n .. units·(i+1)/n` of its units (thread `i` of `n`); every
     /// other op on thread 0 alone. The threads meet at a barrier after every
     /// split op and before every split op, so that no thread reads what
-    /// another has not finished writing, nor writes what another still reads.
+    /// another has not finished writing, nor writes what another still reads;
+    /// once one has panicked, the others stop at their next barrier.
     #[cfg(feature = "std")]
     fn share(&self, w: &mut crate::pool::Worker<'_>, range: Range<usize>) {
         let (me, n) = (w.index(), w.threads());
@@ -459,8 +461,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 unsafe { self.exec_part(i, 0..units, None, None) };
             }
             let next_split = i + 1 < range.end && self.ops[i + 1].split;
-            if p.split || next_split {
-                w.wait();
+            // A thread panicked (`wait` is false): stop, out of step.
+            if (p.split || next_split) && !w.wait() {
+                return;
             }
         }
     }

@@ -1,5 +1,6 @@
-//! Typed views of the arena and of the model's constants: the only `unsafe`
-//! code of the runtime.
+//! Typed views of the arena and of the model's constants: the runtime's
+//! `unsafe` code, but for the thread pool's hand-over of a borrowed job to its
+//! workers (`pool.rs`, `JobRef`).
 //!
 //! The loader proves once, for every op, that the buffers it touches lie inside
 //! the arena, are 64-byte aligned and, being live together, share no bytes
