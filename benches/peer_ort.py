@@ -23,8 +23,8 @@ engine builds only part of it (its JSON reports `decoder_ms` 0), the ratio compa
 unequal work; `--onnx-outputs` cuts the ONNX graph at the named tensors (for example the
 outputs of the neck) so both run the same layers.
 
-Both sides run single-threaded by default: the engine is single-threaded for now, and
-`--ort-threads` sets ONNX Runtime's intra-op threads.
+Both sides run single-threaded by default: `--ort-threads` sets ONNX Runtime's intra-op
+threads and the engine's `--threads` alike.
 
 Needs: numpy, onnxruntime (and onnx for `--onnx-outputs`).
 """
@@ -103,9 +103,10 @@ def time_ort(sess, feed: dict, iters: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def time_engine(engine: Path, edr: Path, iters: int, warmup: int) -> dict:
+def time_engine(engine: Path, edr: Path, iters: int, warmup: int, threads: int) -> dict:
     """`edgedetr bench --json`: the median of `iters` in-process runs, per stage too."""
-    cmd = [str(engine), "bench", str(edr), "--iters", str(iters), "--warmup", str(warmup), "--json"]
+    cmd = [str(engine), "bench", str(edr), "--iters", str(iters), "--warmup", str(warmup),
+           "--threads", str(threads), "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         die(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
@@ -167,11 +168,11 @@ def main() -> None:
         for r in range(a.rounds):
             # Alternate which side goes first.
             if r % 2 == 0:
-                e = time_engine(engine, edr, a.iters, a.warmup)
+                e = time_engine(engine, edr, a.iters, a.warmup, a.ort_threads)
                 o = time_ort(sess, feed, a.iters, a.warmup)
             else:
                 o = time_ort(sess, feed, a.iters, a.warmup)
-                e = time_engine(engine, edr, a.iters, a.warmup)
+                e = time_engine(engine, edr, a.iters, a.warmup, a.ort_threads)
             first = first or e
             if e.get("imgsz") != size:
                 die(f"the engine model is {e.get('imgsz')}x{e.get('imgsz')}, the ONNX input {size}x{size}")

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use edgedetr::graph::{OpKind, Stage};
-use edgedetr::{Model, Session};
+use edgedetr::{Model, Session, ThreadPool};
 
 /// Arguments of `bench`.
 #[derive(Parser, Debug)]
@@ -22,9 +22,13 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Also time every op: median ms, share of the frame, GMAC and GMAC/s
-    /// of the convolutions (in the JSON as `layers`).
+    /// of the convolutions (in the JSON as `layers`). With several threads
+    /// each op runs on all of them, one op per wake-up of the pool.
     #[arg(long)]
     pub layers: bool,
+    /// Threads (default: every core the system offers).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -36,10 +40,13 @@ pub fn run(a: Args) -> Result<(), String> {
     if a.iters == 0 {
         return Err("--iters must be at least 1".into());
     }
+    let threads = crate::threads(a.threads)?;
     let bytes = crate::load_model(&a.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
     let mut arena = edgedetr::std_io::alloc_arena(&model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
+    let mut pool = ThreadPool::for_session(&session, threads)
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let kernels = session.kernels().name();
     // A deterministic mid-grey-ish input (u8 pixels: f32 and int8 models alike).
     let pixels: Vec<u8> = (0..3 * model.input_size() * model.input_size())
@@ -52,19 +59,29 @@ pub fn run(a: Args) -> Result<(), String> {
     let mut per_op: Vec<Vec<f64>> = vec![Vec::with_capacity(a.iters); n];
     let mut total = Vec::new();
     let mut op_ms = vec![0f64; n];
+    // What is timed: every op with --layers, else each run of consecutive
+    // ops of one stage (the threads meet once per piece either way).
+    let mut pieces: Vec<std::ops::Range<usize>> = Vec::new();
+    for i in 0..n {
+        match pieces.last_mut() {
+            Some(p) if !a.layers && model.op_stage(p.start) == model.op_stage(i) => p.end = i + 1,
+            _ => pieces.push(i..i + 1),
+        }
+    }
     for it in 0..a.warmup + a.iters {
         let mut acc = [0f64; 4];
         let start = Instant::now();
-        let mut last = Instant::now();
-        session.run_each(0..n, |i| {
-            let now = Instant::now();
-            let ms = (now - last).as_secs_f64() * 1e3;
-            if let Some(s) = model.op_stage(i) {
+        for piece in &pieces {
+            let t0 = Instant::now();
+            session
+                .run_ops_with(piece.clone(), &mut pool)
+                .map_err(|e| e.to_string())?;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if let Some(s) = model.op_stage(piece.start) {
                 acc[s as usize] += ms;
             }
-            op_ms[i] = ms;
-            last = now;
-        });
+            op_ms[piece.start] = ms;
+        }
         let t = start.elapsed().as_secs_f64() * 1e3;
         if it >= a.warmup {
             total.push(t);
@@ -100,7 +117,7 @@ pub fn run(a: Args) -> Result<(), String> {
     };
     if a.json {
         crate::out!(
-            "{{\"model\": {:?}, \"imgsz\": {}, \"threads\": 1, \"kernels\": {:?}, \"iters\": {}, \"ms\": {tot:.3}, \"backbone_ms\": {:.3}, \"neck_ms\": {:.3}, \"decoder_ms\": {:.3}, \"arena_bytes\": {}{}}}",
+            "{{\"model\": {:?}, \"imgsz\": {}, \"threads\": {threads}, \"kernels\": {:?}, \"iters\": {}, \"ms\": {tot:.3}, \"backbone_ms\": {:.3}, \"neck_ms\": {:.3}, \"decoder_ms\": {:.3}, \"arena_bytes\": {}{}}}",
             a.model.display().to_string(),
             model.input_size(),
             kernels,
@@ -113,8 +130,9 @@ pub fn run(a: Args) -> Result<(), String> {
         );
     } else {
         crate::out!(
-            "{} at {s}x{s}, 1 thread, kernels {kernels}, median of {} runs:",
+            "{} at {s}x{s}, {threads} thread{}, kernels {kernels}, median of {} runs:",
             a.model.display(),
+            if threads == 1 { "" } else { "s" },
             a.iters,
             s = model.input_size()
         );

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 use edgedetr::format::DType;
 use edgedetr::std_io::{read_npy, write_npy_f32, write_npy_i64};
-use edgedetr::{Detection, Model, PostProcess, Session};
+use edgedetr::{Detection, Model, PostProcess, Session, ThreadPool};
 use edgedetr_cli::golden_layout::golden_layout;
 
 use edgedetr_vision::{Preprocessor, RgbCanvas, draw_detections};
@@ -26,9 +26,9 @@ pub struct Args {
     /// Keep at most this many detections per image.
     #[arg(long, default_value_t = 300)]
     pub max_det: usize,
-    /// Worker threads (this build runs one).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// Threads (default: every core the system offers).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Print one JSON object per image.
     #[arg(long)]
     pub json: bool,
@@ -137,15 +137,7 @@ pub fn run(a: Args) -> Result<(), String> {
     if !(a.conf.is_finite() && (0.0..=1.0).contains(&a.conf)) {
         return Err(format!("--conf {} must be between 0 and 1", a.conf));
     }
-    if a.threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    if a.threads > 1 {
-        eprintln!(
-            "edgedetr: note: this build runs on one thread; ignoring --threads {}",
-            a.threads
-        );
-    }
+    let threads = crate::threads(a.threads)?;
     let bytes = crate::load_model(&a.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
     if model.buffer_id(edgedetr::detect::OUTPUT_ROWS).is_none() {
@@ -157,6 +149,8 @@ pub fn run(a: Args) -> Result<(), String> {
     let s = model.input_size();
     let mut arena = edgedetr::std_io::alloc_arena(&model).map_err(|e| e.to_string())?;
     let mut session = Session::new(&model, &mut arena).map_err(|e| e.to_string())?;
+    let mut pool = ThreadPool::for_session(&session, threads)
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let mut dets = vec![Detection::default(); a.max_det.min(300)];
     for dir in [&a.save, &a.dump].into_iter().flatten() {
         std::fs::create_dir_all(dir)
@@ -167,7 +161,7 @@ pub fn run(a: Args) -> Result<(), String> {
     for (path, stem) in a.inputs.iter().zip(&stems) {
         let mut input = load_input(path, s, &mut session, &mut pre)?;
         let start = Instant::now();
-        session.run();
+        session.run_with(&mut pool);
         let post = PostProcess {
             conf: a.conf,
             max_det: a.max_det,

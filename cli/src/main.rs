@@ -70,3 +70,12 @@ pub(crate) fn load_model(path: &std::path::Path) -> Result<edgedetr::std_io::Ali
     edgedetr::Model::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
 }
+
+/// The thread count of `--threads` (default: every core the system offers).
+pub(crate) fn threads(arg: Option<usize>) -> Result<usize, String> {
+    match arg {
+        Some(0) => Err("--threads must be at least 1".into()),
+        Some(n) => Ok(n),
+        None => Ok(edgedetr::ThreadPool::available()),
+    }
+}

@@ -168,6 +168,69 @@ fn happy_path_detect_json_save_dump_inspect_bench() {
     }
 }
 
+/// `--threads 2` on `detect` and `bench`: the same detections as one
+/// thread, the thread count in the bench JSON, and `--threads 0` refused.
+#[test]
+fn detect_and_bench_on_two_threads() {
+    let Some(fix) = reference() else { return };
+    let m = model(&fix);
+    let bus = fix.join("images/bus.jpg");
+    let detect = |threads: &str| {
+        let o = edgedetr(&[
+            "detect",
+            m.to_str().unwrap(),
+            bus.to_str().unwrap(),
+            "--json",
+            "--conf",
+            "0.05",
+            "--threads",
+            threads,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+        v["detections"].clone()
+    };
+    let two = detect("2");
+    assert!(!two.as_array().unwrap().is_empty());
+    assert_eq!(two, detect("1"));
+    let o = edgedetr(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    assert_eq!(v["threads"], 2);
+    assert!(v["ms"].as_f64().unwrap() > 0.0);
+    let o = edgedetr(&[
+        "bench",
+        m.to_str().unwrap(),
+        "--iters",
+        "1",
+        "--threads",
+        "2",
+    ]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains(", 2 threads,"), "{text}");
+    for cmd in ["detect", "bench"] {
+        let mut args = vec![cmd, m.to_str().unwrap()];
+        if cmd == "detect" {
+            args.push(bus.to_str().unwrap());
+        }
+        args.extend(["--threads", "0"]);
+        assert_error(&edgedetr(&args), "--threads must be at least 1");
+    }
+}
+
 #[test]
 fn quantize_pt_fp16_and_int8_with_a_report() {
     let Some(fix) = reference() else { return };

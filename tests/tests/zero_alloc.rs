@@ -1,29 +1,30 @@
 //! Running a frame (backbone, neck, decoder and postprocess to detections)
 //! after `Session::new` performs no heap allocation, on every kernel path
-//! this CPU runs; nor does preprocessing a camera-sized frame after the
+//! this CPU runs, on one thread and on a pool of 2 and 4 (every thread of the
+//! pool counted); nor does preprocessing a camera-sized frame after the
 //! first one (the README's per-frame loop).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgedetr::kernels::table::ALL_PATH_NAMES;
 use edgedetr::kernels::{Caps, Kernels};
-use edgedetr::{Model, Session};
+use edgedetr::{Model, Session, ThreadPool};
 use edgedetr_tests::*;
 
-/// Counts allocations made by the thread that armed it.
+/// Counts allocations made by the threads a test armed.
 struct Counting;
 
-// Both per thread: tests run in parallel, and each counts only its own
-// allocations.
+// Per thread: tests run in parallel, and each counts only the allocations of
+// its own thread and of its pool's workers, into its own counter.
 thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    static ARMED: Cell<Option<&'static AtomicUsize>> = const { Cell::new(None) };
 }
 
 fn note() {
-    if ARMED.with(Cell::get) {
-        ALLOCS.with(|a| a.set(a.get() + 1));
+    if let Some(c) = ARMED.with(Cell::get) {
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -53,12 +54,27 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Arms (or disarms) this thread's counting into `on`.
+fn arm(on: Option<&'static AtomicUsize>) {
+    ARMED.with(|a| a.set(on));
+}
+
 fn allocations_during(f: impl FnOnce()) -> usize {
-    ALLOCS.with(|a| a.set(0));
-    ARMED.with(|a| a.set(true));
+    let counter: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    arm(Some(counter));
     f();
-    ARMED.with(|a| a.set(false));
-    ALLOCS.with(Cell::get)
+    arm(None);
+    counter.load(Ordering::Relaxed)
+}
+
+/// Allocations while `f` runs, by this thread and by every worker of `pool`
+/// (armed and disarmed on each worker through the pool itself).
+fn allocations_on(pool: &mut ThreadPool, f: impl FnOnce(&mut ThreadPool)) -> usize {
+    let counter: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    pool.broadcast(&|_: &mut edgedetr::pool::Worker<'_>| arm(Some(counter)));
+    f(pool);
+    pool.broadcast(&|_: &mut edgedetr::pool::Worker<'_>| arm(None));
+    counter.load(Ordering::Relaxed)
 }
 
 #[test]
@@ -68,6 +84,20 @@ fn the_counter_sees_allocations() {
         std::hint::black_box(v);
     });
     assert_eq!(n, 1);
+}
+
+#[test]
+fn the_counter_sees_allocations_on_pool_workers() {
+    let mut pool = ThreadPool::new(3).expect("threads");
+    let n = allocations_on(&mut pool, |pool| {
+        pool.broadcast(&|w: &mut edgedetr::pool::Worker<'_>| {
+            if w.index() > 0 {
+                let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(10));
+                std::hint::black_box(v);
+            }
+        });
+    });
+    assert_eq!(n, 2);
 }
 
 #[test]
@@ -105,6 +135,46 @@ fn assert_frames_allocate_nothing(bytes: &[u8]) {
     for kernels in runnable_paths() {
         assert_frames_allocate_nothing_with(bytes, kernels);
     }
+}
+
+#[test]
+fn frames_on_2_and_4_threads_allocate_nothing() {
+    if skip_requested("frames_on_2_and_4_threads_allocate_nothing") {
+        return;
+    }
+    for bytes in [fp32_model(320) as &[u8], fp16_320(), int8_320()] {
+        for kernels in runnable_paths() {
+            for threads in [2, 4] {
+                assert_threaded_frames_allocate_nothing(bytes, kernels, threads);
+            }
+        }
+    }
+}
+
+fn assert_threaded_frames_allocate_nothing(bytes: &[u8], kernels: Kernels, threads: usize) {
+    let input = golden("bus_320", "input").data;
+    let model = Model::from_bytes(bytes).expect("model loads");
+    let mut arena = vec![0u8; model.arena_size()];
+    let mut session = Session::with_kernels(&model, &mut arena, kernels).expect("session");
+    let mut pool = ThreadPool::for_session(&session, threads).expect("threads");
+    let mut dets = [edgedetr::Detection::default(); 300];
+    let n = allocations_on(&mut pool, |pool| {
+        for _ in 0..2 {
+            session.set_input_f32(&input).unwrap();
+            session.run_with(pool);
+        }
+        session.run_ops_with(0..model.op_count(), pool).unwrap();
+        let found = session
+            .detections(&edgedetr::PostProcess::default(), 810, 1080, &mut dets)
+            .unwrap();
+        std::hint::black_box(found);
+    });
+    assert_eq!(
+        n,
+        0,
+        "a frame on {threads} threads allocated {n} times on {}",
+        kernels.name()
+    );
 }
 
 fn assert_frames_allocate_nothing_with(bytes: &[u8], kernels: Kernels) {

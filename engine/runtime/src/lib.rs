@@ -6,8 +6,9 @@
 //! once (kernels, algorithms, expanded weights) and runs it over an arena the
 //! caller provides ([`Model::arena_size`] bytes), so running a frame
 //! allocates nothing. What each op kind means is [`ops`]. The crate is
-//! `no_std`; the `std` feature adds run-time CPU detection and file helpers
-//! ([`std_io`]).
+//! `no_std` (one thread); the `std` feature adds run-time CPU detection, file
+//! helpers ([`std_io`]) and a persistent thread pool ([`ThreadPool`],
+//! [`Session::run_with`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(missing_docs)]
 
@@ -16,6 +17,8 @@ pub mod error;
 pub mod graph;
 pub mod model;
 pub mod ops;
+#[cfg(feature = "std")]
+pub mod pool;
 pub mod session;
 #[cfg(feature = "std")]
 pub mod std_io;
@@ -27,5 +30,7 @@ pub use edgedetr_kernels as kernels;
 pub use error::Error;
 pub use graph::{OpKind, Stage};
 pub use model::{InputDType, Model};
+#[cfg(feature = "std")]
+pub use pool::ThreadPool;
 pub use session::Session;
 pub use view::Aligned64;

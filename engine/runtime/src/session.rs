@@ -8,7 +8,7 @@ use edgedetr_kernels::Kernels;
 
 use crate::error::Error;
 use crate::model::{InputDType, Model, U8_INPUT_ZERO_POINT};
-use crate::ops::{self, Io, Plan, Setup, Span};
+use crate::ops::{self, Io, Out, Plan, Setup, Span};
 use crate::view::{ArenaPtr, f32s, f32s_mut, i8s, i8s_mut, i32s, place, span_of};
 
 /// One op as `Session::new` prepared it: where its buffers are in the arena,
@@ -20,6 +20,14 @@ pub(crate) struct PreparedOp {
     outs: [Span; 2],
     scratch: Span,
     plan: Plan,
+    /// Bytes per element of the first output.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    out_elem: u8,
+    /// Threads may share the op: it has several work units, one output, and
+    /// its units write consecutive, non-overlapping parts of that output
+    /// (`ops::Units::writes`, checked by `splits_cleanly`).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    split: bool,
 }
 
 /// One inference context: a model, the caller's arena and the chosen kernels.
@@ -29,13 +37,16 @@ pub(crate) struct PreparedOp {
 /// layers to f32, and resolves every buffer and tensor. [`Session::run`]
 /// then allocates and converts nothing: every activation lives at its
 /// planned offset in the arena, and every weight is read in place from the
-/// model bytes or the prepared data.
+/// model bytes or the prepared data. With `std`, [`Session::run_with`] runs
+/// the same graph on a [`crate::ThreadPool`], with the same results.
 pub struct Session<'m, 'a> {
     model: &'m Model<'m>,
     arena: ArenaPtr,
     prepared: &'a [u8],
     ops: &'a [PreparedOp],
     kernels: Kernels,
+    /// The largest scratch buffer of any op (what each pool worker needs).
+    worker_scratch: usize,
     _arena: core::marker::PhantomData<&'a mut [u8]>,
 }
 
@@ -95,20 +106,30 @@ impl<'m, 'a> Session<'m, 'a> {
             for (d, id) in ins.iter_mut().zip(op.input_ids()) {
                 *d = span(id);
             }
+            let out = file.buffer(op.outputs[0]);
+            let out_elem = DType::from_u8(out.dtype).map_or(4, |d| d.size());
+            let elems = span_of(&out).len / out_elem.max(1);
+            let split = op.outputs[1] == NONE
+                && elems.saturating_mul(plan.cost_per_output()) >= MIN_SPLIT_COST
+                && splits_cleanly(&plan, elems);
             Ok(PreparedOp {
                 ins,
                 n_in: op.input_ids().count() as u8,
                 outs: [span(op.outputs[0]), span(op.outputs[1])],
                 scratch: span(op.scratch),
                 plan,
+                out_elem: out_elem as u8,
+                split,
             })
         })?;
+        let worker_scratch = ops.iter().map(|p| p.scratch.len).max().unwrap_or(0);
         Ok(Session {
             model,
             arena: ArenaPtr::new(activations),
             prepared,
             ops,
             kernels,
+            worker_scratch,
             _arena: core::marker::PhantomData,
         })
     }
@@ -121,6 +142,12 @@ impl<'m, 'a> Session<'m, 'a> {
     /// The kernel table in use.
     pub fn kernels(&self) -> &Kernels {
         &self.kernels
+    }
+
+    /// Bytes of scratch each worker of a [`crate::ThreadPool`] needs to run
+    /// this session's ops (the largest op scratch of the model).
+    pub fn worker_scratch_bytes(&self) -> usize {
+        self.worker_scratch
     }
 
     /// Bytes of the arena the session uses (activations, prepared data and
@@ -358,6 +385,89 @@ impl<'m, 'a> Session<'m, 'a> {
         }
     }
 
+    /// Runs the whole graph on the threads of `pool`: the calling thread and
+    /// the pool's workers each run a contiguous share of every op's work
+    /// units (output-channel blocks, heads, channels, element chunks), and
+    /// wait for each other between ops. An op with one unit (or too little
+    /// work to share) runs on the calling thread alone.
+    ///
+    /// The results are the same bytes as [`Session::run`]'s for every
+    /// thread count: no unit's reduction is split, so nothing is summed in a
+    /// different order. Allocates nothing once the pool's workers have
+    /// [`Session::worker_scratch_bytes`] of scratch (a pool made by
+    /// [`crate::ThreadPool::for_session`] has; otherwise this grows it, once).
+    #[cfg(feature = "std")]
+    pub fn run_with(&mut self, pool: &mut crate::ThreadPool) {
+        self.run_shared(0..self.model.op_count(), pool);
+    }
+
+    /// Runs ops `range` on the threads of `pool` (as [`Session::run_with`]).
+    ///
+    /// # Errors
+    /// [`Error::BadRange`] for a range outside the graph.
+    #[cfg(feature = "std")]
+    pub fn run_ops_with(
+        &mut self,
+        range: Range<usize>,
+        pool: &mut crate::ThreadPool,
+    ) -> Result<(), Error> {
+        if range.start > range.end || range.end > self.model.op_count() {
+            return Err(Error::BadRange);
+        }
+        self.run_shared(range, pool);
+        Ok(())
+    }
+
+    #[cfg(feature = "std")]
+    fn run_shared(&mut self, range: Range<usize>, pool: &mut crate::ThreadPool) {
+        if pool.threads() == 1 {
+            self.run_each(range, |_| {});
+            return;
+        }
+        pool.reserve_scratch(self.worker_scratch);
+        // Every thread runs `share` over the same ops while this thread holds
+        // the session exclusively (`&mut self`); the shares it hands out are
+        // disjoint (see `share`).
+        let this: &Session<'m, 'a> = self;
+        pool.broadcast(&|w: &mut crate::pool::Worker<'_>| this.share(w, range.clone()));
+    }
+
+    /// Thread `w`'s share of ops `range`: of a split op, the contiguous run
+    /// `units·i/n .. units·(i+1)/n` of its units (thread `i` of `n`); every
+    /// other op on thread 0 alone. The threads meet at a barrier after every
+    /// split op and before every split op, so that no thread reads what
+    /// another has not finished writing, nor writes what another still reads;
+    /// once one has panicked, the others stop at their next barrier.
+    #[cfg(feature = "std")]
+    fn share(&self, w: &mut crate::pool::Worker<'_>, range: Range<usize>) {
+        let (me, n) = (w.index(), w.threads());
+        for i in range.clone() {
+            let p = &self.ops[i];
+            let units = p.plan.work_units();
+            if p.split {
+                let work = units * me / n..units * (me + 1) / n;
+                if !work.is_empty() {
+                    let part = Session::part_of(p, &work);
+                    let scratch = (me > 0).then(|| &mut w.scratch()[..p.scratch.len]);
+                    // SAFETY: the caller holds the session exclusively; each
+                    // thread runs a disjoint run of units, whose output parts
+                    // are disjoint (`splits_cleanly`: units write consecutive
+                    // parts), with its own scratch (thread 0 the arena's);
+                    // the barriers below keep other ops out of the way.
+                    unsafe { self.exec_part(i, work, Some(part), scratch) };
+                }
+            } else if me == 0 {
+                // SAFETY: as above; only this thread runs the op.
+                unsafe { self.exec_part(i, 0..units, None, None) };
+            }
+            let next_split = i + 1 < range.end && self.ops[i + 1].split;
+            // A thread panicked (`wait` is false): stop, out of step.
+            if (p.split || next_split) && !w.wait() {
+                return;
+            }
+        }
+    }
+
     /// The independent work units of op `index` (output-channel blocks,
     /// heads, element chunks; 1 when the op does not split), or `None` past
     /// the graph.
@@ -381,22 +491,62 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     fn exec(&mut self, i: usize, work: Range<usize>) {
+        // SAFETY: `&mut self` excludes every other view of the arena, and
+        // one call runs at a time.
+        unsafe { self.exec_part(i, work, None, None) }
+    }
+
+    /// Runs units `work` of op `i`, writing only bytes `part` of its output
+    /// (`None`: the whole output, and the second one), with `scratch` for
+    /// scratch (`None`: the op's own, in the arena).
+    ///
+    /// # Safety
+    /// While it runs, no view of op `i`'s output and scratch buffers may
+    /// exist but those of other `exec_part` calls for the same op that write
+    /// parts disjoint from `part` and have their own scratch (threads
+    /// sharing the op); nothing may write op `i`'s inputs.
+    unsafe fn exec_part(
+        &self,
+        i: usize,
+        work: Range<usize>,
+        part: Option<Range<usize>>,
+        scratch: Option<&mut [u8]>,
+    ) {
         let p = self.ops[i];
         let a = &self.arena;
-        // SAFETY (all views below): the loader proved that every buffer this op
-        // touches is live at this op, so the input, output and scratch buffers
-        // share no bytes; `&mut self` excludes every other view of the arena.
+        // The loader proved that every buffer this op touches is live at this
+        // op, so its input, output and scratch buffers share no bytes; the
+        // caller promises the rest (see above).
         let mut ins: [&[u8]; 4] = [&[]; 4];
         for (slot, span) in ins.iter_mut().zip(&p.ins[..p.n_in as usize]) {
-            // SAFETY: see above; inputs are only read.
+            // SAFETY: see above; inputs are only read, by every thread.
             *slot = unsafe { a.bytes(span) };
         }
-        // SAFETY: see above; the output overlaps no input or scratch buffer.
-        let out = unsafe { a.bytes_mut(&p.outs[0]) };
-        // SAFETY: see above; the second output is another live buffer (or empty).
-        let out2 = unsafe { a.bytes_mut(&p.outs[1]) };
-        // SAFETY: see above; scratch overlaps no input or output buffer.
-        let scratch = unsafe { a.bytes_mut(&p.scratch) };
+        let (out, out2) = match part {
+            // SAFETY: see above; this thread's part of the output overlaps no
+            // other thread's, nor any input or scratch buffer. A split op
+            // has no second output.
+            Some(r) => (
+                Out::new(
+                    unsafe { a.part_mut(&p.outs[0], r.clone()) },
+                    r.start,
+                    p.outs[0].len,
+                ),
+                &mut [][..],
+            ),
+            None => (
+                // SAFETY: see above; the output overlaps no input or scratch buffer.
+                Out::new(unsafe { a.bytes_mut(&p.outs[0]) }, 0, p.outs[0].len),
+                // SAFETY: see above; the second output is another live buffer (or empty).
+                unsafe { a.bytes_mut(&p.outs[1]) },
+            ),
+        };
+        let scratch = match scratch {
+            Some(s) => s,
+            // SAFETY: see above; the op's scratch overlaps no input or output
+            // buffer, and only one thread uses it.
+            None => unsafe { a.bytes_mut(&p.scratch) },
+        };
         let mut io = Io {
             k: &self.kernels,
             ins,
@@ -409,6 +559,36 @@ impl<'m, 'a> Session<'m, 'a> {
         };
         p.plan.run(&mut io, work);
     }
+
+    /// The output bytes that units `work` of op `p` (a split op) write: from
+    /// the first unit's start to the last one's end.
+    #[cfg(feature = "std")]
+    fn part_of(p: &PreparedOp, work: &Range<usize>) -> Range<usize> {
+        let unit = |j: usize| p.plan.writes(&(j..j + 1)).unwrap_or(0..0);
+        let e = usize::from(p.out_elem);
+        unit(work.start).start * e..unit(work.end - 1).end * e
+    }
+}
+
+/// The least work (output elements × [`Plan::cost_per_output`]) that is worth
+/// sharing between threads: below it, waking the others and meeting them at
+/// a barrier (a few microseconds) costs about what the op does.
+const MIN_SPLIT_COST: usize = 1 << 16;
+
+/// Whether threads may share an op of `plan` whose output holds `len`
+/// elements: it has several units, and each unit writes a part of the output
+/// that starts where the previous unit's ends or after, so that runs of
+/// units (from the first unit's start to the last one's end) never overlap.
+fn splits_cleanly(plan: &Plan, len: usize) -> bool {
+    let units = plan.work_units();
+    let mut end = 0;
+    for j in 0..units {
+        match plan.writes(&(j..j + 1)) {
+            Some(r) if r.start >= end && r.start <= r.end && r.end <= len => end = r.end,
+            _ => return false,
+        }
+    }
+    units >= 2
 }
 
 /// `Ok` when `given` elements fill a buffer of `expected` elements.

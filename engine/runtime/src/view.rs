@@ -1,5 +1,6 @@
-//! Typed views of the arena and of the model's constants: the only `unsafe`
-//! code of the runtime.
+//! Typed views of the arena and of the model's constants: the runtime's
+//! `unsafe` code, but for the thread pool's hand-over of a borrowed job to its
+//! workers (`pool.rs`, `JobRef`).
 //!
 //! The loader proves once, for every op, that the buffers it touches lie inside
 //! the arena, are 64-byte aligned and, being live together, share no bytes
@@ -28,6 +29,16 @@ pub(crate) struct ArenaPtr {
     base: *mut u8,
     len: usize,
 }
+
+// SAFETY: an `ArenaPtr` stands for the session's exclusive borrow of its
+// arena (`&'a mut [u8]`, which is `Send`); it hands out views only through
+// the unsafe functions below, whose callers promise that the views they hold
+// at once, on whatever threads, do not overlap (a mutable one) or are only
+// read (shared ones).
+unsafe impl Send for ArenaPtr {}
+// SAFETY: as above: sharing the pointer between threads creates no view;
+// every view is created under the same no-overlap contract.
+unsafe impl Sync for ArenaPtr {}
 
 /// The arena span of buffer `b`'s elements (elements × dtype size bytes).
 pub(crate) fn span_of(b: &BufferDesc) -> Span {
@@ -86,6 +97,30 @@ impl ArenaPtr {
         // SAFETY: in bounds (checked above); the caller promises that no other view
         // overlaps this one (buffers live at the same op share no bytes).
         unsafe { core::slice::from_raw_parts_mut(self.base.add(s.off), s.len) }
+    }
+}
+
+impl ArenaPtr {
+    /// Mutable view of bytes `part` of span `s` (a thread's share of an op's
+    /// output).
+    ///
+    /// # Safety
+    /// As [`ArenaPtr::bytes_mut`], for the bytes of the part only: no other
+    /// view of them may exist while the returned slice lives.
+    #[allow(clippy::mut_from_ref)] // disjointness is the caller's proof
+    pub(crate) unsafe fn part_mut<'x>(
+        &self,
+        s: &Span,
+        part: core::ops::Range<usize>,
+    ) -> &'x mut [u8] {
+        if part.is_empty() {
+            return &mut [];
+        }
+        self.check(s);
+        assert!(part.end <= s.len, "part outside its buffer");
+        // SAFETY: in bounds (the span is checked above and the part lies in
+        // it); the caller promises that no other view overlaps the part.
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(s.off + part.start), part.len()) }
     }
 }
 

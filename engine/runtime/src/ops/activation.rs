@@ -7,7 +7,7 @@ use edgedetr_kernels::Act;
 
 use super::codec::op_params;
 use super::{Chunks, Cx, Io, Op, Setup, ensure};
-use crate::view::{f32s, f32s_mut};
+use crate::view::f32s;
 
 op_params! {
     /// An element-wise activation.
@@ -34,6 +34,6 @@ impl Op for Activation {
 
     fn run(&(c, act): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
         let e = c.of(&work);
-        io.k.act_f32(act, &f32s(io.ins[0])[e.clone()], &mut f32s_mut(io.out)[e]);
+        io.k.act_f32(act, &f32s(io.ins[0])[e.clone()], io.out.f32s(e));
     }
 }

@@ -7,7 +7,7 @@ use edgedetr_kernels::Act;
 
 use super::codec::op_params;
 use super::{Chunks, Cx, Io, Op, Setup, ensure};
-use crate::view::{f32s, f32s_mut};
+use crate::view::f32s;
 
 op_params! {
     /// An element-wise sum with a fused activation.
@@ -35,6 +35,6 @@ impl Op for Add {
     fn run(&(c, act): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
         let e = c.of(&work);
         let (a, b) = (&f32s(io.ins[0])[e.clone()], &f32s(io.ins[1])[e.clone()]);
-        io.k.add_f32(a, b, act, &mut f32s_mut(io.out)[e]);
+        io.k.add_f32(a, b, act, io.out.f32s(e));
     }
 }

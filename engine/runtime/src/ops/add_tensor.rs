@@ -36,6 +36,6 @@ impl Op for AddTensor {
 
     fn run(&tensor: &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
         let t = f32s(tensor.of(io.file));
-        io.k.add_f32(f32s(io.ins[0]), t, Act::None, f32s_mut(io.out));
+        io.k.add_f32(f32s(io.ins[0]), t, Act::None, f32s_mut(io.out.all()));
     }
 }

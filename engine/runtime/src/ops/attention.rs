@@ -71,7 +71,6 @@ impl Op for Attention {
         let d = c / p.heads;
         let scale = libm::sqrt(1.0 / d as f64) as f32;
         let (q, key, v) = (f32s(io.ins[0]), f32s(io.ins[1]), f32s(io.ins[2]));
-        let out = f32s_mut(io.out);
         let scratch = f32s_mut(io.scratch);
         let (qs, rest) = scratch.split_at_mut(c * t);
         let (scores, gemm_scratch) = rest.split_at_mut(t * tk);
@@ -128,7 +127,7 @@ impl Op for Attention {
                 rsc: t,
                 epi: plain,
             };
-            io.k.sgemm(&g, &mut out[head], gemm_scratch);
+            io.k.sgemm(&g, io.out.f32s(head), gemm_scratch);
         }
     }
 }
@@ -150,5 +149,15 @@ impl Attention {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         self.heads
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let per_head = self.c / self.heads * self.t;
+        Some(work.start * per_head..work.end * per_head)
+    }
+
+    fn cost_per_output(&self) -> usize {
+        // Q·Kᵀ and A·V: 2·tk multiply-adds per output element.
+        2 * self.tk
     }
 }

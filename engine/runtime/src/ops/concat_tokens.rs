@@ -41,6 +41,6 @@ impl Op for ConcatTokens {
         for (d, s) in ins.iter_mut().zip(&io.ins[..io.n_in]) {
             *d = f32s(s);
         }
-        io.k.concat_tokens(&ins[..io.n_in], c, f32s_mut(io.out));
+        io.k.concat_tokens(&ins[..io.n_in], c, f32s_mut(io.out.all()));
     }
 }

@@ -224,7 +224,7 @@ impl Op for Conv2d {
             bias: &f32s(p.bias.of(io.file))[b.co],
             act: p.act,
         };
-        let out = &mut f32s_mut(io.out)[b.out];
+        let out = io.out.f32s(b.out);
         if p.g.groups == 1 {
             io.k.conv_f32(&a, out, f32s_mut(io.scratch));
         } else {
@@ -236,5 +236,13 @@ impl Op for Conv2d {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         ChannelBlock::units(&self.g)
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out))
+    }
+
+    fn cost_per_output(&self) -> usize {
+        self.g.weight_len() / self.g.cout.max(1)
     }
 }

@@ -17,7 +17,7 @@ use edgedetr_kernels::{
 use super::codec::{Fields, Tensor, op_params};
 use super::conv2d::{ChannelBlock, conv_geom};
 use super::{Cx, Io, Op, Setup, Span, ensure};
-use crate::view::{i8s, i8s_mut, i32s};
+use crate::view::{i8s, i32s};
 
 op_params! {
     /// An int8 convolution (`edgedetr_kernels::ConvI8`).
@@ -152,7 +152,7 @@ impl Op for Conv2dI8 {
                 lut: p.lut.and_then(|s| i8s(s.of(io.file)).try_into().ok()),
             },
         };
-        let out = &mut i8s_mut(io.out)[b.out];
+        let out = io.out.i8s(b.out);
         if p.g.groups == 1 {
             io.k.conv_i8(&a, out, io.scratch);
         } else {
@@ -164,5 +164,13 @@ impl Op for Conv2dI8 {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         ChannelBlock::units(&self.g)
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out))
+    }
+
+    fn cost_per_output(&self) -> usize {
+        self.g.weight_len() / self.g.cout.max(1)
     }
 }

@@ -43,6 +43,6 @@ impl Op for DeformLocations {
 
     fn run(&(q, points): &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
         let (r, off) = (f32s(io.ins[0]), f32s(io.ins[1]));
-        io.k.deform_locations(r, off, q, points, f32s_mut(io.out));
+        io.k.deform_locations(r, off, q, points, f32s_mut(io.out.all()));
     }
 }

@@ -113,7 +113,7 @@ impl Op for DeformSample {
 
     fn run(g: &DeformGeom, io: &mut Io<'_>, _work: Range<usize>) {
         let (value, loc, aw) = (f32s(io.ins[0]), f32s(io.ins[1]), f32s(io.ins[2]));
-        io.k.deform_sample(g, value, loc, aw, f32s_mut(io.out));
+        io.k.deform_sample(g, value, loc, aw, f32s_mut(io.out.all()));
     }
 }
 

@@ -7,7 +7,7 @@ use edgedetr_format::DType;
 use super::codec::op_params;
 use super::quantize::check_conversion;
 use super::{Chunks, Cx, Io, Op, Setup};
-use crate::view::{f32s_mut, i8s};
+use crate::view::i8s;
 
 op_params! {
     /// A dequantisation.
@@ -32,7 +32,7 @@ impl Op for Dequantize {
 
     fn run((c, q): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
         let e = c.of(&work);
-        let (x, y) = (&i8s(io.ins[0])[e.clone()], &mut f32s_mut(io.out)[e]);
+        let (x, y) = (&i8s(io.ins[0])[e.clone()], io.out.f32s(e));
         io.k.dequantize(x, q.scale, i32::from(q.zp), y);
     }
 }

@@ -55,6 +55,6 @@ impl Op for FinalTopK {
         let k = query.len();
         let (sc, ix) = f32s_mut(io.scratch).split_at_mut(k);
         let idx = &mut bytemuck::cast_slice_mut::<f32, u32>(ix)[..k];
-        io.k.final_topk(&a, f32s_mut(io.out), query, idx, sc);
+        io.k.final_topk(&a, f32s_mut(io.out.all()), query, idx, sc);
     }
 }

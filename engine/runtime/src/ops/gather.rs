@@ -64,6 +64,6 @@ impl Op for Gather {
             Some(s) => f32s(s.of(io.file)),
             None => f32s(io.ins[1]),
         };
-        io.k.gather_tokens(src, c, idx, f32s_mut(io.out));
+        io.k.gather_tokens(src, c, idx, f32s_mut(io.out.all()));
     }
 }

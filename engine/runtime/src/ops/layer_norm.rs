@@ -73,7 +73,7 @@ impl Op for LayerNorm {
             beta: f32s(p.beta.of(io.file)),
             eps: p.eps,
         };
-        io.k.layer_norm(&a, f32s_mut(io.out));
+        io.k.layer_norm(&a, f32s_mut(io.out.all()));
     }
 }
 

@@ -36,6 +36,6 @@ impl Op for MaskTokens {
 
     fn run(&(c, mask): &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
         let mask = f32s(mask.of(io.file));
-        io.k.mask_tokens(f32s(io.ins[0]), c, mask, f32s_mut(io.out));
+        io.k.mask_tokens(f32s(io.ins[0]), c, mask, f32s_mut(io.out.all()));
     }
 }

@@ -87,6 +87,25 @@ pub trait Units {
     fn units(&self) -> usize {
         1
     }
+
+    /// The elements of the (first) output that units `work` write, or
+    /// `None` when they may write anywhere in it (ops of one unit).
+    ///
+    /// An op that splits states it so that threads can each be handed only
+    /// their part of the output: unit `j`'s elements must end where unit
+    /// `j + 1`'s start or before, and a run of units writes from its first
+    /// unit's start to its last unit's end (`Session::new` checks both, and
+    /// runs an op that fails on one thread).
+    fn writes(&self, _work: &Range<usize>) -> Option<Range<usize>> {
+        None
+    }
+
+    /// Rough arithmetic per output element (a convolution's reduction
+    /// depth; 1 for element-wise ops): with the output's size, whether the
+    /// op is worth sharing between threads at all.
+    fn cost_per_output(&self) -> usize {
+        1
+    }
 }
 
 impl Units for () {}
@@ -99,6 +118,10 @@ impl Units for (usize, Option<Span>) {}
 impl<T> Units for (Chunks, T) {
     fn units(&self) -> usize {
         self.0.units()
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        Some(self.0.of(work))
     }
 }
 
@@ -194,6 +217,20 @@ macro_rules! ops {
             pub(crate) fn work_units(&self) -> usize {
                 match self {
                     $( Plan::$variant(p) => p.units(), )*
+                }
+            }
+
+            /// The output elements units `work` write (`Units::writes`).
+            pub(crate) fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+                match self {
+                    $( Plan::$variant(p) => p.writes(work), )*
+                }
+            }
+
+            /// Rough arithmetic per output element (`Units::cost_per_output`).
+            pub(crate) fn cost_per_output(&self) -> usize {
+                match self {
+                    $( Plan::$variant(p) => p.cost_per_output(), )*
                 }
             }
 
@@ -502,8 +539,8 @@ pub struct Io<'a> {
     pub ins: [&'a [u8]; 4],
     /// Number of inputs.
     pub n_in: usize,
-    /// The output buffer's bytes.
-    pub out: &'a mut [u8],
+    /// The output buffer, or the part of it the units being run write.
+    pub out: Out<'a>,
     /// The second output's bytes (empty when there is none).
     pub out2: &'a mut [u8],
     /// The scratch buffer's bytes (empty when there is none).
@@ -512,6 +549,62 @@ pub struct Io<'a> {
     pub file: &'a [u8],
     /// The session's prepared data.
     pub prepared: &'a [u8],
+}
+
+/// What an op writes its (first) output through: the whole buffer, or, when
+/// threads share the op, only the part its units write ([`Units::writes`]).
+/// Ops index it in elements of the whole output; asking for anything outside
+/// the part held panics.
+pub struct Out<'a> {
+    bytes: &'a mut [u8],
+    /// Where `bytes` starts in the whole output (bytes).
+    at: usize,
+    /// Bytes of the whole output.
+    total: usize,
+}
+
+impl<'a> Out<'a> {
+    /// Bytes `at..at + bytes.len()` of an output of `total` bytes.
+    pub(crate) fn new(bytes: &'a mut [u8], at: usize, total: usize) -> Self {
+        Out { bytes, at, total }
+    }
+
+    /// The whole output (what an op of one unit writes).
+    ///
+    /// # Panics
+    /// When only part of the output is held.
+    pub fn all(&mut self) -> &mut [u8] {
+        assert!(
+            self.at == 0 && self.bytes.len() == self.total,
+            "an op asked for the whole output of a split op"
+        );
+        self.bytes
+    }
+
+    /// Bytes `r` of the whole output.
+    ///
+    /// # Panics
+    /// When `r` is not inside the part held.
+    pub fn bytes(&mut self, r: Range<usize>) -> &mut [u8] {
+        if r.is_empty() {
+            return &mut [];
+        }
+        let at = self.at;
+        r.start
+            .checked_sub(at)
+            .and_then(|s| self.bytes.get_mut(s..r.end - at))
+            .expect("an op wrote outside the output units it was given")
+    }
+
+    /// f32 elements `e` of the whole output.
+    pub fn f32s(&mut self, e: Range<usize>) -> &mut [f32] {
+        crate::view::f32s_mut(self.bytes(e.start * 4..e.end * 4))
+    }
+
+    /// i8 elements `e` of the whole output.
+    pub fn i8s(&mut self, e: Range<usize>) -> &mut [i8] {
+        crate::view::i8s_mut(self.bytes(e.start..e.end))
+    }
 }
 
 /// The items (channels, elements, …) of work units `work` when each unit

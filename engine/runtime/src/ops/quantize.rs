@@ -8,7 +8,7 @@ use edgedetr_format::DType;
 
 use super::codec::op_params;
 use super::{Chunks, Cx, Io, Op, Setup, ensure};
-use crate::view::{f32s, i8s_mut};
+use crate::view::f32s;
 
 op_params! {
     /// A quantisation.
@@ -48,7 +48,7 @@ impl Op for Quantize {
 
     fn run((c, q): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
         let e = c.of(&work);
-        let (x, y) = (&f32s(io.ins[0])[e.clone()], &mut i8s_mut(io.out)[e]);
+        let (x, y) = (&f32s(io.ins[0])[e.clone()], io.out.i8s(e));
         io.k.quantize(x, q.inv_scale, i32::from(q.zp), y);
     }
 }

@@ -30,6 +30,6 @@ impl Op for RefineBoxes {
     }
 
     fn run(_p: &(), io: &mut Io<'_>, _work: Range<usize>) {
-        io.k.refine_boxes(f32s(io.ins[0]), f32s(io.ins[1]), f32s_mut(io.out));
+        io.k.refine_boxes(f32s(io.ins[0]), f32s(io.ins[1]), f32s_mut(io.out.all()));
     }
 }

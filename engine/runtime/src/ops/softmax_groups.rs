@@ -36,6 +36,6 @@ impl Op for SoftmaxGroups {
     }
 
     fn run(&(group, t): &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
-        io.k.softmax_groups(f32s(io.ins[0]), group, t, f32s_mut(io.out));
+        io.k.softmax_groups(f32s(io.ins[0]), group, t, f32s_mut(io.out.all()));
     }
 }

@@ -32,7 +32,7 @@ impl Op for TopKTokens {
     }
 
     fn run(&c: &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
-        let idx = u32s_mut(io.out);
+        let idx = u32s_mut(io.out.all());
         let k = idx.len();
         let scratch = &mut f32s_mut(io.scratch)[..k];
         io.k.topk_tokens(f32s(io.ins[0]), c, idx, scratch);

@@ -8,7 +8,7 @@ use edgedetr_kernels::Dims;
 
 use super::codec::op_params;
 use super::{Cx, Io, Op, Setup, ensure, items};
-use crate::view::{f32s, f32s_mut, i8s, i8s_mut};
+use crate::view::{f32s, i8s};
 
 op_params! {
     /// Nearest ×2 upsampling (no parameters).
@@ -57,9 +57,9 @@ impl Op for Upsample2x {
         );
         let dims = (ch.len(), h, w);
         if p.int8 {
-            io.k.upsample2x_i8(&i8s(io.ins[0])[inp], dims, &mut i8s_mut(io.out)[out]);
+            io.k.upsample2x_i8(&i8s(io.ins[0])[inp], dims, io.out.i8s(out));
         } else {
-            io.k.upsample2x_f32(&f32s(io.ins[0])[inp], dims, &mut f32s_mut(io.out)[out]);
+            io.k.upsample2x_f32(&f32s(io.ins[0])[inp], dims, io.out.f32s(out));
         }
     }
 }
@@ -67,5 +67,11 @@ impl Op for Upsample2x {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         self.dims.0
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let (c, h, w) = self.dims;
+        let ch = items(work, 1, c);
+        Some(4 * ch.start * h * w..4 * ch.end * h * w)
     }
 }

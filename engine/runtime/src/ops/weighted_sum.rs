@@ -7,7 +7,7 @@ use edgedetr_format::DType;
 
 use super::codec::op_params;
 use super::{Cx, Io, Op, Setup, ensure, items};
-use crate::view::{f32s, f32s_mut};
+use crate::view::f32s;
 
 op_params! {
     /// A weighted sum of 2–4 f32 maps.
@@ -69,7 +69,7 @@ impl Op for WeightedSum {
         for (d, s) in ins.iter_mut().zip(&io.ins[..p.n]) {
             *d = &f32s(s)[e.clone()];
         }
-        let out = &mut f32s_mut(io.out)[e];
+        let out = io.out.f32s(e);
         io.k.weighted_sum_f32(&ins[..p.n], &p.coef[..p.n], out);
     }
 }
@@ -77,5 +77,9 @@ impl Op for WeightedSum {
 impl super::Units for Plan {
     fn units(&self) -> usize {
         self.channels
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        Some(items(work, self.plane, self.plane * self.channels))
     }
 }

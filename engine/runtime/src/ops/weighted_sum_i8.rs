@@ -14,7 +14,7 @@ use edgedetr_kernels::{QMul, SumI8, SumInput};
 
 use super::codec::{Tensor, op_params};
 use super::{Cx, Io, Op, Setup, ensure, items};
-use crate::view::{i8s, i8s_mut, i32s};
+use crate::view::{i8s, i32s};
 
 op_params! {
     /// An int8 weighted sum.
@@ -176,12 +176,18 @@ impl Op for WeightedSumI8 {
             lo: p.table.lo,
             hi: p.table.hi,
         };
-        io.k.weighted_sum_i8(&a, &mut i8s_mut(io.out)[ch.start * h * w..ch.end * h * w]);
+        io.k.weighted_sum_i8(&a, io.out.i8s(ch.start * h * w..ch.end * h * w));
     }
 }
 
 impl super::Units for Plan {
     fn units(&self) -> usize {
         self.dims.0
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let (c, h, w) = self.dims;
+        let ch = items(work, 1, c);
+        Some(ch.start * h * w..ch.end * h * w)
     }
 }

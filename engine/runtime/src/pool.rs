@@ -1,0 +1,494 @@
+//! [`ThreadPool`] (`std`): persistent worker threads that run one job on
+//! every thread at once, for [`crate::Session::run_with`].
+//!
+//! The pool spawns its workers once, in [`ThreadPool::new`]; a frame then
+//! only wakes them, and they wait for each other between ops at a barrier
+//! that spins briefly, then sleeps. Nothing here allocates after
+//! [`ThreadPool::new`] and [`ThreadPool::reserve_scratch`]. Each worker
+//! besides the calling thread owns a scratch buffer (what an op's kernels
+//! use for packed tiles), so that two threads running parts of the same op
+//! never share one.
+//!
+//! The work split itself is the session's: every op's independent work units
+//! (output-channel blocks, heads, element chunks, channels) are cut into one
+//! contiguous run per thread, so no reduction is ever split and the results
+//! are the same bytes for every thread count.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::view::Block;
+
+/// Spins before a waiting thread goes to sleep (some 10–50 µs, as fast as a
+/// `pause` is: an op's share of work usually ends within that of the other
+/// threads', and a short spin wastes little on a busy machine).
+const SPINS: u32 = 1000;
+
+/// A persistent pool of worker threads (`std` only).
+///
+/// `ThreadPool::new(n)` gives `n` threads in all: the thread that calls
+/// [`ThreadPool::broadcast`] (or [`crate::Session::run_with`]) is thread 0
+/// and `n − 1` workers are spawned once. A pool may serve any number of
+/// sessions, one run at a time (`&mut self`).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let bytes = std::fs::read("model.edr")?;
+/// use edgedetr::{Model, Session, ThreadPool};
+/// let model = Model::from_bytes(&bytes)?;
+/// let mut arena = edgedetr::std_io::alloc_arena(&model)?;
+/// let mut session = Session::new(&model, &mut arena)?;
+/// let mut pool = ThreadPool::for_session(&session, ThreadPool::available())?;
+/// session.run_with(&mut pool); // allocates nothing
+/// # Ok(()) }
+/// ```
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// What the pool's threads share.
+struct Shared {
+    threads: usize,
+    /// The job of the current broadcast (`None` between broadcasts).
+    job: Mutex<Option<JobRef>>,
+    /// Bumped (under `lock`) to start a broadcast, or to stop.
+    epoch: AtomicUsize,
+    stop: AtomicBool,
+    /// Workers still running the current job.
+    running: AtomicUsize,
+    /// A thread's job panicked during the current broadcast.
+    panicked: AtomicBool,
+    /// Guards sleeping on `started` and `finished`.
+    lock: Mutex<()>,
+    started: Condvar,
+    finished: Condvar,
+    /// Per worker `1..threads`, its scratch (index `w − 1`).
+    scratch: Vec<Mutex<Vec<Block>>>,
+    barrier: Barrier,
+}
+
+impl ThreadPool {
+    /// `std::thread::available_parallelism()`, or 1 when it is unknown: the
+    /// default thread count of the CLI.
+    pub fn available() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// A pool of `threads` threads in all (the caller's and `threads − 1`
+    /// spawned workers; 0 counts as 1), with no scratch yet.
+    ///
+    /// # Errors
+    /// When the operating system refuses to spawn a thread.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            threads,
+            job: Mutex::new(None),
+            epoch: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            started: Condvar::new(),
+            finished: Condvar::new(),
+            scratch: (1..threads).map(|_| Mutex::new(Vec::new())).collect(),
+            barrier: Barrier::new(threads),
+        });
+        let mut pool = ThreadPool {
+            shared,
+            workers: Vec::with_capacity(threads - 1),
+        };
+        for w in 1..threads {
+            let shared = Arc::clone(&pool.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("edgedetr-{w}"))
+                .spawn(move || worker(&shared, w))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// A pool of `threads` threads whose workers have the scratch `session`
+    /// needs ([`crate::Session::worker_scratch_bytes`]), so that even its
+    /// first [`crate::Session::run_with`] allocates nothing.
+    ///
+    /// # Errors
+    /// When the operating system refuses to spawn a thread.
+    pub fn for_session(session: &crate::Session<'_, '_>, threads: usize) -> std::io::Result<Self> {
+        let mut pool = ThreadPool::new(threads)?;
+        pool.reserve_scratch(session.worker_scratch_bytes());
+        Ok(pool)
+    }
+
+    /// Threads in all, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.shared.threads
+    }
+
+    /// Gives every worker at least `bytes` of 64-byte aligned scratch
+    /// (allocates when it grows; [`crate::Session::run_with`] calls it).
+    pub fn reserve_scratch(&mut self, bytes: usize) {
+        let blocks = bytes.div_ceil(64);
+        for s in &self.shared.scratch {
+            let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.len() < blocks {
+                s.resize(blocks, Block([0; 64]));
+            }
+        }
+    }
+
+    /// Bytes of scratch every worker has.
+    pub fn scratch_bytes(&self) -> usize {
+        let one = |s: &Mutex<Vec<Block>>| s.lock().map_or(0, |v| v.len() * 64);
+        self.shared
+            .scratch
+            .iter()
+            .map(one)
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Runs `job` once on every thread of the pool at once, the calling
+    /// thread as [`Worker::index`] 0, and returns when every thread has
+    /// finished it. Allocates nothing.
+    ///
+    /// # Panics
+    /// When `job` panics on any thread (after every thread has left it).
+    pub fn broadcast<F: Fn(&mut Worker<'_>) + Sync>(&mut self, job: &F) {
+        let sh = &*self.shared;
+        if sh.threads == 1 {
+            job(&mut Worker {
+                index: 0,
+                shared: sh,
+                scratch: &mut [],
+            });
+            return;
+        }
+        *lock(&sh.job) = Some(JobRef::new(job));
+        sh.running.store(sh.threads - 1, Ordering::Relaxed);
+        sh.barrier.reset();
+        {
+            let _g = lock(&sh.lock);
+            sh.epoch.fetch_add(1, Ordering::Release);
+        }
+        sh.started.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(|| {
+            job(&mut Worker {
+                index: 0,
+                shared: sh,
+                scratch: &mut [],
+            });
+        }));
+        if mine.is_err() {
+            sh.panicked.store(true, Ordering::Relaxed);
+            sh.barrier.poison();
+        }
+        // The job borrows the caller's data: wait until no worker runs it.
+        wait_until(&sh.lock, &sh.finished, || {
+            sh.running.load(Ordering::Acquire) == 0
+        });
+        *lock(&sh.job) = None;
+        let a_worker_panicked = sh.panicked.swap(false, Ordering::Relaxed);
+        if let Err(payload) = mine {
+            resume_unwind(payload);
+        }
+        if a_worker_panicked {
+            panic!("an edgedetr worker thread panicked");
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        let sh = &*self.shared;
+        sh.stop.store(true, Ordering::Relaxed);
+        {
+            let _g = lock(&sh.lock);
+            sh.epoch.fetch_add(1, Ordering::Release);
+        }
+        sh.started.notify_all();
+        for h in self.workers.drain(..) {
+            // A worker only ends by seeing `stop`; a panic was caught in it.
+            let _ = h.join();
+        }
+    }
+}
+
+impl core::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One thread's view of a [`ThreadPool::broadcast`]: its index, its scratch
+/// and the barrier all threads of the broadcast share.
+pub struct Worker<'p> {
+    index: usize,
+    shared: &'p Shared,
+    scratch: &'p mut [u8],
+}
+
+impl Worker<'_> {
+    /// This thread's index: 0 for the calling thread, `1..threads()` for
+    /// the workers.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Threads running the broadcast.
+    pub fn threads(&self) -> usize {
+        self.shared.threads
+    }
+
+    /// This worker's scratch (64-byte aligned, [`ThreadPool::scratch_bytes`]
+    /// long); empty for thread 0, which has its own.
+    pub fn scratch(&mut self) -> &mut [u8] {
+        self.scratch
+    }
+
+    /// Waits until every thread of the broadcast has called `wait` as many
+    /// times as this one (every thread must call it equally often), and
+    /// returns `true`. Once a thread of the broadcast has panicked it returns
+    /// `false` at once: the job should then stop, since the others no longer
+    /// keep step.
+    pub fn wait(&self) -> bool {
+        self.shared.threads == 1 || self.shared.barrier.wait()
+    }
+}
+
+/// A worker thread: waits for each broadcast and runs its job.
+fn worker(sh: &Shared, index: usize) {
+    let mut seen = 0;
+    loop {
+        wait_until(&sh.lock, &sh.started, || {
+            sh.epoch.load(Ordering::Acquire) != seen
+        });
+        seen = sh.epoch.load(Ordering::Acquire);
+        if sh.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let job = *lock(&sh.job);
+        if let Some(job) = job {
+            let mut scratch = lock(&sh.scratch[index - 1]);
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: `broadcast` stored this job borrowed for the whole
+                // broadcast and does not return (nor drop what the job
+                // borrows) before `running` reaches 0, which happens only
+                // after this call, below.
+                unsafe {
+                    job.call(&mut Worker {
+                        index,
+                        shared: sh,
+                        scratch: bytemuck::cast_slice_mut(&mut scratch[..]),
+                    });
+                }
+            }));
+            drop(scratch);
+            if ran.is_err() {
+                sh.panicked.store(true, Ordering::Relaxed);
+                sh.barrier.poison();
+            }
+        }
+        if sh.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _g = lock(&sh.lock);
+            sh.finished.notify_all();
+        }
+    }
+}
+
+/// Locks `m`, ignoring poisoning (the pool's own locks guard no invariant a
+/// panic could break: a job's panic is caught outside them).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Spins a while for `done`, then sleeps on `cv` until it holds; whoever
+/// makes `done` true must then take `lock` and notify `cv`.
+fn wait_until(lock_: &Mutex<()>, cv: &Condvar, done: impl Fn() -> bool) {
+    for _ in 0..SPINS {
+        if done() {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+    let mut g = lock(lock_);
+    while !done() {
+        g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// A reusable barrier for the pool's threads: spins, then sleeps; poisoned
+/// (never waits again in this broadcast) once a thread panicked.
+struct Barrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    poisoned: AtomicBool,
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Barrier {
+    fn new(threads: usize) -> Self {
+        Barrier {
+            threads,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Before a broadcast (no thread is at the barrier).
+    fn reset(&self) {
+        self.arrived.store(0, Ordering::Relaxed);
+        self.poisoned.store(false, Ordering::Relaxed);
+    }
+
+    fn poison(&self) {
+        let _g = lock(&self.lock);
+        self.poisoned.store(true, Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// `false` when poisoned.
+    fn wait(&self) -> bool {
+        let seen = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            let _g = lock(&self.lock);
+            self.generation.fetch_add(1, Ordering::Release);
+            if self.sleepers.load(Ordering::Relaxed) > 0 {
+                self.cv.notify_all();
+            }
+            return !self.poisoned.load(Ordering::Acquire);
+        }
+        let passed = || {
+            self.generation.load(Ordering::Acquire) != seen || self.poisoned.load(Ordering::Acquire)
+        };
+        let spun = (0..SPINS).any(|_| {
+            core::hint::spin_loop();
+            passed()
+        });
+        if !spun {
+            let mut g = lock(&self.lock);
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            while !passed() {
+                g = self.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+        !self.poisoned.load(Ordering::Acquire)
+    }
+}
+
+/// A job borrowed by [`ThreadPool::broadcast`], its lifetime erased so that
+/// the persistent workers can hold it: the closure's address and the
+/// function that calls it.
+#[derive(Clone, Copy)]
+struct JobRef {
+    data: *const (),
+    call: unsafe fn(*const (), &mut Worker<'_>),
+}
+
+// SAFETY: a `JobRef` points to an `F: Sync` closure (see `JobRef::new`), so
+// calling it from other threads through a shared reference is allowed.
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    fn new<F: Fn(&mut Worker<'_>) + Sync>(f: &F) -> JobRef {
+        /// Calls the `F` at `data`.
+        ///
+        /// # Safety
+        /// `data` must point to a live `F`.
+        unsafe fn call<F: Fn(&mut Worker<'_>) + Sync>(data: *const (), w: &mut Worker<'_>) {
+            // SAFETY: the caller promises that `data` is a live `F`.
+            let f = unsafe { &*data.cast::<F>() };
+            f(w);
+        }
+        JobRef {
+            data: (f as *const F).cast(),
+            call: call::<F>,
+        }
+    }
+
+    /// Runs the job.
+    ///
+    /// # Safety
+    /// The closure `new` was given must still be alive.
+    unsafe fn call(self, w: &mut Worker<'_>) {
+        // SAFETY: `data` and `call` were made together for one `F`, alive as
+        // the caller promises.
+        unsafe { (self.call)(self.data, w) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every thread runs the job once with its own index; `wait` keeps the
+    /// threads in step (no thread sees a later step before all finished the
+    /// earlier one).
+    #[test]
+    fn broadcast_runs_every_thread_in_step() {
+        for threads in [1, 2, 3, 5] {
+            let mut pool = ThreadPool::new(threads).unwrap();
+            pool.reserve_scratch(100);
+            assert!(pool.scratch_bytes() >= 100);
+            let seen = AtomicUsize::new(0);
+            let steps = AtomicUsize::new(0);
+            for _ in 0..3 {
+                steps.store(0, Ordering::Relaxed);
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    assert_eq!(w.threads(), threads);
+                    assert_eq!(w.scratch().len(), if w.index() == 0 { 0 } else { 128 });
+                    seen.fetch_or(1 << w.index(), Ordering::Relaxed);
+                    for step in 0..50 {
+                        steps.fetch_add(1, Ordering::AcqRel);
+                        assert!(w.wait());
+                        assert!(steps.load(Ordering::Acquire) >= (step + 1) * threads);
+                        assert!(w.wait());
+                    }
+                });
+                assert_eq!(seen.load(Ordering::Relaxed), (1 << threads) - 1);
+                assert_eq!(steps.load(Ordering::Relaxed), 50 * threads);
+            }
+        }
+    }
+
+    /// A panic on a worker or on the calling thread reaches the caller once
+    /// every thread has left the job; the others stop at their next `wait`,
+    /// and the pool keeps working.
+    #[test]
+    fn a_panic_reaches_the_caller_and_the_pool_survives() {
+        let mut pool = ThreadPool::new(3).unwrap();
+        for culprit in [0, 2] {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    for _ in 0..10 {
+                        assert!(w.index() != culprit, "planned panic");
+                        if !w.wait() {
+                            return;
+                        }
+                    }
+                });
+            }));
+            assert!(r.is_err());
+            let ran = AtomicUsize::new(0);
+            pool.broadcast(&|w: &mut Worker<'_>| {
+                assert!(w.wait());
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(ran.load(Ordering::Relaxed), 3);
+        }
+    }
+}
