@@ -26,7 +26,8 @@ pub struct Args {
     /// each op runs on all of them, one op per wake-up of the pool.
     #[arg(long)]
     pub layers: bool,
-    /// Threads (default: every core the system offers).
+    /// Threads (default: 1, so that figures compare across machines and
+    /// with single-threaded peers; `detect` defaults to every core).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -40,7 +41,7 @@ pub fn run(a: Args) -> Result<(), String> {
     if a.iters == 0 {
         return Err("--iters must be at least 1".into());
     }
-    let threads = crate::threads(a.threads)?;
+    let threads = crate::threads(Some(a.threads.unwrap_or(1)))?;
     let bytes = crate::load_model(&a.model)?;
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
     let mut arena = edgedetr::std_io::alloc_arena(&model).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use edgedetr_kernels::ops::decoder::DeformGeom;
 
 use super::codec::{Field, Reader, Writer, op_params};
 use super::{Cx, Io, Op, Setup, ensure};
-use crate::view::{f32s, f32s_mut};
+use crate::view::f32s;
 
 /// Most feature levels one op record can describe.
 pub const MAX_LEVELS: usize = 3;
@@ -111,10 +111,46 @@ impl Op for DeformSample {
         self.geom(cx)
     }
 
-    fn run(g: &DeformGeom, io: &mut Io<'_>, _work: Range<usize>) {
+    fn run(g: &DeformGeom, io: &mut Io<'_>, work: Range<usize>) {
+        // Heads are independent: head `h` reads value rows `h·d..(h+1)·d`,
+        // its samples' location and weight rows, and writes output rows
+        // `h·d..(h+1)·d` (all channel-major), so units `work` are the same
+        // sampling over the heads `work` alone.
+        let (q, n) = (g.queries, g.tokens());
+        let d = g.channels / g.heads;
+        let per_head = g.levels * g.points;
+        let sub = DeformGeom {
+            heads: work.len(),
+            channels: work.len() * d,
+            ..*g
+        };
+        if work.is_empty() {
+            return;
+        }
         let (value, loc, aw) = (f32s(io.ins[0]), f32s(io.ins[1]), f32s(io.ins[2]));
-        io.k.deform_sample(g, value, loc, aw, f32s_mut(io.out.all()));
+        let rows = |per: usize| work.start * per..work.end * per;
+        io.k.deform_sample(
+            &sub,
+            &value[rows(d * n)],
+            &loc[rows(2 * per_head * q)],
+            &aw[rows(per_head * q)],
+            io.out.f32s(rows(d * q)),
+        );
     }
 }
 
-impl super::Units for DeformGeom {}
+impl super::Units for DeformGeom {
+    fn units(&self) -> usize {
+        self.heads
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let per_head = self.channels / self.heads * self.queries;
+        Some(work.start * per_head..work.end * per_head)
+    }
+
+    fn cost_per_output(&self) -> usize {
+        // Four bilinear taps per sample and point.
+        4 * self.levels * self.points
+    }
+}
