@@ -393,9 +393,10 @@ fn requant16(x: __m512i, m: __m512i, e: __m512i) -> __m512i {
 }
 
 /// The [`crate::Slot::WeightedSumI8`] of this path: 16 outputs of a row at a
-/// time (upsampled inputs read 8 bytes and duplicate each), every inner and
-/// the outer requantisation with [`requant16`]; the last `w mod 16` of a row,
-/// and sums whose output multiplier shifts left, element by element with the
+/// time (upsampled inputs read 8 bytes and duplicate each; same-size maps as
+/// one flat run), every inner and the outer requantisation with
+/// [`requant16`], masked loads and stores for the last `w mod 16` of a row;
+/// sums whose output multiplier shifts left element by element with the
 /// scalar rule. Byte-identical to the scalar slot.
 ///
 /// # Safety
@@ -413,39 +414,54 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
     let (lo, hi) = (a.lo as i32, a.hi as i32);
     let splat = |v: i32| _mm512_set1_epi32(v);
     let e = |m: QMul| splat((-m.shift).clamp(0, 31));
+    // 16 outputs of `rows` at `j` (the first `lanes` of them, masked).
+    let vec16 = |rows: &[&[i8]], orow: &mut [i8], j: usize, lanes: usize| {
+        let keep = ((1u32 << lanes) - 1) as u16;
+        let half = ((1u32 << lanes.div_ceil(2)) - 1) as u16;
+        let mut acc = _mm512_setzero_si512();
+        for (i, (row, p)) in rows.iter().zip(a.params).enumerate() {
+            // SAFETY: the masked loads read `lanes` bytes at j (or
+            // ⌈lanes/2⌉ at j/2 of a half-width row, j even), within the row.
+            let bytes = unsafe {
+                if up(i) {
+                    let v = _mm_maskz_loadu_epi8(half, row.as_ptr().add(j / 2));
+                    _mm_unpacklo_epi8(v, v)
+                } else {
+                    _mm_maskz_loadu_epi8(keep, row.as_ptr().add(j))
+                }
+            };
+            let q = _mm512_sub_epi32(_mm512_cvtepi8_epi32(bytes), splat(p.zp));
+            let shifted = _mm512_slli_epi32::<{ SUM_LEFT_SHIFT }>(q);
+            acc = _mm512_add_epi32(acc, requant16(shifted, splat(p.mul.m), e(p.mul)));
+        }
+        let q = requant16(acc, splat(a.out_mul.m), e(a.out_mul));
+        // zp_out + q saturates in the scalar rule; q is first brought into
+        // ±2^30 (the clamp's result is the same, and with |zp_out| ≤ 2^24
+        // the sum cannot overflow).
+        let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
+        let v = _mm512_add_epi32(q, splat(a.zp_out));
+        let v = _mm512_max_epi32(_mm512_min_epi32(v, splat(hi)), splat(lo));
+        // SAFETY: the mask enables the `lanes` bytes at j, within the row.
+        unsafe { _mm_mask_storeu_epi8(orow.as_mut_ptr().add(j), keep, _mm512_cvtepi32_epi8(v)) };
+    };
+    if vector && a.upsampled == 0 {
+        // Same-size maps: one flat run of c·h·w outputs.
+        let n = out.len();
+        for j in (0..n).step_by(16) {
+            vec16(a.inputs, out, j, (n - j).min(16));
+        }
+        return;
+    }
     let mut rows: [&[i8]; MAX_SUM_INPUTS] = [&[]; MAX_SUM_INPUTS];
     for (r, orow) in out.chunks_exact_mut(w.max(1)).enumerate() {
         let rows = a.input_rows(r, &mut rows);
-        let mut j = 0;
-        while vector && j + 16 <= w {
-            let mut acc = _mm512_setzero_si512();
-            for (i, (row, p)) in rows.iter().zip(a.params).enumerate() {
-                // SAFETY: 16 bytes at j (or 8 at j/2 of a half-width row)
-                // are within the row.
-                let bytes = unsafe {
-                    if up(i) {
-                        let v = _mm_loadl_epi64(row.as_ptr().add(j / 2).cast());
-                        _mm_unpacklo_epi8(v, v)
-                    } else {
-                        _mm_loadu_si128(row.as_ptr().add(j).cast())
-                    }
-                };
-                let q = _mm512_sub_epi32(_mm512_cvtepi8_epi32(bytes), splat(p.zp));
-                let shifted = _mm512_slli_epi32::<{ SUM_LEFT_SHIFT }>(q);
-                acc = _mm512_add_epi32(acc, requant16(shifted, splat(p.mul.m), e(p.mul)));
+        if vector {
+            for j in (0..w).step_by(16) {
+                vec16(rows, orow, j, (w - j).min(16));
             }
-            let q = requant16(acc, splat(a.out_mul.m), e(a.out_mul));
-            // zp_out + q saturates in the scalar rule; q is first brought
-            // into ±2^30 (the clamp's result is the same, and with
-            // |zp_out| ≤ 2^24 the sum cannot overflow).
-            let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
-            let v = _mm512_add_epi32(q, splat(a.zp_out));
-            let v = _mm512_max_epi32(_mm512_min_epi32(v, splat(hi)), splat(lo));
-            // SAFETY: 16 bytes at j are within the output row.
-            unsafe { _mm_storeu_si128(orow.as_mut_ptr().add(j).cast(), _mm512_cvtepi32_epi8(v)) };
-            j += 16;
+            continue;
         }
-        for (jj, o) in orow.iter_mut().enumerate().skip(j) {
+        for (jj, o) in orow.iter_mut().enumerate() {
             let qs = rows
                 .iter()
                 .enumerate()
