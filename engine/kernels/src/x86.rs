@@ -81,7 +81,7 @@ unsafe fn avx2_fma_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32
 ///
 /// # Safety
 /// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
-unsafe fn avx2_fma_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
+pub(crate) unsafe fn avx2_fma_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
     // SAFETY: the caller guarantees AVX2 and FMA.
     unsafe { dwconv(a, out) }
 }

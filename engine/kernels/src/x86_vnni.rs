@@ -14,6 +14,7 @@
 
 use core::arch::x86_64::*;
 
+use crate::Act;
 use crate::blocked::{MicroKernel, Tile, TileEpi};
 use crate::caps::Caps;
 use crate::conv::ConvF32;
@@ -42,6 +43,7 @@ declare_path! {
         conv_i8 = vnni_conv_s8,
         weighted_sum_i8 = avx512_weighted_sum_s8,
         dwconv_i8 = avx512_dwconv_s8,
+        dwconv_f32 = avx512_dwconv_f32,
         softmax_cols = avx512_softmax_cols,
         softmax_groups = avx512_softmax_groups,
         deform_sample = avx512_deform_sample,
@@ -881,6 +883,114 @@ unsafe fn avx512_topk_tokens(scores: &[f32], c: usize, idx: &mut [u32], scratch:
         unsafe { _mm512_storeu_ps(maxima.as_mut_ptr(), m) };
         for (i, &s) in maxima[..w].iter().enumerate() {
             top.push(s, (t0 + i) as u32);
+        }
+    }
+}
+
+/// The [`crate::Slot::DwConvF32`] of this path: 16 output columns per zmm
+/// vector, every tap a masked load (padding columns and lanes past the row
+/// read as zero, and are never read), stride 2 as two masked loads whose
+/// even lanes a two-table permute keeps. Rows of any width run in vectors,
+/// so small maps (10 × 10 with 5 × 5 taps) have no scalar border; the taps
+/// accumulate in the reference's order with FMA. Strides above 2 take the
+/// base path's kernel.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX-512 F runs, operands checked.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn avx512_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
+    let g = &a.g;
+    if g.stride > 2 {
+        // SAFETY: the base path's features are this path's.
+        return unsafe { crate::x86::avx2_fma_dwconv_f32(a, out) };
+    }
+    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad() as isize);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // Of 16 consecutive columns from `base`, those at offsets `j < n` that
+    // lie in the row (`0 ≤ base + j < w`).
+    let cols = |base: isize, n: usize| -> u16 {
+        let lo = (-base).clamp(0, 16) as u32;
+        let hi = (w as isize - base).clamp(0, n as isize) as u32;
+        if hi <= lo {
+            0
+        } else {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
+        }
+    };
+    for c in 0..g.cout {
+        let plane = &a.input[c * h * w..][..h * w];
+        let taps = &a.weight[c * k * k..][..k * k];
+        let bias = _mm512_set1_ps(a.bias[c]);
+        for oy in 0..oh {
+            let orow = &mut out[(c * oh + oy) * ow..][..ow];
+            for ox in (0..ow).step_by(16) {
+                let lanes = (ow - ox).min(16);
+                let mut acc = _mm512_setzero_ps();
+                for ky in 0..k {
+                    let Some(iy) = input_row(h, s, g.pad(), oy, ky) else {
+                        continue;
+                    };
+                    let line = plane[iy * w..][..w].as_ptr();
+                    for kx in 0..k {
+                        let wv = _mm512_set1_ps(taps[ky * k + kx]);
+                        let base = (s * ox) as isize + kx as isize - pad;
+                        // Both arms: the masks enable only lanes whose column
+                        // lies in `line` (`cols`); `wrapping_offset` forms the
+                        // addresses of the others without reading them.
+                        let x = if s == 1 {
+                            let m = cols(base, lanes);
+                            // SAFETY: see above.
+                            unsafe { _mm512_maskz_loadu_ps(m, line.wrapping_offset(base)) }
+                        } else {
+                            // Offset j of `lo` is column base + j (j even: the
+                            // output's lane j/2); `hi` the 16 columns after.
+                            const EVEN: u16 = 0x5555;
+                            let m_lo = cols(base, 2 * lanes.min(8)) & EVEN;
+                            let m_hi = cols(base + 16, 2 * lanes.saturating_sub(8)) & EVEN;
+                            // SAFETY: see above.
+                            unsafe {
+                                let lo = _mm512_maskz_loadu_ps(m_lo, line.wrapping_offset(base));
+                                let hi =
+                                    _mm512_maskz_loadu_ps(m_hi, line.wrapping_offset(base + 16));
+                                _mm512_permutex2var_ps(lo, even, hi)
+                            }
+                        };
+                        acc = _mm512_fmadd_ps(wv, x, acc);
+                    }
+                }
+                let y = act16(a.act, _mm512_add_ps(acc, bias));
+                let keep = ((1u32 << lanes) - 1) as u16;
+                // SAFETY: the mask enables the `lanes` columns at ox, within the row.
+                unsafe { _mm512_mask_storeu_ps(orow.as_mut_ptr().add(ox), keep, y) };
+            }
+        }
+    }
+}
+
+/// `act(v)` on 16 lanes: ReLU and ReLU6 in vectors (NaN stays NaN, as in
+/// `act_ps`), the others lane by lane through the scalar function. Written
+/// here rather than calling the AVX2 `act_ps` twice: a second caller of that
+/// function changed how LLVM compiled the 8 × 32 GEMM tile's epilogue (an
+/// accumulator spilled inside its loop, 3× slower).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn act16(act: Act, v: __m512) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    match act {
+        Act::None => v,
+        // MAXPS/MINPS return their second operand when either is NaN.
+        Act::Relu => _mm512_max_ps(zero, v),
+        Act::Relu6 => _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(zero, v)),
+        _ => {
+            let mut lanes = [0.0f32; 16];
+            // SAFETY: `lanes` holds 16 elements.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+            for x in &mut lanes {
+                *x = act.apply(*x);
+            }
+            // SAFETY: as above.
+            unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
         }
     }
 }
