@@ -85,9 +85,15 @@ pub(crate) struct ChannelBlock {
 
 impl ChannelBlock {
     /// Output channels per work unit: dense convolutions repack their input
-    /// per call, so blocks are wide; depthwise channels are independent.
+    /// per call, so blocks are wide (16 below 64 channels, so that the stem
+    /// and other narrow layers still split between two threads); depthwise
+    /// channels are independent.
     const fn width(g: &ConvGeom) -> usize {
-        if g.groups == 1 { 32 } else { 16 }
+        if g.groups == 1 && g.cout >= 64 {
+            32
+        } else {
+            16
+        }
     }
 
     /// Work units of a convolution.
