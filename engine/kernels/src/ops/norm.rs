@@ -66,7 +66,7 @@ const COL_BLOCK: usize = 16;
 /// place (the scalar [`crate::Slot::SoftmaxCols`]): column `j`, the values
 /// `x[i·cols + j]` for `i < rows`, becomes exactly what [`softmax_in_place`]
 /// makes of it (the same operations in the same order), computed for
-/// [`COL_BLOCK`] columns at a time, row after row, so the matrix is read
+/// 16 columns at a time, row after row, so the matrix is read
 /// along its rows. `cols > 0` must divide `x.len()`.
 pub fn softmax_columns(x: &mut [f32], cols: usize) {
     for j0 in (0..cols).step_by(COL_BLOCK) {
