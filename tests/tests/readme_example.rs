@@ -87,7 +87,11 @@ fn the_example_detects_with_every_precision() {
     // int8: the fixture's checkpoint is barely trained (every score is below
     // 0.08, so its ranking is noise at int8's precision; `tests/int8.rs`
     // measures int8's accuracy): the same number of detections, finite, and
-    // a best score within 0.01 of fp32's.
+    // a best score within 0.02 of fp32's. The file is calibrated here with
+    // the best kernels, whose f32 rounding differs by path (FMA, polynomial
+    // exp), and that alone moves int8's best score: 0.071 (avx2_fma), 0.081
+    // (scalar), 0.084 (avx512_vnni) against fp32's 0.073 — 0.01 was inside
+    // that spread.
     assert_eq!(int8.len(), fp32.len());
     assert!(int8.iter().all(|(_, d)| {
         [d.x1, d.y1, d.x2, d.y2, d.score]
@@ -95,7 +99,7 @@ fn the_example_detects_with_every_precision() {
             .all(|v| v.is_finite())
     }));
     assert!(
-        (int8[0].1.score - top.score).abs() < 0.01,
+        (int8[0].1.score - top.score).abs() < 0.02,
         "int8 best {:?} vs fp32 {top:?}",
         int8[0]
     );
