@@ -236,7 +236,7 @@ fn epilogue_4x4(
     };
     let x = lane(&|r, t| bias[r].wrapping_add(acc[r][t].wrapping_sub(corr[t])));
     let m = lane(&|r, _| mul[r].m);
-    let e = lane(&|r, _| (-mul[r].shift).clamp(0, 31));
+    let e = lane(&|r, _| mul[r].shift.saturating_neg().clamp(0, 31));
     let y = requant16_out(x, m, e, rq);
     let bytes: [i8; 16] = {
         let mut b = [0i8; 16];
@@ -415,7 +415,7 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
     let up = |i: usize| a.upsampled >> i & 1 == 1;
     let (lo, hi) = (a.lo as i32, a.hi as i32);
     let splat = |v: i32| _mm512_set1_epi32(v);
-    let e = |m: QMul| splat((-m.shift).clamp(0, 31));
+    let e = |m: QMul| splat(m.shift.saturating_neg().clamp(0, 31));
     // 16 outputs of `rows` at `j` (the first `lanes` of them, masked).
     let vec16 = |rows: &[&[i8]], orow: &mut [i8], j: usize, lanes: usize| {
         let keep = ((1u32 << lanes) - 1) as u16;
@@ -499,7 +499,7 @@ unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
     for c in 0..g.cout {
         let taps = &weight[c * kpad..][..k * k];
         let mul = rq.channel_mul(c);
-        let (m, e) = (splat(mul.m), splat((-mul.shift).clamp(0, 31)));
+        let (m, e) = (splat(mul.m), splat(mul.shift.saturating_neg().clamp(0, 31)));
         let plane = &input[c * h * w..][..h * w];
         let oplane = &mut out[c * oh * ow..][..oh * ow];
         for (oy, orow) in oplane.chunks_exact_mut(ow).enumerate() {

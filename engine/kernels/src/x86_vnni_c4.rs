@@ -471,7 +471,7 @@ unsafe fn store16(
     let y = crate::x86_vnni::requant16_out(
         _mm512_add_epi32(acc, _mm512_set1_epi32(badj)),
         _mm512_set1_epi32(mul.m),
-        _mm512_set1_epi32((-mul.shift).clamp(0, 31)),
+        _mm512_set1_epi32(mul.shift.saturating_neg().clamp(0, 31)),
         rq,
     );
     let mut b = _mm512_cvtepi32_epi8(y);
