@@ -60,6 +60,13 @@ fn model(fix: &Path) -> &'static PathBuf {
 }
 
 /// Asserts a failed run with one `edgedetr: error:` line mentioning `needle`.
+/// The one JSON value a successful command printed on stdout (its stderr
+/// in the message otherwise).
+fn json_of(o: Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap()
+}
+
 fn assert_error(o: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -160,9 +167,7 @@ fn happy_path_detect_json_save_dump_inspect_bench() {
         "0",
         "--json",
     ]);
-    assert!(o.status.success());
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let v = json_of(o);
     for k in ["backbone_ms", "neck_ms", "decoder_ms", "ms", "arena_bytes"] {
         assert!(v[k].as_f64().is_some(), "bench JSON lacks {k}");
     }
@@ -186,9 +191,7 @@ fn detect_and_bench_on_two_threads() {
             "--threads",
             threads,
         ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let v: serde_json::Value =
-            serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+        let v = json_of(o);
         v["detections"].clone()
     };
     let two = detect("2");
@@ -205,9 +208,7 @@ fn detect_and_bench_on_two_threads() {
         "2",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let v = json_of(o);
     assert_eq!(v["threads"], 2);
     assert!(v["ms"].as_f64().unwrap() > 0.0);
     let o = edgedetr(&[
@@ -327,9 +328,7 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "--dump",
         dump.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let image: serde_json::Value =
-        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let image = json_of(o);
     let o = edgedetr(&[
         "detect",
         out8.to_str().unwrap(),
@@ -340,9 +339,7 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "--max-det",
         "20",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let tensor: serde_json::Value =
-        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let tensor = json_of(o);
     let (a, b) = (
         image["detections"].as_array().unwrap(),
         tensor["detections"].as_array().unwrap(),
@@ -374,11 +371,9 @@ fn quantize_pt_fp16_and_int8_with_a_report() {
         "--layers",
         "--json",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The per-layer profile: every op, shares adding up to at most the
     // frame, the stem's 22.1 M MACs.
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8(o.stdout).unwrap().trim()).unwrap();
+    let v = json_of(o);
     let layers = v["layers"]
         .as_array()
         .expect("bench --layers --json has layers");

@@ -384,3 +384,26 @@ macro_rules! golden_runs {
         }
     )*};
 }
+
+/// The raw bytes of buffer `id` after a run (f32 as their bit patterns, i8
+/// and i32 little-endian): what byte-identity tests compare.
+pub fn buffer_bytes(s: &edgedetr::Session<'_, '_>, id: u32) -> Vec<u8> {
+    use edgedetr::format::DType;
+    let d = s.model().buffer(id).unwrap();
+    match DType::from_u8(d.dtype).unwrap() {
+        DType::F32 => s
+            .buffer(id)
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect(),
+        DType::I8 => s.buffer_i8(id).unwrap().iter().map(|&v| v as u8).collect(),
+        DType::I32 => s
+            .buffer_i32(id)
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        other => panic!("unexpected buffer dtype {other:?}"),
+    }
+}

@@ -231,23 +231,10 @@ fn exported_bytes(s: &Session<'_, '_>) -> Vec<(String, Vec<u8>)> {
     model
         .exported_buffers()
         .map(|id| {
-            let d = model.buffer(id).unwrap();
-            let bytes: Vec<u8> = match DType::from_u8(d.dtype) {
-                Some(DType::I8) => s.buffer_i8(id).unwrap().iter().map(|&x| x as u8).collect(),
-                Some(DType::I32) => s
-                    .buffer_i32(id)
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                _ => s
-                    .buffer(id)
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            };
-            (model.buffer_name(id).unwrap().to_string(), bytes)
+            (
+                model.buffer_name(id).unwrap().to_string(),
+                buffer_bytes(s, id),
+            )
         })
         .collect()
 }

@@ -7,32 +7,11 @@ use edgedetr::format::{DType, NONE};
 use edgedetr::{Model, Session, ThreadPool};
 use edgedetr_tests::*;
 
-/// The raw bytes of buffer `id`.
-fn raw(s: &Session<'_, '_>, id: u32) -> Vec<u8> {
-    let d = s.model().buffer(id).unwrap();
-    match DType::from_u8(d.dtype).unwrap() {
-        DType::F32 => s
-            .buffer(id)
-            .unwrap()
-            .iter()
-            .flat_map(|v| v.to_bits().to_le_bytes())
-            .collect(),
-        DType::I8 => s.buffer_i8(id).unwrap().iter().map(|&v| v as u8).collect(),
-        DType::I32 => s
-            .buffer_i32(id)
-            .unwrap()
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        other => panic!("unexpected dtype {other:?}"),
-    }
-}
-
 /// Every exported buffer's bytes.
 fn exported(s: &Session<'_, '_>) -> Vec<(u32, Vec<u8>)> {
     s.model()
         .exported_buffers()
-        .map(|id| (id, raw(s, id)))
+        .map(|id| (id, buffer_bytes(s, id)))
         .collect()
 }
 
@@ -75,7 +54,7 @@ fn check(bytes: &[u8]) -> usize {
             let op = f.op(i as u32);
             for &o in op.outputs.iter().filter(|&&o| o != NONE) {
                 assert!(
-                    raw(&one, o) == raw(&s, o),
+                    buffer_bytes(&one, o) == buffer_bytes(&s, o),
                     "{threads} threads: op {i} {} differs from one thread",
                     f.str(op.name)
                 );

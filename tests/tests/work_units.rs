@@ -10,27 +10,6 @@ use edgedetr::format::{DType, NONE};
 use edgedetr::{Model, OpKind, Session};
 use edgedetr_tests::*;
 
-/// The raw bytes of buffer `id`.
-fn raw(s: &Session<'_, '_>, id: u32) -> Vec<u8> {
-    let d = s.model().buffer(id).unwrap();
-    match DType::from_u8(d.dtype).unwrap() {
-        DType::F32 => s
-            .buffer(id)
-            .unwrap()
-            .iter()
-            .flat_map(|v| v.to_bits().to_le_bytes())
-            .collect(),
-        DType::I8 => s.buffer_i8(id).unwrap().iter().map(|&v| v as u8).collect(),
-        DType::I32 => s
-            .buffer_i32(id)
-            .unwrap()
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        other => panic!("unexpected output dtype {other:?}"),
-    }
-}
-
 /// Overwrites buffer `id` with a pattern no op writes.
 fn poison(s: &mut Session<'_, '_>, id: u32) {
     let d = s.model().buffer(id).unwrap();
@@ -73,7 +52,7 @@ fn check(bytes: &[u8]) -> BTreeSet<&'static str> {
         s.run_ops(i..i + 1).unwrap();
         let op = f.op(i as u32);
         let outs: Vec<u32> = op.outputs.iter().copied().filter(|&o| o != NONE).collect();
-        let whole: Vec<Vec<u8>> = outs.iter().map(|&o| raw(&s, o)).collect();
+        let whole: Vec<Vec<u8>> = outs.iter().map(|&o| buffer_bytes(&s, o)).collect();
         let units = s.op_work_units(i).unwrap();
         if units < 2 {
             continue;
@@ -87,7 +66,7 @@ fn check(bytes: &[u8]) -> BTreeSet<&'static str> {
         let name = f.str(op.name);
         for (&o, want) in outs.iter().zip(&whole) {
             assert!(
-                raw(&s, o) == *want,
+                buffer_bytes(&s, o) == *want,
                 "op {i} {name}: {units} units run in pieces differ from the whole op"
             );
         }
