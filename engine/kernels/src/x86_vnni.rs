@@ -69,6 +69,10 @@ impl Vnni {
     }
 }
 
+/// `XCR0` bits of the register state AVX-512 needs the OS to save: XMM,
+/// YMM, opmask and both ZMM components.
+pub(crate) const ZMM_STATE: u64 = 0b1110_0110;
+
 /// `xgetbv` (XMM, YMM, opmask and both ZMM state components enabled) and
 /// leaf 7 (AVX-512 F, BW, VL, VNNI): what `is_x86_feature_detected!` checks,
 /// without `std`.
@@ -77,7 +81,6 @@ fn cpu_has_avx512_vnni() -> bool {
     const AVX512BW: u32 = 1 << 30;
     const AVX512VL: u32 = 1 << 31;
     const AVX512VNNI: u32 = 1 << 11;
-    const ZMM_STATE: u64 = 0b1110_0110;
     let Some((_, l7)) = crate::x86::cpuid_with_os_state(ZMM_STATE) else {
         return false;
     };
@@ -106,7 +109,7 @@ unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let mut colsum = [0i32; NB];
     // The vector epilogue covers multipliers that shift right (all but
     // multipliers above 1) and output zero points that cannot overflow.
-    let fast = rq.mul.iter().all(|m| m.shift <= 0) && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
+    let fast = requant16_covers(rq);
     for j0 in (0..n).step_by(NB) {
         let nb = NB.min(n - j0);
         let panel = &mut tile[..nb * kb];
@@ -237,7 +240,7 @@ fn epilogue_4x4(
     let x = lane(&|r, t| bias[r].wrapping_add(acc[r][t].wrapping_sub(corr[t])));
     let m = lane(&|r, _| mul[r].m);
     let e = lane(&|r, _| mul[r].shift.saturating_neg().clamp(0, 31));
-    let y = requant16_out(x, m, e, rq);
+    let y = requant16_rq(x, m, e, rq);
     let bytes: [i8; 16] = {
         let mut b = [0i8; 16];
         // SAFETY: `b` holds 16 bytes; every lane is within i8 after the clamp.
@@ -334,20 +337,46 @@ unsafe fn avx512_sgemm_f32_8x32(t: &Tile, epi: &TileEpi) {
 
 /// The epilogue of 16 lanes before the table: [`requant16`], then
 /// `clamp(zp_out + q, lo, hi)` (`q` is first brought into ±2^30: the clamp's
-/// result is the same, and the sum cannot overflow). Lanes fit in i8.
+/// result is the same, and with `|zp_out| ≤ 2^24` the sum cannot overflow,
+/// where the scalar rule saturates). Lanes fit in i8.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) fn requant16_out(x: __m512i, m: __m512i, e: __m512i, rq: &Requant<'_>) -> __m512i {
+pub(crate) fn requant16_out(
+    x: __m512i,
+    m: __m512i,
+    e: __m512i,
+    zp_out: i32,
+    (lo, hi): (i32, i32),
+) -> __m512i {
     let q = requant16(x, m, e);
     let q = _mm512_max_epi32(
         _mm512_min_epi32(q, _mm512_set1_epi32(1 << 30)),
         _mm512_set1_epi32(-(1 << 30)),
     );
-    let y = _mm512_add_epi32(q, _mm512_set1_epi32(rq.zp_out));
+    let y = _mm512_add_epi32(q, _mm512_set1_epi32(zp_out));
     _mm512_max_epi32(
-        _mm512_min_epi32(y, _mm512_set1_epi32(rq.hi as i32)),
-        _mm512_set1_epi32(rq.lo as i32),
+        _mm512_min_epi32(y, _mm512_set1_epi32(hi)),
+        _mm512_set1_epi32(lo),
     )
+}
+
+/// The output zero points [`requant16_out`] takes (the quantizer writes
+/// int8 ones; beyond this the sum could overflow where the scalar rule
+/// saturates).
+pub(crate) const ZP_OUT_RANGE: core::ops::RangeInclusive<i32> = -(1 << 24)..=1 << 24;
+
+/// Whether [`requant16_rq`] is byte-identical to the scalar epilogue of `rq`:
+/// every multiplier shifts right and the output zero point is in
+/// [`ZP_OUT_RANGE`] (otherwise kernels take the scalar rule).
+pub(crate) fn requant16_covers(rq: &Requant<'_>) -> bool {
+    rq.mul.iter().all(|m| m.shift <= 0) && ZP_OUT_RANGE.contains(&rq.zp_out)
+}
+
+/// [`requant16_out`] with a convolution's output zero point and clamps.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn requant16_rq(x: __m512i, m: __m512i, e: __m512i, rq: &Requant<'_>) -> __m512i {
+    requant16_out(x, m, e, rq.zp_out, (rq.lo as i32, rq.hi as i32))
 }
 
 /// [`crate::quant::requant`] of 16 lanes whose multipliers shift right:
@@ -411,15 +440,15 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
     // Output zero points beyond ±2^24 (never produced by the quantizer) too.
     let vector = a.out_mul.shift <= 0
         && a.params.iter().all(|p| p.mul.shift <= 0)
-        && (-(1 << 24)..=1 << 24).contains(&a.zp_out);
+        && ZP_OUT_RANGE.contains(&a.zp_out);
     let up = |i: usize| a.upsampled >> i & 1 == 1;
     let (lo, hi) = (a.lo as i32, a.hi as i32);
     let splat = |v: i32| _mm512_set1_epi32(v);
     let e = |m: QMul| splat(m.shift.saturating_neg().clamp(0, 31));
     // 16 outputs of `rows` at `j` (the first `lanes` of them, masked).
     let vec16 = |rows: &[&[i8]], orow: &mut [i8], j: usize, lanes: usize| {
-        let keep = ((1u32 << lanes) - 1) as u16;
-        let half = ((1u32 << lanes.div_ceil(2)) - 1) as u16;
+        let keep = first_lanes(lanes);
+        let half = first_lanes(lanes.div_ceil(2));
         let mut acc = _mm512_setzero_si512();
         for (i, (row, p)) in rows.iter().zip(a.params).enumerate() {
             // SAFETY: the masked loads read `lanes` bytes at j (or
@@ -436,13 +465,7 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
             let shifted = _mm512_slli_epi32::<{ SUM_LEFT_SHIFT }>(q);
             acc = _mm512_add_epi32(acc, requant16(shifted, splat(p.mul.m), e(p.mul)));
         }
-        let q = requant16(acc, splat(a.out_mul.m), e(a.out_mul));
-        // zp_out + q saturates in the scalar rule; q is first brought into
-        // ±2^30 (the clamp's result is the same, and with |zp_out| ≤ 2^24
-        // the sum cannot overflow).
-        let q = _mm512_max_epi32(_mm512_min_epi32(q, splat(1 << 30)), splat(-(1 << 30)));
-        let v = _mm512_add_epi32(q, splat(a.zp_out));
-        let v = _mm512_max_epi32(_mm512_min_epi32(v, splat(hi)), splat(lo));
+        let v = requant16_out(acc, splat(a.out_mul.m), e(a.out_mul), a.zp_out, (lo, hi));
         // SAFETY: the mask enables the `lanes` bytes at j, within the row.
         unsafe { _mm_mask_storeu_epi8(orow.as_mut_ptr().add(j), keep, _mm512_cvtepi32_epi8(v)) };
     };
@@ -488,9 +511,7 @@ unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
     let (oh, ow) = (g.out_h(), g.out_w());
-    let vector = (s == 1 || s == 2)
-        && rq.mul.iter().all(|m| m.shift <= 0)
-        && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
+    let vector = (s == 1 || s == 2) && requant16_covers(rq);
     if !vector || k > MAX_DW_K {
         return crate::conv_i8::conv_s8_depthwise(a, out);
     }
@@ -559,9 +580,9 @@ unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
                         acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
                     }
                 }
-                let v = requant16_out(acc, m, e, rq);
+                let v = requant16_rq(acc, m, e, rq);
                 let o = &mut orow[ox0..ox0 + n];
-                let keep = ((1u32 << n) - 1) as u16;
+                let keep = first_lanes(n);
                 // SAFETY: the mask enables the `n` bytes of `o` only.
                 unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr(), keep, _mm512_cvtepi32_epi8(v)) };
                 if let Some(lut) = rq.lut {
@@ -597,7 +618,7 @@ unsafe fn avx512_softmax_cols(x: &mut [f32], cols: usize) {
     let rows = x.len() / cols;
     let base = x.as_mut_ptr();
     for j0 in (0..cols).step_by(16) {
-        let lanes: __mmask16 = ((1u32 << (cols - j0).min(16)) - 1) as u16;
+        let lanes = first_lanes((cols - j0).min(16));
         let at = |i: usize| base.wrapping_add(i * cols + j0);
         // Lanes j0..j0+w of row i < rows, w = min(16, cols − j0), lie in
         // `x`; masked-off lanes are not touched.
@@ -717,7 +738,7 @@ unsafe fn avx512_deform_sample(
             let (fw, fh) = (splat(lw as f32), splat(lh as f32));
             for _ in 0..g.points {
                 for j in (0..q).step_by(16) {
-                    let lanes: __mmask16 = ((1u32 << (q - j).min(16)) - 1) as u16;
+                    let lanes = first_lanes((q - j).min(16));
                     let at = |x: &[f32], row: usize| {
                         let x = &x[row * q + j..][..(q - j).min(16)];
                         // SAFETY: the unmasked lanes are the elements of `x`.
@@ -790,7 +811,7 @@ unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
     let cf = _mm512_set1_pd(c as f64);
     for t0 in (0..t).step_by(16) {
         let w = (t - t0).min(16);
-        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let lanes = first_lanes(w);
         let load = |x: &[f32], ch: usize| {
             let x = &x[ch * t + t0..][..w];
             // SAFETY: the unmasked lanes are the elements of `x`.
@@ -864,7 +885,7 @@ unsafe fn avx512_topk_tokens(scores: &[f32], c: usize, idx: &mut [u32], scratch:
     let mut top = TopK::new(&mut scratch[..k], idx);
     for t0 in (0..n).step_by(16) {
         let w = (n - t0).min(16);
-        let lanes: __mmask16 = ((1u32 << w) - 1) as u16;
+        let lanes = first_lanes(w);
         let load = |ch: usize| {
             let x = &scores[ch * n + t0..][..w];
             // SAFETY: the unmasked lanes are the elements of `x`.
@@ -910,13 +931,9 @@ unsafe fn avx512_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
     // Of 16 consecutive columns from `base`, those at offsets `j < n` that
     // lie in the row (`0 ≤ base + j < w`).
     let cols = |base: isize, n: usize| -> u16 {
-        let lo = (-base).clamp(0, 16) as u32;
-        let hi = (w as isize - base).clamp(0, n as isize) as u32;
-        if hi <= lo {
-            0
-        } else {
-            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16
-        }
+        let lo = (-base).clamp(0, 16) as usize;
+        let hi = (w as isize - base).clamp(0, n as isize) as usize;
+        first_lanes(hi) & !first_lanes(lo)
     };
     for c in 0..g.cout {
         let plane = &a.input[c * h * w..][..h * w];
@@ -960,7 +977,7 @@ unsafe fn avx512_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
                     }
                 }
                 let y = act16(a.act, _mm512_add_ps(acc, bias));
-                let keep = ((1u32 << lanes) - 1) as u16;
+                let keep = first_lanes(lanes);
                 // SAFETY: the mask enables the `lanes` columns at ox, within the row.
                 unsafe { _mm512_mask_storeu_ps(orow.as_mut_ptr().add(ox), keep, y) };
             }
@@ -993,4 +1010,11 @@ fn act16(act: Act, v: __m512) -> __m512 {
             unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
         }
     }
+}
+
+/// The mask of the first `n ≤ 16` lanes of a 16-lane vector.
+#[inline]
+pub(crate) fn first_lanes(n: usize) -> __mmask16 {
+    debug_assert!(n <= 16);
+    ((1u32 << n) - 1) as u16
 }

@@ -29,11 +29,13 @@
 
 use core::arch::x86_64::*;
 
-use crate::conv_i8::{ConvI8, NB, Requant, conv_i8_reduction_len};
+use crate::conv_i8::{ConvI8, NB, Requant, conv_i8_reduction_len, dense_tile};
 use crate::quant::QMul;
 
 /// The largest kernel side the packer's tap table holds.
 const MAX_K: usize = 7;
+/// Output channels per micro-kernel block (12 × 2 zmm accumulators).
+const MR: usize = 12;
 /// The most output channels one call handles (its row sums live on the stack).
 const MAX_COUT: usize = 2048;
 /// The most output rows a tile of stride-2 pixels spans (rows of ≥ 8).
@@ -54,10 +56,21 @@ pub(crate) fn handles(a: &ConvI8<'_>) -> bool {
 }
 
 /// Whether the CPU has AVX-512 VBMI (the 256-entry byte table in 3
-/// instructions); `cpuid` leaf 7, ECX bit 1.
+/// instructions): `cpuid` leaf 7, ECX bit 1, asked once (`cpuid` traps to
+/// the hypervisor in a VM: microseconds, too slow for every convolution).
 fn has_vbmi() -> bool {
-    const ZMM_STATE: u64 = 0b1110_0110;
-    crate::x86::cpuid_with_os_state(ZMM_STATE).is_some_and(|(_, l7)| l7.ecx & (1 << 1) != 0)
+    use core::sync::atomic::{AtomicU8, Ordering};
+    // 0: not asked yet, 1: no, 2: yes.
+    static VBMI: AtomicU8 = AtomicU8::new(0);
+    match VBMI.load(Ordering::Relaxed) {
+        0 => {
+            let yes = crate::x86::cpuid_with_os_state(crate::x86_vnni::ZMM_STATE)
+                .is_some_and(|(_, l7)| l7.ecx & (1 << 1) != 0);
+            VBMI.store(1 + u8::from(yes), Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
 }
 
 /// The dense int8 convolution of [`handles`] geometries (module docs).
@@ -66,14 +79,12 @@ fn has_vbmi() -> bool {
 /// AVX-512 F, BW, VL and VNNI run; `a` passed the slot's checks and
 /// [`handles`]; `scratch` holds [`crate::conv_i8_scratch_len`] bytes.
 pub(crate) unsafe fn conv_s8_c4(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
-    // SAFETY: the caller's features (and VBMI where `has_vbmi`). A 64-pixel
-    // tile (6 × 4 accumulators, twice the scratch) measured within 3 % of
-    // this 12 × 2 one, so the files' scratch stays as it is.
+    // SAFETY: the caller's features (and VBMI where `has_vbmi`).
     unsafe {
         if a.rq.lut.is_some() && has_vbmi() {
-            conv_s8_c4_vbmi::<12, 2>(a, out, scratch)
+            conv_s8_c4_vbmi(a, out, scratch)
         } else {
-            conv_s8_c4_plain::<12, 2>(a, out, scratch)
+            conv_s8_c4_plain(a, out, scratch)
         }
     }
 }
@@ -83,13 +94,9 @@ pub(crate) unsafe fn conv_s8_c4(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u
 /// # Safety
 /// As [`conv_s8_c4`], and AVX-512 VBMI runs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2")]
-unsafe fn conv_s8_c4_vbmi<const R: usize, const V: usize>(
-    a: &ConvI8<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
+unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     // SAFETY: the caller's contract, VBMI included.
-    unsafe { conv_c4::<true, R, V>(a, out, scratch) }
+    unsafe { conv_c4::<true>(a, out, scratch) }
 }
 
 /// [`conv_c4`] with the table, if any, looked up byte by byte.
@@ -97,38 +104,24 @@ unsafe fn conv_s8_c4_vbmi<const R: usize, const V: usize>(
 /// # Safety
 /// As [`conv_s8_c4`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-unsafe fn conv_s8_c4_plain<const R: usize, const V: usize>(
-    a: &ConvI8<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
+unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     // SAFETY: the caller's contract.
-    unsafe { conv_c4::<false, R, V>(a, out, scratch) }
+    unsafe { conv_c4::<false>(a, out, scratch) }
 }
 
-/// The convolution's loops over tiles of `16·V` pixels and blocks of `R`
-/// channels, inlined into a caller with the features (and with VBMI when
-/// `VBMI`).
+/// The convolution's loops over tiles of [`NB`] (32) pixels and blocks of
+/// [`MR`] channels, inlined into a caller with the features (and with VBMI
+/// when `VBMI`). A 64-pixel tile (6 × 4 accumulators, twice the scratch the
+/// files plan) measured within 3 % of this 12 × 2 one.
 ///
 /// # Safety
-/// As [`conv_s8_c4`]; VBMI runs when `VBMI`; `V == 2` (the scratch holds
-/// 32 packed columns).
+/// As [`conv_s8_c4`]; VBMI runs when `VBMI`.
 #[inline(always)]
-unsafe fn conv_c4<const VBMI: bool, const R: usize, const V: usize>(
-    a: &ConvI8<'_>,
-    out: &mut [i8],
-    scratch: &mut [u8],
-) {
+unsafe fn conv_c4<const VBMI: bool>(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let kb = crate::conv_i8::weight_kpad(conv_i8_reduction_len(g));
-    let n = g.out_h() * g.out_w();
-    const { assert!(V == 2, "pack_tile fills 32-pixel tiles") };
-    let px = 16 * V;
-    let skip = scratch.as_ptr().align_offset(64).min(63);
-    let panel = &mut scratch[skip..][..px * kb];
-    let kk = conv_i8_reduction_len(g);
-    let quads = kk.div_ceil(4);
-    debug_assert!(n >= NB && quads * 4 <= kb);
+    let (kb, n, panel) = dense_tile(g, scratch);
+    let quads = conv_i8_reduction_len(g).div_ceil(4);
+    debug_assert!(n >= NB && panel.len() == NB * kb && quads * 4 <= kb);
     // bias − 128·Σw per channel.
     let mut badj = [0i32; MAX_COUT];
     for (c, b) in badj.iter_mut().enumerate().take(g.cout) {
@@ -137,27 +130,27 @@ unsafe fn conv_c4<const VBMI: bool, const R: usize, const V: usize>(
             .fold(0i32, |s, &w| s.wrapping_add(w as i32));
         *b = bias[c].wrapping_sub(s.wrapping_mul(128));
     }
-    let fast = rq.mul.iter().all(|m| m.shift <= 0) && (-(1 << 24)..=1 << 24).contains(&rq.zp_out);
+    let fast = crate::x86_vnni::requant16_covers(rq);
     let lut = match rq.lut {
         // SAFETY: AVX-512 F runs.
         Some(t) if VBMI => Some(unsafe { Lut::new(t) }),
         _ => None,
     };
     let taps = Taps::new(g);
-    for j0 in (0..n).step_by(px) {
-        let nb = px.min(n - j0);
-        // SAFETY: the features run; `panel` holds 16·V·kb ≥ 128·quads
-        // bytes (V = 2); `taps` describes `g`, whose input `input` is.
+    for j0 in (0..n).step_by(NB) {
+        let nb = NB.min(n - j0);
+        // SAFETY: the features run; `panel` holds 32·kb ≥ 128·quads bytes;
+        // `taps` describes `g`, whose input `input` is.
         unsafe { pack_tile(&taps, input, zp_in, j0, nb, quads, panel) };
-        for c0 in (0..g.cout).step_by(R) {
-            let rows = R.min(g.cout - c0);
-            let w: [*const u8; R] = core::array::from_fn(|r| {
+        for c0 in (0..g.cout).step_by(MR) {
+            let rows = MR.min(g.cout - c0);
+            let w: [*const u8; MR] = core::array::from_fn(|r| {
                 weight[(c0 + r.min(rows - 1)) * kpad..][..quads * 4]
                     .as_ptr()
                     .cast()
             });
-            // SAFETY: every row holds 4·quads bytes, the panel 64·V·quads.
-            let acc = unsafe { dot_tile::<R, V>(&w, panel.as_ptr(), quads) };
+            // SAFETY: every row holds 4·quads bytes, the panel 128·quads.
+            let acc = unsafe { dot_12x32(&w, panel.as_ptr(), quads) };
             for (r, acc) in acc.iter().enumerate().take(rows) {
                 let c = c0 + r;
                 let o = &mut out[c * n + j0..][..nb];
@@ -397,31 +390,26 @@ unsafe fn store_quad(q: &[__m256i; 4], flip: __m256i, dst: *mut u8) {
     }
 }
 
-/// `Σ_q w_r[q] · panel[q]` for `R` weight rows and the tile's `V` × 16
-/// pixels: per group of 4 taps, `V` panel loads, `R` broadcasts and `R·V`
-/// `vpdpbusd` (12 × 2: 24 accumulators).
+/// `Σ_q w_r[q] · panel[q]` for [`MR`] (12) weight rows and the tile's 2 ×
+/// 16 pixels: per group of 4 taps, 2 panel loads, 12 broadcasts and 24
+/// `vpdpbusd`.
 ///
 /// # Safety
 /// AVX-512 F and VNNI run; every `w[r]` is valid for `4·quads` bytes and
-/// `panel` for `64·V·quads`.
+/// `panel` for `128·quads`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn dot_tile<const R: usize, const V: usize>(
-    w: &[*const u8; R],
-    panel: *const u8,
-    quads: usize,
-) -> [[__m512i; V]; R] {
-    let mut acc = [[_mm512_setzero_si512(); V]; R];
+unsafe fn dot_12x32(w: &[*const u8; MR], panel: *const u8, quads: usize) -> [[__m512i; 2]; MR] {
+    let mut acc = [[_mm512_setzero_si512(); 2]; MR];
     for q in 0..quads {
-        // SAFETY: q < quads: 64·V bytes of panel and 4 bytes of every row.
+        // SAFETY: q < quads: 128 bytes of panel and 4 bytes of every row.
         unsafe {
-            let x: [__m512i; V] =
-                core::array::from_fn(|v| _mm512_loadu_si512(panel.add(64 * V * q + 64 * v).cast()));
-            for r in 0..R {
+            let x0 = _mm512_loadu_si512(panel.add(128 * q).cast());
+            let x1 = _mm512_loadu_si512(panel.add(128 * q + 64).cast());
+            for r in 0..MR {
                 let wb = _mm512_set1_epi32(w[r].add(4 * q).cast::<i32>().read_unaligned());
-                for v in 0..V {
-                    acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x[v], wb);
-                }
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, wb);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, wb);
             }
         }
     }
@@ -468,14 +456,14 @@ unsafe fn store16(
     lut: Option<&Lut>,
     o: &mut [i8],
 ) {
-    let y = crate::x86_vnni::requant16_out(
+    let y = crate::x86_vnni::requant16_rq(
         _mm512_add_epi32(acc, _mm512_set1_epi32(badj)),
         _mm512_set1_epi32(mul.m),
         _mm512_set1_epi32(mul.shift.saturating_neg().clamp(0, 31)),
         rq,
     );
     let mut b = _mm512_cvtepi32_epi8(y);
-    let mask: __mmask16 = ((1u32 << o.len()) - 1) as u16;
+    let mask = crate::x86_vnni::first_lanes(o.len());
     match (lut, rq.lut) {
         (Some(l), _) => {
             // SAFETY: a `Lut` is only made when VBMI runs.
