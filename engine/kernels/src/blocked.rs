@@ -163,17 +163,22 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                 load_c: !first || epi.accumulate,
                 act: (p0 + kc == k).then_some(epi.act),
             };
-            let mut i0 = 0;
-            while i0 < m {
-                let mr = U::MR.min(m - i0);
-                if let (true, Some(bias)) = (first, epi.bias) {
-                    for (r, t) in te.bias[..U::MR].iter_mut().enumerate() {
-                        *t = bias[i0 + r.min(mr - 1)];
+            // Panel outer, row blocks inner: one packed panel (`kc × NR`)
+            // stays in L1 while every block of `MR` rows of `A` passes it
+            // (the same arithmetic per element in any order).
+            for (q, panel) in packed.chunks_exact(kc * U::NR).enumerate() {
+                let jq = j0 + q * U::NR;
+                let nr = U::NR.min(n - jq);
+                let mut i0 = 0;
+                while i0 < m {
+                    let mr = U::MR.min(m - i0);
+                    if let (true, Some(bias)) = (first, epi.bias) {
+                        for (r, t) in te.bias[..U::MR].iter_mut().enumerate() {
+                            *t = bias[i0 + r.min(mr - 1)];
+                        }
                     }
-                }
-                // In bounds: i0 < m and p0 < k, checked against `a.data` above.
-                let a_tile = a.data[i0 * a.rs + p0 * a.cs..].as_ptr();
-                for (q, panel) in packed.chunks_exact(kc * U::NR).enumerate() {
+                    // In bounds: i0 < m and p0 < k, checked against `a.data` above.
+                    let a_tile = a.data[i0 * a.rs + p0 * a.cs..].as_ptr();
                     let tile = |c, rsc| Tile {
                         kc,
                         a: a_tile,
@@ -184,8 +189,6 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                         c,
                         rsc,
                     };
-                    let jq = j0 + q * U::NR;
-                    let nr = U::NR.min(n - jq);
                     if mr == U::MR && nr == U::NR {
                         let c_tile = c[i0 * rsc + jq..].as_mut_ptr();
                         // SAFETY: rows i0..i0+mr of A and columns p0..p0+kc exist
@@ -210,8 +213,8 @@ pub(crate) fn sgemm_blocked<U: MicroKernel, B: PackB>(
                                 .copy_from_slice(&tmp[r * U::NR..r * U::NR + nr]);
                         }
                     }
+                    i0 += U::MR;
                 }
-                i0 += U::MR;
             }
             p0 += kc;
         }
