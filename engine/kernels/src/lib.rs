@@ -59,6 +59,8 @@ mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86_jpeg;
 #[cfg(target_arch = "x86_64")]
 mod x86_vnni;

@@ -261,6 +261,8 @@ declare_path! {
 /// Every path compiled for this architecture, best first; [`SCALAR`] last.
 pub static PATHS: &[&PathDef] = &[
     #[cfg(target_arch = "x86_64")]
+    &crate::x86_amx::AVX512_AMX,
+    #[cfg(target_arch = "x86_64")]
     &crate::x86_vnni::AVX512_VNNI,
     #[cfg(target_arch = "x86_64")]
     &crate::x86::AVX2_FMA,
@@ -273,7 +275,14 @@ pub static PATHS: &[&PathDef] = &[
 
 /// The names of every path of every architecture (a path not compiled for
 /// this one is reported as ignored by the tests, never as passed).
-pub const ALL_PATH_NAMES: &[&str] = &["scalar", "avx2_fma", "avx512_vnni", "neon", "neon_dotprod"];
+pub const ALL_PATH_NAMES: &[&str] = &[
+    "scalar",
+    "avx2_fma",
+    "avx512_vnni",
+    "avx512_amx",
+    "neon",
+    "neon_dotprod",
+];
 
 /// The kernel table, chosen once: a name and one function per [`Slot`].
 #[derive(Clone, Copy)]
@@ -328,7 +337,7 @@ impl Kernels {
             .map(Kernels::build)
     }
 
-    /// The path's name: `"scalar"`, `"avx2_fma"`, `"avx512_vnni"`, `"neon"` or
+    /// The path's name: `"scalar"`, `"avx2_fma"`, `"avx512_vnni"`, `"avx512_amx"`, `"neon"` or
     /// `"neon_dotprod"`.
     pub fn name(&self) -> &'static str {
         self.path.name
@@ -461,7 +470,10 @@ mod tests {
         let k = Kernels::for_caps(Caps::detect());
         std::println!("detected path: {}", k.name());
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw")
+        if crate::x86_amx::Amx::new().is_some() {
+            assert_eq!(k.name(), "avx512_amx");
+        } else if std::is_x86_feature_detected!("avx512vnni")
+            && std::is_x86_feature_detected!("avx512bw")
         {
             assert_eq!(k.name(), "avx512_vnni");
         } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -480,6 +492,7 @@ mod tests {
         let all = Caps {
             avx2_fma: true,
             avx512_vnni: true,
+            amx_int8: true,
             neon: true,
             dotprod: true,
             ..Caps::scalar()
@@ -489,7 +502,14 @@ mod tests {
         let best = Kernels::for_caps(all).name();
         assert_eq!(Kernels::from_name("", all).name(), best);
         assert_eq!(Kernels::from_name("BEST", all).name(), best);
-        for name in ["avx2", "avx2_fma", "avx512_vnni", "neon", "neon_dotprod"] {
+        for name in [
+            "avx2",
+            "avx2_fma",
+            "avx512_vnni",
+            "avx512_amx",
+            "neon",
+            "neon_dotprod",
+        ] {
             // The path, or (where the CPU lacks it) one of its bases.
             let got = Kernels::from_name(name, all).name();
             let mut chain = PATHS.iter().find(|p| p.name.starts_with(name)).copied();

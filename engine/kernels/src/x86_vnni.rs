@@ -98,11 +98,11 @@ fn cpu_has_avx512_vnni() -> bool {
 /// The slot contract (`crate::table`): AVX-512 F, BW and VNNI run, operands
 /// checked (dense geometry).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
     if crate::x86_vnni_c4::handles(a) {
         // SAFETY: the path's features (AVX-512 VL included) run; `handles`
         // holds; the slot contract gives the scratch.
-        return unsafe { crate::x86_vnni_c4::conv_s8_c4(a, out, scratch) };
+        return unsafe { crate::x86_vnni_c4::conv_s8_c4(a, out, scratch, None) };
     }
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (kb, n, tile) = dense_tile(g, scratch);

@@ -31,6 +31,7 @@ use core::arch::x86_64::*;
 
 use crate::conv_i8::{ConvI8, NB, Requant, conv_i8_reduction_len, dense_tile};
 use crate::quant::QMul;
+use crate::x86_amx::{Acc32, Amx, Tiles};
 
 /// The largest kernel side the packer's tap table holds.
 const MAX_K: usize = 7;
@@ -73,18 +74,26 @@ fn has_vbmi() -> bool {
     }
 }
 
-/// The dense int8 convolution of [`handles`] geometries (module docs).
+/// The dense int8 convolution of [`handles`] geometries (module docs), with
+/// its blocks of 32 output channels on AMX tiles when `amx` is given
+/// (`crate::x86_amx`: then `a` also passed `crate::x86_amx::handles`).
 ///
 /// # Safety
 /// AVX-512 F, BW, VL and VNNI run; `a` passed the slot's checks and
 /// [`handles`]; `scratch` holds [`crate::conv_i8_scratch_len`] bytes.
-pub(crate) unsafe fn conv_s8_c4(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) unsafe fn conv_s8_c4(
+    a: &ConvI8<'_>,
+    out: &mut [i8],
+    scratch: &mut [u8],
+    amx: Option<Amx>,
+) {
+    debug_assert!(amx.is_none() || crate::x86_amx::handles(a));
     // SAFETY: the caller's features (and VBMI where `has_vbmi`).
     unsafe {
         if a.rq.lut.is_some() && has_vbmi() {
-            conv_s8_c4_vbmi(a, out, scratch)
+            conv_s8_c4_vbmi(a, out, scratch, amx)
         } else {
-            conv_s8_c4_plain(a, out, scratch)
+            conv_s8_c4_plain(a, out, scratch, amx)
         }
     }
 }
@@ -94,9 +103,9 @@ pub(crate) unsafe fn conv_s8_c4(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u
 /// # Safety
 /// As [`conv_s8_c4`], and AVX-512 VBMI runs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2")]
-unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], amx: Option<Amx>) {
     // SAFETY: the caller's contract, VBMI included.
-    unsafe { conv_c4::<true>(a, out, scratch) }
+    unsafe { conv_c4::<true>(a, out, scratch, amx) }
 }
 
 /// [`conv_c4`] with the table, if any, looked up byte by byte.
@@ -104,9 +113,9 @@ unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
 /// # Safety
 /// As [`conv_s8_c4`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], amx: Option<Amx>) {
     // SAFETY: the caller's contract.
-    unsafe { conv_c4::<false>(a, out, scratch) }
+    unsafe { conv_c4::<false>(a, out, scratch, amx) }
 }
 
 /// The convolution's loops over tiles of [`NB`] (32) pixels and blocks of
@@ -114,10 +123,19 @@ unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
 /// when `VBMI`). A 64-pixel tile (6 × 4 accumulators, twice the scratch the
 /// files plan) measured within 3 % of this 12 × 2 one.
 ///
+/// With `amx`, the first `⌊cout/32⌋·32` channels go through the tiles
+/// (32 × 32 sums per block, stored and then requantised like the VNNI
+/// accumulators), the rest through the 12 × 32 `vpdpbusd` block.
+///
 /// # Safety
 /// As [`conv_s8_c4`]; VBMI runs when `VBMI`.
 #[inline(always)]
-unsafe fn conv_c4<const VBMI: bool>(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn conv_c4<const VBMI: bool>(
+    a: &ConvI8<'_>,
+    out: &mut [i8],
+    scratch: &mut [u8],
+    amx: Option<Amx>,
+) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
     let (kb, n, panel) = dense_tile(g, scratch);
     let quads = conv_i8_reduction_len(g).div_ceil(4);
@@ -137,12 +155,48 @@ unsafe fn conv_c4<const VBMI: bool>(a: &ConvI8<'_>, out: &mut [i8], scratch: &mu
         _ => None,
     };
     let taps = Taps::new(g);
+    let tiles = amx.map(Tiles::load);
+    let tile_rows = if tiles.is_some() { g.cout / 32 * 32 } else { 0 };
+    let mut acc32 = Acc32([[0; 32]; 32]);
+    let epi = Epi {
+        badj: &badj,
+        rq,
+        lut: lut.as_ref(),
+        fast,
+    };
     for j0 in (0..n).step_by(NB) {
         let nb = NB.min(n - j0);
         // SAFETY: the features run; `panel` holds 32·kb ≥ 128·quads bytes;
         // `taps` describes `g`, whose input `input` is.
         unsafe { pack_tile(&taps, input, zp_in, j0, nb, quads, panel) };
-        for c0 in (0..g.cout).step_by(MR) {
+        if let Some(t) = &tiles {
+            for c0 in (0..tile_rows).step_by(32) {
+                // SAFETY: rows c0..c0 + 32 ≤ cout of `weight` hold kpad ≥ kb
+                // bytes each, kb = 64·(kb/64) (`x86_amx::handles`); `panel`
+                // holds 32·kb = 2048·(kb/64) bytes; the tiles are configured.
+                unsafe {
+                    t.dot_32x32(
+                        weight[c0 * kpad..].as_ptr().cast(),
+                        kpad,
+                        panel.as_ptr(),
+                        kb / 64,
+                        &mut acc32,
+                    )
+                };
+                for (r, row) in acc32.0.iter().enumerate() {
+                    // SAFETY: each row holds 32 i32.
+                    let acc = unsafe {
+                        [
+                            _mm512_loadu_si512(row.as_ptr().cast()),
+                            _mm512_loadu_si512(row[16..].as_ptr().cast()),
+                        ]
+                    };
+                    // SAFETY: the features run (VBMI with a `Lut`).
+                    unsafe { epi.store_row(c0 + r, &acc, &mut out[(c0 + r) * n + j0..][..nb]) };
+                }
+            }
+        }
+        for c0 in (tile_rows..g.cout).step_by(MR) {
             let rows = MR.min(g.cout - c0);
             let w: [*const u8; MR] = core::array::from_fn(|r| {
                 weight[(c0 + r.min(rows - 1)) * kpad..][..quads * 4]
@@ -153,23 +207,44 @@ unsafe fn conv_c4<const VBMI: bool>(a: &ConvI8<'_>, out: &mut [i8], scratch: &mu
             let acc = unsafe { dot_12x32(&w, panel.as_ptr(), quads) };
             for (r, acc) in acc.iter().enumerate().take(rows) {
                 let c = c0 + r;
-                let o = &mut out[c * n + j0..][..nb];
-                let mul = rq.channel_mul(c);
-                for (v, &acc) in acc.iter().enumerate() {
-                    let lanes = nb.saturating_sub(16 * v).min(16);
-                    if lanes == 0 {
-                        break;
-                    }
-                    let o = &mut o[16 * v..][..lanes];
-                    // SAFETY: the features run (VBMI with a `Lut`); `o`
-                    // holds `lanes` ≤ 16 bytes.
-                    unsafe {
-                        if fast {
-                            store16(acc, badj[c], mul, rq, lut.as_ref(), o);
-                        } else {
-                            store16_scalar(acc, badj[c], mul, rq, o);
-                        }
-                    }
+                // SAFETY: the features run (VBMI with a `Lut`).
+                unsafe { epi.store_row(c, acc, &mut out[c * n + j0..][..nb]) };
+            }
+        }
+    }
+}
+
+/// What the epilogue of one channel's 32 pixels needs.
+struct Epi<'a> {
+    /// `bias − 128·Σw` per channel.
+    badj: &'a [i32; MAX_COUT],
+    rq: &'a Requant<'a>,
+    lut: Option<&'a Lut>,
+    /// [`crate::x86_vnni::requant16_covers`].
+    fast: bool,
+}
+
+impl Epi<'_> {
+    /// Requantises the sums of channel `c` (2 × 16 pixels) into `o` (its
+    /// first `o.len()` ≤ 32 pixels).
+    ///
+    /// # Safety
+    /// AVX-512 F, BW and VL run (and VBMI when `lut` is given).
+    #[inline(always)]
+    unsafe fn store_row(&self, c: usize, acc: &[__m512i; 2], o: &mut [i8]) {
+        let mul = self.rq.channel_mul(c);
+        for (v, &acc) in acc.iter().enumerate() {
+            let lanes = o.len().saturating_sub(16 * v).min(16);
+            if lanes == 0 {
+                break;
+            }
+            let o = &mut o[16 * v..][..lanes];
+            // SAFETY: the caller's features; `o` holds `lanes` ≤ 16 bytes.
+            unsafe {
+                if self.fast {
+                    store16(acc, self.badj[c], mul, self.rq, self.lut, o);
+                } else {
+                    store16_scalar(acc, self.badj[c], mul, self.rq, o);
                 }
             }
         }

@@ -610,6 +610,14 @@ fn edge_geoms_i8(depthwise: bool) -> Vec<ConvGeom> {
         v.push(geom(8, 17, 16, 13, 1, 2, 1));
         v.push(geom(5, 14, 64, 12, 7, 2, 1));
         v.push(geom(9, 40, 15, 5, 3, 2, 1));
+        // The AMX tiles: reductions in whole 64-byte chunks (K = 64, 576,
+        // 2304), 32-channel blocks with and without a VNNI tail, pixel
+        // tails, stride 2, with K not a multiple of 64 beside them.
+        v.push(geom(64, 7, 9, 40, 1, 1, 1));
+        v.push(geom(64, 8, 9, 32, 3, 1, 1));
+        v.push(geom(256, 5, 7, 33, 3, 1, 1));
+        v.push(geom(128, 17, 18, 64, 3, 2, 1));
+        v.push(geom(48, 6, 6, 64, 3, 1, 1));
     }
     v
 }
