@@ -66,6 +66,8 @@ mod x86_jpeg;
 mod x86_vnni;
 #[cfg(target_arch = "x86_64")]
 mod x86_vnni_c4;
+#[cfg(target_arch = "x86_64")]
+mod x86_vnni_dw;
 
 pub use act::Act;
 pub use caps::Caps;

@@ -25,7 +25,7 @@ use crate::ops::decoder::DeformGeom;
 use crate::ops::norm::LayerNorm;
 use crate::ops::select::TopK;
 use crate::quant::QMul;
-use crate::reference::{input_row, valid_cols};
+use crate::reference::input_row;
 use crate::table::declare_path;
 use crate::x86::EXP_POLY;
 
@@ -496,112 +496,28 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
     }
 }
 
-/// The [`crate::Slot::DwConvI8`] of this path, for strides 1 and 2: every
-/// output row in blocks of 16 columns, taps as i32 lanes (`vpmulld` + add)
-/// read with masked loads that put `zp_in` on padding columns, and the
-/// epilogue of [`requant16`]; a row's last block stores only its valid
-/// columns. Other strides, multipliers above 1 and output zero points beyond
-/// ±2^24 take the portable kernel. Byte-identical to it.
+/// The [`crate::Slot::DwConvI8`] of this path: strides 1 and 2 and kernels
+/// up to 7 by [`crate::x86_vnni_dw`] (runs of 32 pixels, tap pairs by
+/// `vpdpwssd`); other strides and kernels, multipliers above 1 and output
+/// zero points beyond ±2^24 take the portable kernel. Byte-identical to it.
 ///
 /// # Safety
-/// The slot contract (`crate::table`): AVX-512 F, BW and VL run (the path's
-/// CPUs have them with VNNI), operands checked.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+/// The slot contract (`crate::table`): AVX-512 F, BW, VL and VNNI run,
+/// operands checked.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn avx512_dwconv_s8(a: &ConvI8<'_>, out: &mut [i8]) {
-    let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let (h, w, k, s, pad) = (g.h, g.w, g.k, g.stride, g.pad());
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let vector = (s == 1 || s == 2) && requant16_covers(rq);
-    if !vector || k > MAX_DW_K {
+    if !(crate::x86_vnni_dw::handles(a) && requant16_covers(&a.rq)) {
         return crate::conv_i8::conv_s8_depthwise(a, out);
     }
-    let splat = |v: i32| _mm512_set1_epi32(v);
-    let zp8 = _mm256_set1_epi8(zp_in as i8);
-    for c in 0..g.cout {
-        let taps = &weight[c * kpad..][..k * k];
-        let mul = rq.channel_mul(c);
-        let (m, e) = (splat(mul.m), splat(mul.shift.saturating_neg().clamp(0, 31)));
-        let plane = &input[c * h * w..][..h * w];
-        let oplane = &mut out[c * oh * ow..][..oh * ow];
-        for (oy, orow) in oplane.chunks_exact_mut(ow).enumerate() {
-            // Taps on padding rows read zp_in.
-            let mut base = bias[c];
-            for ky in 0..k {
-                if input_row(h, s, pad, oy, ky).is_none() {
-                    let sum = taps[ky * k..][..k]
-                        .iter()
-                        .fold(0i32, |a, &t| a.wrapping_add(t as i32));
-                    base = base.wrapping_add(zp_in.wrapping_mul(sum));
-                }
-            }
-            for ox0 in (0..ow).step_by(16) {
-                let n = (ow - ox0).min(16);
-                // Per kernel column: the block's lanes that read inside the
-                // row (ox0+lo..ox0+hi); the others read zp_in (padding) or
-                // are not stored. As byte masks of the stride's loads.
-                let mut lanes = [0u32; MAX_DW_K];
-                for (kx, l) in lanes.iter_mut().enumerate().take(k) {
-                    let (lo, hi) = valid_cols(w, s, pad, kx, ox0, ox0 + n);
-                    let m = if lo < hi {
-                        ((1u32 << (hi - lo)) - 1) << (lo - ox0)
-                    } else {
-                        0
-                    };
-                    *l = if s == 1 { m } else { spread_even(m) };
-                }
-                let mut acc = splat(base);
-                for ky in 0..k {
-                    let Some(iy) = input_row(h, s, pad, oy, ky) else {
-                        continue;
-                    };
-                    let row = plane[iy * w..][..w].as_ptr();
-                    for (kx, &lanes) in lanes.iter().enumerate().take(k) {
-                        // Column of lane 0 (may lie before the row: only
-                        // enabled lanes are read).
-                        let p = row.wrapping_offset((ox0 * s + kx) as isize - pad as isize);
-                        // SAFETY: a masked load reads only enabled lanes,
-                        // each inside the row by `valid_cols`.
-                        let x = unsafe {
-                            if s == 1 {
-                                let b = _mm_mask_loadu_epi8(
-                                    _mm256_castsi256_si128(zp8),
-                                    lanes as u16 as __mmask16,
-                                    p,
-                                );
-                                _mm512_cvtepi8_epi32(b)
-                            } else {
-                                // Byte 2t of lane t; odd bytes stay zp_in.
-                                let b = _mm256_mask_loadu_epi8(zp8, lanes, p);
-                                let pairs = _mm512_cvtepu16_epi32(b);
-                                _mm512_srai_epi32::<24>(_mm512_slli_epi32::<24>(pairs))
-                            }
-                        };
-                        let wv = splat(taps[ky * k + kx] as i32);
-                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
-                    }
-                }
-                let v = requant16_rq(acc, m, e, rq);
-                let o = &mut orow[ox0..ox0 + n];
-                let keep = first_lanes(n);
-                // SAFETY: the mask enables the `n` bytes of `o` only.
-                unsafe { _mm_mask_storeu_epi8(o.as_mut_ptr(), keep, _mm512_cvtepi32_epi8(v)) };
-                if let Some(lut) = rq.lut {
-                    for o in o.iter_mut() {
-                        *o = lut[(*o as i32 + 128) as usize];
-                    }
-                }
-            }
+    // SAFETY: this function's features run; the slot checked `a`; `handles`
+    // and the vector epilogue hold.
+    unsafe {
+        if a.g.stride == 1 {
+            crate::x86_vnni_dw::dwconv_s8_flat(a, out)
+        } else {
+            crate::x86_vnni_dw::dwconv_s8_rows_s2(a, out)
         }
     }
-}
-
-/// Largest depthwise kernel the vector kernel takes (the model's are 3 and 5).
-const MAX_DW_K: usize = 7;
-
-/// Bit `t` of `lanes` moved to bit `2t` (the even bytes of 16 byte pairs).
-#[inline]
-fn spread_even(lanes: u32) -> __mmask32 {
-    (0..16).fold(0u32, |m, t| m | ((lanes >> t & 1) << (2 * t)))
 }
 
 /// The [`crate::Slot::SoftmaxCols`] of this path: 16 columns per zmm vector
