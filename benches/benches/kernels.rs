@@ -156,6 +156,30 @@ fn sgemm(name: &'static str, m: usize, n: usize, kk: usize) -> Case {
     })
 }
 
+/// A bfloat16 linear layer `m × k` over `n` tokens (int8-valued weights).
+fn linear_bf16(name: &'static str, m: usize, n: usize, kk: usize) -> Case {
+    let w: Vec<u16> = values(m * kk, 4)
+        .iter()
+        .map(|&v| edgedetr_kernels::bf16_bits((v * 100.0).round()))
+        .collect();
+    let (x, scale, bias) = (values(kk * n, 5), values(m, 6), values(m, 7));
+    let mut y = vec![0f32; m * n];
+    let mut scratch = vec![0u8; edgedetr_kernels::linear_bf16_scratch_len(kk)];
+    case(name, 2 * m * n * kk, move |k| {
+        let a = edgedetr_kernels::LinearBf16 {
+            m,
+            n,
+            k: kk,
+            weight: &w,
+            scale: &scale,
+            bias: &bias,
+            input: black_box(&x),
+            act: Act::None,
+        };
+        k.linear_bf16(&a, &mut y, &mut scratch);
+    })
+}
+
 /// The shapes of `slot`. Exhaustive over [`Slot`]: a new slot does not
 /// compile until it has a bench.
 fn cases(slot: Slot) -> Vec<Case> {
@@ -166,6 +190,12 @@ fn cases(slot: Slot) -> Vec<Case> {
             sgemm("neck_repconv_3x3_gemm_m256_k2304_n1600", 256, 1600, 2304),
             // A decoder linear over 300 queries.
             sgemm("decoder_linear_m256_k256_n300", 256, 300, 256),
+        ],
+        Slot::LinearBf16 => vec![
+            // The decoder's value projection over 2100 tokens (320 px), and
+            // its FFN over 300 queries.
+            linear_bf16("decoder_value_m256_k256_n2100", 256, 2100, 256),
+            linear_bf16("decoder_ffn_m1024_k256_n300", 1024, 300, 256),
         ],
         Slot::ConvF32 => vec![
             conv_f32("neck_repconv_3x3_256to256_40x40", neck(3, 40), Act::Silu),

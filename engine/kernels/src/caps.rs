@@ -16,10 +16,10 @@ pub struct Caps {
     /// x86_64 AVX-512 F, BW, VL and VNNI (`vpdpbusd`; Cascade Lake, Ice Lake,
     /// Zen 4 and later).
     pub avx512_vnni: bool,
-    /// x86_64 AMX-TILE and AMX-INT8 (tile int8 multiplies; Sapphire Rapids
-    /// and later Xeons). Used only where the OS also grants the tile state
-    /// to the process (Linux, asked on first use).
-    pub amx_int8: bool,
+    /// x86_64 AMX-TILE, AMX-INT8 and AMX-BF16 (tile multiplies; Sapphire
+    /// Rapids and later Xeons). Used only where the OS also grants the tile
+    /// state to the process (Linux, asked on first use).
+    pub amx: bool,
     /// Advanced SIMD. Baseline on aarch64. On armv7 it is reported but selects
     /// nothing yet: stable Rust has no armv7 NEON intrinsics, armv7 runs the
     /// portable path.
@@ -39,7 +39,7 @@ impl Caps {
             avx2_fma: false,
             avx512f: false,
             avx512_vnni: false,
-            amx_int8: false,
+            amx: false,
             neon: false,
             dotprod: false,
             fp16: false,
@@ -66,10 +66,11 @@ impl Caps {
                 target_feature = "avx512vl",
                 target_feature = "avx512vnni"
             )),
-            amx_int8: cfg!(all(
+            amx: cfg!(all(
                 target_arch = "x86_64",
                 target_feature = "amx-tile",
-                target_feature = "amx-int8"
+                target_feature = "amx-int8",
+                target_feature = "amx-bf16"
             )),
             neon: cfg!(all(
                 any(target_arch = "aarch64", target_arch = "arm"),
@@ -95,7 +96,7 @@ impl Caps {
                     && std::is_x86_feature_detected!("avx512bw")
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni"),
-                amx_int8: crate::x86_amx::cpu_has_amx_int8(),
+                amx: crate::x86_amx::cpu_has_amx(),
                 ..Caps::scalar()
             }
         }

@@ -38,6 +38,7 @@ pub mod f16;
 pub mod gemm;
 pub mod image;
 pub mod jpeg;
+pub mod linear_bf16;
 pub mod ops;
 pub mod quant;
 pub mod table;
@@ -79,6 +80,7 @@ pub use elementwise_i8::{
 pub use f16::{f16_to_f32_slice, f32_to_f16_bits};
 pub use gemm::{Epilogue, Gemm, MatRef, sgemm_scratch_len};
 pub use image::Resize;
+pub use linear_bf16::{LinearBf16, bf16_bits, bf16_value, linear_bf16_scratch_len};
 pub use quant::{
     QMul, dequantize, dequantize_slice, qmuls_from_pairs, quantize_f32, quantize_f32_slice,
     quantize_multiplier, requant,

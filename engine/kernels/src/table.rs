@@ -31,6 +31,7 @@ use crate::conv_i8::ConvI8;
 use crate::elementwise_i8::SumI8;
 use crate::gemm::Gemm;
 use crate::image::Resize;
+use crate::linear_bf16::LinearBf16;
 use crate::ops::decoder::{DeformGeom, FinalTopK};
 use crate::ops::norm::LayerNorm;
 use crate::{Act, image};
@@ -85,6 +86,8 @@ macro_rules! slots {
 slots! {
     /// f32 GEMM with a fused epilogue (`C = act(A·B + bias + C?)`).
     sgemm (Sgemm): unsafe fn(&Gemm<'_>, &mut [f32], &mut [f32]) = crate::reference::sgemm;
+    /// Linear layer with integer weights and bfloat16-rounded inputs.
+    linear_bf16 (LinearBf16): unsafe fn(&LinearBf16<'_>, &mut [f32], &mut [u8]) = crate::linear_bf16::linear_bf16_portable;
     /// Dense (`groups == 1`) f32 convolution.
     conv_f32 (ConvF32): unsafe fn(&ConvF32<'_>, &mut [f32], &mut [f32]) = crate::reference::conv2d_f32_slot;
     /// Depthwise f32 convolution.
@@ -492,7 +495,7 @@ mod tests {
         let all = Caps {
             avx2_fma: true,
             avx512_vnni: true,
-            amx_int8: true,
+            amx: true,
             neon: true,
             dotprod: true,
             ..Caps::scalar()

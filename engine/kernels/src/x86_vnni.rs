@@ -908,7 +908,7 @@ unsafe fn avx512_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
 /// accumulator spilled inside its loop, 3× slower).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn act16(act: Act, v: __m512) -> __m512 {
+pub(crate) fn act16(act: Act, v: __m512) -> __m512 {
     let zero = _mm512_setzero_ps();
     match act {
         Act::None => v,

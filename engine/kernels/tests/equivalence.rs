@@ -37,8 +37,9 @@ use edgedetr_kernels::ops::decoder::{DeformGeom, FinalTopK};
 use edgedetr_kernels::ops::norm::LayerNorm;
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
 use edgedetr_kernels::{
-    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, MatRef, Resize, Slot, SumI8, SumInput,
-    sgemm_scratch_len, weighted_sum_params,
+    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, Resize, Slot, SumI8,
+    SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len, sgemm_scratch_len,
+    weighted_sum_params,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -102,6 +103,7 @@ fn check(slot: Slot, k: &Kernels) -> Result<(), String> {
     let r = &mut rng;
     match slot {
         Slot::Sgemm => sgemm(k, r),
+        Slot::LinearBf16 => linear_bf16(k, r),
         Slot::ConvF32 => conv_f32(k, r, false),
         Slot::DwConvF32 => conv_f32(k, r, true),
         Slot::ConvI8 => conv_i8(k, r, false),
@@ -357,6 +359,72 @@ fn sgemm(kern: &Kernels, rng: &mut Rng) -> Result<(), String> {
     }
     sgemm_degenerate(kern)?;
     sgemm_activations(kern)
+}
+
+/// The bfloat16 linear layer against the exact sum of its integer weights
+/// times its bfloat16-rounded inputs (f64), within the f32 GEMM's bound: the
+/// random shapes, and shapes in 32-row, 32-deep blocks with column tails
+/// (the AMX tiles').
+fn linear_bf16(kern: &Kernels, rng: &mut Rng) -> Result<(), String> {
+    let mut shapes = gemm_shapes(rng);
+    shapes.extend([
+        (32, 1, 32),
+        (32, 300, 256),
+        (64, 33, 64),
+        (256, 17, 32),
+        (96, 40, 1024),
+        (33, 31, 64),
+        (64, 16, 48),
+    ]);
+    for (case, (m, n, k)) in shapes.into_iter().enumerate() {
+        let w: Vec<u16> = (0..m * k)
+            .map(|_| bf16_bits(rng.range(-128, 127) as f32))
+            .collect();
+        let scale: Vec<f32> = (0..m).map(|_| 0.001 + rng.f32().abs() / 64.0).collect();
+        let bias = rng.vec(m);
+        // Inputs of several magnitudes, so that rounding matters.
+        let x: Vec<f32> = (0..k * n)
+            .map(|i| rng.f32() * [1.0, 37.0, 0.01][i % 3])
+            .collect();
+        let act = ACTS[case % ACTS.len()];
+        let a = LinearBf16 {
+            m,
+            n,
+            k,
+            weight: &w,
+            scale: &scale,
+            bias: &bias,
+            input: &x,
+            act,
+        };
+        let mut out = vec![SENTINEL; m * n + 3];
+        // Poisoned scratch: anything read before it is packed shows.
+        let mut scratch = vec![0xffu8; linear_bf16_scratch_len(k) + (case % 3)];
+        kern.linear_bf16(&a, &mut out, &mut scratch);
+        for r in 0..m {
+            for j in 0..n {
+                let (mut pre, mut mag) = (0.0f64, 0.0f64);
+                for p in 0..k {
+                    let t = bf16_value(w[r * k + p]) as f64
+                        * bf16_value(bf16_bits(x[p * n + j])) as f64;
+                    pre += t;
+                    mag += t.abs();
+                }
+                let s = scale[r] as f64;
+                let (pre, mag) = (s * pre + bias[r] as f64, s * mag + bias[r].abs() as f64);
+                let got = out[r * n + j];
+                if !agree(got, pre, mag, k, act) {
+                    return Err(format!(
+                        "m {m} n {n} k {k} {act:?}: y[{r}][{j}] = {got}, exact {pre}"
+                    ));
+                }
+            }
+        }
+        if out[m * n..].iter().any(|&v| v != SENTINEL) {
+            return Err(format!("m {m} n {n} k {k}: wrote past the output"));
+        }
+    }
+    Ok(())
 }
 
 /// Empty products: k == 0 leaves only the epilogue; m or n == 0 touches nothing.

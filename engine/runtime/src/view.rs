@@ -186,6 +186,11 @@ pub(crate) fn u16s(bytes: &[u8]) -> &[u16] {
     bytemuck::try_cast_slice(bytes).unwrap_or(&[])
 }
 
+/// The bytes as mutable u16 (bfloat16 bits).
+pub(crate) fn u16s_mut(bytes: &mut [u8]) -> &mut [u16] {
+    bytemuck::try_cast_slice_mut(bytes).unwrap_or(&mut [])
+}
+
 /// The bytes as i8.
 pub(crate) fn i8s(bytes: &[u8]) -> &[i8] {
     bytemuck::cast_slice(bytes)

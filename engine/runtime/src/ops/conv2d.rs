@@ -5,15 +5,44 @@
 //! Weights stored as f16 or per-channel int8 are expanded to f32 once, by
 //! `prepare`, into the session's prepared data; f32 weights are used in place
 //! from the model bytes. A frame only runs the convolution.
+//!
+//! Linear layers (1×1, stride 1, dense) with per-channel int8 weights run as
+//! [`LinearBf16`] instead where the kernels compute it natively
+//! ([`Kernels::linear_bf16_native`](edgedetr_kernels::Kernels::linear_bf16_native):
+//! AMX): the integer weights are exact in bfloat16 and only the inputs are
+//! rounded (a relative 2⁻⁹, below the weights' own quantisation step), for
+//! several times the f32 rate. `prepare` keeps the integers as bfloat16 bits.
+//! Only in the decoder (and later stages): every int8 tensor lies upstream
+//! of it, so int8 results stay bit-identical on every CPU, while the neck's
+//! float AIFI, which feeds int8 tensors, keeps the f32 arithmetic all paths
+//! share.
 
 use core::ops::Range;
 
 use edgedetr_format::{DType, QuantKind};
-use edgedetr_kernels::{Act, ConvF32, ConvGeom};
+use edgedetr_kernels::{Act, ConvF32, ConvGeom, LinearBf16, bf16_bits, linear_bf16_scratch_len};
 
 use super::codec::{Tensor, op_params};
 use super::{Cx, Io, Op, Setup, Span, ensure, items};
 use crate::view::{f32s, f32s_mut, i8s, u16s};
+
+/// The decoder's stage number ([`edgedetr_format::OpDesc::stage`]).
+const DECODER_STAGE: u8 = 2;
+
+/// Whether a convolution of geometry `g` with per-channel int8 weights, in
+/// stage `stage`, runs as [`LinearBf16`] on kernels `k` with a scratch of
+/// `scratch` bytes: a decoder linear layer in whole blocks of 32 channels
+/// and 32 inputs (the tiles'), and a native kernel.
+fn as_linear_bf16(g: &ConvGeom, stage: u8, k: &edgedetr_kernels::Kernels, scratch: usize) -> bool {
+    stage >= DECODER_STAGE
+        && g.k == 1
+        && g.stride == 1
+        && g.groups == 1
+        && g.cout.is_multiple_of(32)
+        && g.cin.is_multiple_of(32)
+        && scratch >= linear_bf16_scratch_len(g.cin)
+        && k.linear_bf16_native()
+}
 
 op_params! {
     /// A float convolution: padding `(k − 1)/2`, dilation 1.
@@ -133,6 +162,14 @@ pub enum Weights {
     File(Span),
     /// Expanded by `prepare` into the prepared data (f16- or int8-stored).
     Prepared(Span),
+    /// int8-stored weights of a linear layer as bfloat16 bits in the
+    /// prepared data, with their per-channel scales in the model bytes.
+    Bf16 {
+        /// `[cout][cin]` bfloat16 bits.
+        weight: Span,
+        /// `[cout]` f32 scales.
+        scale: Span,
+    },
 }
 
 /// The prepared convolution.
@@ -190,6 +227,21 @@ impl Op for Conv2d {
                 k.f16_to_f32(u16s(raw), dst);
                 Weights::Prepared(span)
             }
+            Some(DType::I8) if as_linear_bf16(&g, cx.op.stage, &s.k, cx.scratch_bytes()) => {
+                let scale = Tensor(w.channel_params);
+                ensure(
+                    cx.tensor_of(scale, DType::F32)?.numel() == g.cout as u64,
+                    "int8 weight scales do not match the output channels",
+                )?;
+                let (span, dst) = s.u16s(n);
+                for (d, &q) in dst.iter_mut().zip(i8s(raw)) {
+                    *d = bf16_bits(q as f32);
+                }
+                Weights::Bf16 {
+                    weight: span,
+                    scale: cx.tensor_span(scale),
+                }
+            }
             Some(DType::I8) => {
                 let k = s.k;
                 let scales = f32s(cx.file.tensor_bytes(w.channel_params));
@@ -221,6 +273,21 @@ impl Op for Conv2d {
         let weight = match p.weight {
             Weights::File(s) => f32s(s.of(io.file)),
             Weights::Prepared(s) => f32s(s.of(io.prepared)),
+            Weights::Bf16 { weight, scale } => {
+                let (m, k) = (b.co.len(), p.g.cin);
+                let a = LinearBf16 {
+                    m,
+                    n: p.g.h * p.g.w,
+                    k,
+                    weight: &crate::view::u16s(weight.of(io.prepared))[b.co.start * k..][..m * k],
+                    scale: &f32s(scale.of(io.file))[b.co.clone()],
+                    bias: &f32s(p.bias.of(io.file))[b.co.clone()],
+                    input: &f32s(io.ins[0])[b.input],
+                    act: p.act,
+                };
+                io.k.linear_bf16(&a, io.out.f32s(b.out), io.scratch);
+                return;
+            }
         };
         let per_out = p.g.weight_len() / p.g.cout;
         let a = ConvF32 {

@@ -517,16 +517,27 @@ impl<'p> Setup<'p> {
     /// `n` f32s of the region (64-byte aligned), and where they are.
     /// Panics past [`Op::prepared_bytes`] (a programming error).
     pub fn f32s(&mut self, n: usize) -> (Span, &mut [f32]) {
+        let (span, bytes) = self.bytes(n * 4);
+        (span, crate::view::f32s_mut(bytes))
+    }
+
+    /// `n` u16s of the region (64-byte aligned), and where they are.
+    /// Panics past [`Op::prepared_bytes`] (a programming error).
+    pub fn u16s(&mut self, n: usize) -> (Span, &mut [u16]) {
+        let (span, bytes) = self.bytes(n * 2);
+        (span, crate::view::u16s_mut(bytes))
+    }
+
+    /// `len` bytes of the region, 64-byte aligned.
+    fn bytes(&mut self, len: usize) -> (Span, &mut [u8]) {
         let start = self.used.next_multiple_of(64);
-        let len = n * 4;
         self.used = start + len;
-        let bytes = &mut self.region[start..start + len];
         (
             Span {
                 off: self.base + start,
                 len,
             },
-            crate::view::f32s_mut(bytes),
+            &mut self.region[start..start + len],
         )
     }
 }
