@@ -3,7 +3,8 @@
 //!
 //! The pool spawns its workers once, in [`ThreadPool::new`]; a frame then
 //! only wakes them, and they wait for each other between ops at a barrier
-//! that spins briefly, then sleeps. Nothing here allocates after
+//! that polls for up to a millisecond (longer than a frame's serial
+//! stretches, shorter than the time between frames), then sleeps. Nothing here allocates after
 //! [`ThreadPool::new`] and [`ThreadPool::reserve_scratch`]. Each worker
 //! besides the calling thread owns a scratch buffer (what an op's kernels
 //! use for packed tiles), so that two threads running parts of the same op
@@ -21,10 +22,24 @@ use std::thread::JoinHandle;
 
 use crate::view::Block;
 
-/// Spins before a waiting thread goes to sleep (some 10–50 µs, as fast as a
-/// `pause` is: an op's share of work usually ends within that of the other
-/// threads', and a short spin wastes little on a busy machine).
+/// `pause` spins before a waiting thread starts to yield (some 10–50 µs, as
+/// fast as a `pause` is: an op's share of work usually ends within that of
+/// the other threads').
 const SPINS: u32 = 1000;
+
+/// How long a waiting thread keeps polling (spinning, and yielding its core
+/// between spins) before it goes to sleep: longer than the serial stretches
+/// of a frame (ops that run on the calling thread alone, such as the
+/// decoder's layer norms and top-k), so that the workers are awake at the
+/// next barrier. Waking a sleeping thread costs a futex call and, in a
+/// virtual machine, an inter-processor interrupt: tens of microseconds, up
+/// to a scheduler tick on a busy machine, which is what made the small ops
+/// of the decoder slower on 2 threads than on 1. Between frames (longer than
+/// this) the workers sleep.
+const POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// `pause` spins between two yields while polling.
+const SPINS_PER_YIELD: u32 = 64;
 
 /// A persistent pool of worker threads (`std` only).
 ///
@@ -310,11 +325,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Spins a while for `done`, then sleeps on `cv` until it holds; whoever
 /// makes `done` true must then take `lock` and notify `cv`.
 fn wait_until(lock_: &Mutex<()>, cv: &Condvar, done: impl Fn() -> bool) {
-    for _ in 0..SPINS {
-        if done() {
-            return;
-        }
-        core::hint::spin_loop();
+    if poll(&done) {
+        return;
     }
     let mut g = lock(lock_);
     while !done() {
@@ -322,7 +334,33 @@ fn wait_until(lock_: &Mutex<()>, cv: &Condvar, done: impl Fn() -> bool) {
     }
 }
 
-/// A reusable barrier for the pool's threads: spins, then sleeps; poisoned
+/// Polls `done` for up to [`POLL`]: [`SPINS`] `pause` spins, then spins
+/// with a yield of the core every [`SPINS_PER_YIELD`] (so that a thread of
+/// this pool that waits for a core gets it). `true` once `done` holds,
+/// `false` when the time ran out (the caller then sleeps).
+fn poll(done: &impl Fn() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if done() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..SPINS_PER_YIELD {
+            if done() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        std::thread::yield_now();
+        if start.elapsed() >= POLL {
+            return done();
+        }
+    }
+}
+
+/// A reusable barrier for the pool's threads: polls ([`poll`]), then sleeps; poisoned
 /// (never waits again in this broadcast) once a thread panicked.
 struct Barrier {
     threads: usize,
@@ -374,11 +412,7 @@ impl Barrier {
         let passed = || {
             self.generation.load(Ordering::Acquire) != seen || self.poisoned.load(Ordering::Acquire)
         };
-        let spun = (0..SPINS).any(|_| {
-            core::hint::spin_loop();
-            passed()
-        });
-        if !spun {
+        if !poll(&passed) {
             let mut g = lock(&self.lock);
             self.sleepers.fetch_add(1, Ordering::Relaxed);
             while !passed() {

@@ -389,7 +389,8 @@ impl<'m, 'a> Session<'m, 'a> {
     /// the pool's workers each run a contiguous share of every op's work
     /// units (output-channel blocks, heads, channels, element chunks), and
     /// wait for each other between ops. An op with one unit (or too little
-    /// work to share) runs on the calling thread alone.
+    /// work to share) runs on the calling thread alone, and a run of such
+    /// ops only (with [`Session::run_ops_with`]) does not wake the pool.
     ///
     /// The results are the same bytes as [`Session::run`]'s for every
     /// thread count: no unit's reduction is split, so nothing is summed in a
@@ -420,7 +421,10 @@ impl<'m, 'a> Session<'m, 'a> {
 
     #[cfg(feature = "std")]
     fn run_shared(&mut self, range: Range<usize>, pool: &mut crate::ThreadPool) {
-        if pool.threads() == 1 {
+        // Nothing to share (one thread, or no op of the range splits): the
+        // calling thread runs the ops without waking the pool.
+        let ops = self.ops.get(range.clone()).unwrap_or(&[]);
+        if pool.threads() == 1 || !ops.iter().any(|p| p.split) {
             self.run_each(range, |_| {});
             return;
         }

@@ -6,8 +6,8 @@ use core::ops::Range;
 use edgedetr_format::DType;
 
 use super::codec::op_params;
-use super::{Cx, Io, Op, Setup, ensure};
-use crate::view::{f32s, f32s_mut};
+use super::{Cx, Io, Op, Rows, Setup, ensure};
+use crate::view::f32s;
 
 op_params! {
     /// A concatenation along the tokens (no parameters).
@@ -15,7 +15,7 @@ op_params! {
 }
 
 impl Op for ConcatTokens {
-    type Plan = usize;
+    type Plan = (Rows, ());
 
     fn check(&self, cx: &Cx<'_, '_>) -> Result<(), &'static str> {
         let y = cx.operands(1..=4, DType::F32, DType::F32)?;
@@ -33,14 +33,24 @@ impl Op for ConcatTokens {
     }
 
     fn prepare(&self, cx: &Cx<'_, '_>, _s: &mut Setup<'_>) -> Result<Self::Plan, &'static str> {
-        Ok(cx.chw(&cx.output())?.0)
+        let (c, h, w) = cx.chw(&cx.output())?;
+        Ok((Rows { c, t: h * w }, ()))
     }
 
-    fn run(&c: &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
+    fn run(&(rows, ()): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
+        // Channel rows are independent: units `work` concatenate the rows
+        // `ch` of every input into the rows `ch` of the output.
+        let ch = rows.of(&work);
+        if ch.is_empty() {
+            return;
+        }
         let mut ins: [&[f32]; 4] = [&[]; 4];
         for (d, s) in ins.iter_mut().zip(&io.ins[..io.n_in]) {
-            *d = f32s(s);
+            let x = f32s(s);
+            let t = x.len() / rows.c;
+            *d = &x[ch.start * t..ch.end * t];
         }
-        io.k.concat_tokens(&ins[..io.n_in], c, f32s_mut(io.out.all()));
+        let out = io.out.f32s(ch.start * rows.t..ch.end * rows.t);
+        io.k.concat_tokens(&ins[..io.n_in], ch.len(), out);
     }
 }

@@ -7,8 +7,8 @@ use core::ops::Range;
 use edgedetr_format::DType;
 
 use super::codec::{Tensor, op_params};
-use super::{Cx, Io, Op, Setup, Span, ensure};
-use crate::view::{f32s, f32s_mut, u32s};
+use super::{Cx, Io, Op, Rows, Setup, Span, ensure};
+use crate::view::{f32s, u32s};
 
 op_params! {
     /// A gather of token columns.
@@ -19,7 +19,7 @@ op_params! {
 }
 
 impl Op for Gather {
-    type Plan = (usize, Option<Span>);
+    type Plan = (Rows, Option<Span>);
 
     fn check(&self, cx: &Cx<'_, '_>) -> Result<(), &'static str> {
         let n = cx.inputs(1..=2)?;
@@ -52,18 +52,25 @@ impl Op for Gather {
     }
 
     fn prepare(&self, cx: &Cx<'_, '_>, _s: &mut Setup<'_>) -> Result<Self::Plan, &'static str> {
-        Ok((
-            cx.chw(&cx.output())?.0,
-            self.source.map(|t| cx.tensor_span(t)),
-        ))
+        let (c, h, w) = cx.chw(&cx.output())?;
+        Ok((Rows { c, t: h * w }, self.source.map(|t| cx.tensor_span(t))))
     }
 
-    fn run(&(c, source): &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
+    fn run(&(rows, source): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
+        // Channel rows are independent: units `work` gather the rows `ch`
+        // of the source into the rows `ch` of the output.
+        let ch = rows.of(&work);
+        if ch.is_empty() {
+            return;
+        }
         let idx = u32s(io.ins[0]);
         let src = match source {
             Some(s) => f32s(s.of(io.file)),
             None => f32s(io.ins[1]),
         };
-        io.k.gather_tokens(src, c, idx, f32s_mut(io.out.all()));
+        let n = src.len() / rows.c;
+        let src = &src[ch.start * n..ch.end * n];
+        let out = io.out.f32s(ch.start * rows.t..ch.end * rows.t);
+        io.k.gather_tokens(src, ch.len(), idx, out);
     }
 }

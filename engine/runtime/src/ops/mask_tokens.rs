@@ -6,8 +6,8 @@ use core::ops::Range;
 use edgedetr_format::DType;
 
 use super::codec::{Tensor, op_params};
-use super::{Cx, Io, Op, Setup, Span, ensure};
-use crate::view::{f32s, f32s_mut};
+use super::{Cx, Io, Op, Rows, Setup, Span, ensure};
+use crate::view::f32s;
 
 op_params! {
     /// A per-token mask.
@@ -18,7 +18,7 @@ op_params! {
 }
 
 impl Op for MaskTokens {
-    type Plan = (usize, Span);
+    type Plan = (Rows, Span);
 
     fn check(&self, cx: &Cx<'_, '_>) -> Result<(), &'static str> {
         let y = cx.operands(1..=1, DType::F32, DType::F32)?;
@@ -31,11 +31,19 @@ impl Op for MaskTokens {
     }
 
     fn prepare(&self, cx: &Cx<'_, '_>, _s: &mut Setup<'_>) -> Result<Self::Plan, &'static str> {
-        Ok((cx.chw(&cx.output())?.0, cx.tensor_span(self.mask)))
+        let (c, h, w) = cx.chw(&cx.output())?;
+        Ok((Rows { c, t: h * w }, cx.tensor_span(self.mask)))
     }
 
-    fn run(&(c, mask): &Self::Plan, io: &mut Io<'_>, _work: Range<usize>) {
+    fn run(&(rows, mask): &Self::Plan, io: &mut Io<'_>, work: Range<usize>) {
+        // Channel rows are independent: units `work` mask the rows `ch`.
+        let ch = rows.of(&work);
+        if ch.is_empty() {
+            return;
+        }
         let mask = f32s(mask.of(io.file));
-        io.k.mask_tokens(f32s(io.ins[0]), c, mask, f32s_mut(io.out.all()));
+        let e = ch.start * rows.t..ch.end * rows.t;
+        let x = &f32s(io.ins[0])[e.clone()];
+        io.k.mask_tokens(x, ch.len(), mask, io.out.f32s(e));
     }
 }

@@ -125,6 +125,17 @@ impl<T> Units for (Chunks, T) {
     }
 }
 
+impl<T> Units for (Rows, T) {
+    fn units(&self) -> usize {
+        self.0.units()
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let ch = self.0.of(work);
+        Some(ch.start * self.0.t..ch.end * self.0.t)
+    }
+}
+
 /// An op's typed parameters, with the kind they are stored under: what the
 /// graph builder writes into a record.
 pub trait Params: Copy {
@@ -644,6 +655,33 @@ impl Chunks {
     /// The elements of units `work`.
     pub fn of(&self, work: &Range<usize>) -> Range<usize> {
         items(work, CHUNK, self.len)
+    }
+}
+
+/// Channels per work unit of the ops that split a `[C, T]` output by
+/// channel rows.
+pub(crate) const ROW_BLOCK: usize = 8;
+
+/// The channel rows of a `[C, T]` output split into blocks of
+/// [`ROW_BLOCK`] (the work units of the token copies, masks and gathers,
+/// which treat every channel alike and alone).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    /// Channels.
+    pub c: usize,
+    /// Elements per channel of the output.
+    pub t: usize,
+}
+
+impl Rows {
+    /// Work units.
+    pub fn units(&self) -> usize {
+        self.c.div_ceil(ROW_BLOCK)
+    }
+
+    /// The channels of units `work`.
+    pub fn of(&self, work: &Range<usize>) -> Range<usize> {
+        items(work, ROW_BLOCK, self.c)
     }
 }
 
