@@ -5,11 +5,23 @@
 //! Weights stored as f16 or per-channel int8 are expanded to f32 once, by
 //! `prepare`, into the session's prepared data; f32 weights are used in place
 //! from the model bytes. A frame only runs the convolution.
+//!
+//! `prepare` chooses the algorithm: dense 3×3 stride-1 convolutions of at
+//! least [`WINOGRAD_MIN_CHANNELS`] channels in and out and
+//! [`WINOGRAD_MIN_TILES`] output tiles run as Winograd F(4×4, 3×3)
+//! (`edgedetr_kernels::winograd`, 4× fewer multiplies) when the model file
+//! planned the larger scratch that needs ([`Conv2d::scratch_bytes_planned`]);
+//! the weights are then transformed once into the prepared data
+//! (`36·Cout·Cin` f32). Every other convolution, and those of files planned
+//! with the direct scratch only, run directly (im2col + GEMM).
 
 use core::ops::Range;
 
 use edgedetr_format::{DType, QuantKind};
-use edgedetr_kernels::{Act, ConvF32, ConvGeom};
+use edgedetr_kernels::{
+    Act, ConvF32, ConvGeom, WinogradF32, winograd_f43_fits, winograd_f43_scratch_len,
+    winograd_f43_weights, winograd_f43_weights_len,
+};
 
 use super::codec::{Tensor, op_params};
 use super::{Cx, Io, Op, Setup, Span, ensure, items};
@@ -34,11 +46,53 @@ op_params! {
     }
 }
 
+/// Fewest input and output channels for Winograd: below, the transforms
+/// cost more than the multiplies they save (measured on AVX-512: 2× faster
+/// at 256 channels, 1.3× at 64).
+pub const WINOGRAD_MIN_CHANNELS: usize = 32;
+
+/// Fewest 4×4 output tiles for Winograd: the 36 GEMMs have one column per
+/// tile, and below two dozen columns they run far from the GEMM's peak (a
+/// 10×10 map, 9 tiles, runs 1.5× slower than direct; 20×20, 25 tiles, 1.5×
+/// faster).
+pub const WINOGRAD_MIN_TILES: usize = 16;
+
 impl Conv2d {
-    /// Scratch bytes a convolution of geometry `g` needs (the same for every
-    /// kernel path).
+    /// Scratch bytes a convolution of geometry `g` needs run directly (the
+    /// same for every kernel path): what every file plans at least.
     pub fn scratch_bytes(g: &ConvGeom) -> usize {
         g.scratch_len() * 4
+    }
+
+    /// Whether a convolution of geometry `g` is one Winograd serves well
+    /// (dense 3×3 stride 1, [`WINOGRAD_MIN_CHANNELS`],
+    /// [`WINOGRAD_MIN_TILES`]); it runs so when its scratch allows.
+    pub fn winograd_suits(g: &ConvGeom) -> bool {
+        winograd_f43_fits(g)
+            && g.cin >= WINOGRAD_MIN_CHANNELS
+            && g.cout >= WINOGRAD_MIN_CHANNELS
+            && g.h >= 8
+            && g.w >= 8
+            && g.h.div_ceil(4) * g.w.div_ceil(4) >= WINOGRAD_MIN_TILES
+    }
+
+    /// Scratch bytes the quantizer plans for a convolution of geometry `g`:
+    /// Winograd's ([`winograd_f43_scratch_len`]) where it suits the
+    /// convolution, else [`Conv2d::scratch_bytes`].
+    pub fn scratch_bytes_planned(g: &ConvGeom) -> usize {
+        let direct = Conv2d::scratch_bytes(g);
+        if Conv2d::winograd_suits(g) {
+            direct.max(winograd_f43_scratch_len(g) * 4)
+        } else {
+            direct
+        }
+    }
+
+    /// Whether the convolution of `cx` runs as Winograd: it suits it and the
+    /// file planned the scratch for it (files planned before Winograd run
+    /// directly).
+    fn uses_winograd(&self, cx: &Cx<'_, '_>, g: &ConvGeom) -> bool {
+        Conv2d::winograd_suits(g) && cx.scratch_bytes() >= winograd_f43_scratch_len(g) * 4
     }
 }
 
@@ -135,11 +189,21 @@ pub enum Weights {
     Prepared(Span),
 }
 
+/// How the convolution runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Algo {
+    /// im2col + GEMM (or the depthwise kernel), with these f32 weights.
+    Direct(Weights),
+    /// Winograd F(4×4, 3×3) with the transformed weights `U[36][Cout][Cin]`
+    /// in the prepared data.
+    Winograd(Span),
+}
+
 /// The prepared convolution.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     g: ConvGeom,
-    weight: Weights,
+    algo: Algo,
     bias: Span,
     act: Act,
 }
@@ -171,10 +235,15 @@ impl Op for Conv2d {
 
     fn prepared_bytes(&self, cx: &Cx<'_, '_>) -> usize {
         let w = cx.tensor(self.weight);
-        if w.dtype == DType::F32 as u8 {
+        let expanded = if w.dtype == DType::F32 as u8 {
             0
         } else {
-            w.numel() as usize * 4
+            // 64 bytes of alignment slack before the next part.
+            (w.numel() as usize * 4).next_multiple_of(64)
+        };
+        match conv_geom(cx, self.k, self.stride, self.groups) {
+            Ok(g) if self.uses_winograd(cx, &g) => expanded + winograd_f43_weights_len(&g) * 4,
+            _ => expanded,
         }
     }
 
@@ -206,9 +275,27 @@ impl Op for Conv2d {
             }
             _ => Weights::File(cx.tensor_span(self.weight)),
         };
+        let algo = if self.uses_winograd(cx, &g) {
+            let n = winograd_f43_weights_len(&g);
+            let span = match weight {
+                Weights::File(w) => {
+                    let (span, u) = s.f32s(n);
+                    winograd_f43_weights(&g, f32s(w.of(cx.file.bytes())), u);
+                    span
+                }
+                Weights::Prepared(w) => {
+                    let (w, span, u) = s.f32s_after(w, n);
+                    winograd_f43_weights(&g, w, u);
+                    span
+                }
+            };
+            Algo::Winograd(span)
+        } else {
+            Algo::Direct(weight)
+        };
         Ok(Plan {
             g,
-            weight,
+            algo,
             bias: cx.tensor_span(self.bias),
             act: self.act,
         })
@@ -218,16 +305,30 @@ impl Op for Conv2d {
         let Some(b) = ChannelBlock::of(&p.g, &work) else {
             return;
         };
-        let weight = match p.weight {
-            Weights::File(s) => f32s(s.of(io.file)),
-            Weights::Prepared(s) => f32s(s.of(io.prepared)),
+        let bias = f32s(p.bias.of(io.file));
+        let weight = match p.algo {
+            Algo::Direct(Weights::File(s)) => f32s(s.of(io.file)),
+            Algo::Direct(Weights::Prepared(s)) => f32s(s.of(io.prepared)),
+            Algo::Winograd(u) => {
+                let a = WinogradF32 {
+                    g: p.g,
+                    input: f32s(io.ins[0]),
+                    u: f32s(u.of(io.prepared)),
+                    bias,
+                    act: p.act,
+                    co_start: b.co.start,
+                    co_end: b.co.end,
+                };
+                io.k.winograd_f43_f32(&a, io.out.f32s(b.out), f32s_mut(io.scratch));
+                return;
+            }
         };
         let per_out = p.g.weight_len() / p.g.cout;
         let a = ConvF32 {
             g: b.g,
             input: &f32s(io.ins[0])[b.input],
             weight: &weight[b.co.start * per_out..b.co.end * per_out],
-            bias: &f32s(p.bias.of(io.file))[b.co],
+            bias: &bias[b.co],
             act: p.act,
         };
         let out = io.out.f32s(b.out);
