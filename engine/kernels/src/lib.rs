@@ -83,5 +83,5 @@ pub use quant::{
 pub use table::{Dims, Kernels, PathDef, Slot};
 pub use winograd::{
     WinogradF32, winograd_f43_fits, winograd_f43_scratch_len, winograd_f43_weights,
-    winograd_f43_weights_len,
+    winograd_f43_weights_len, winograd_f43_weights_with,
 };

@@ -99,13 +99,35 @@ const G: [[f64; 3]; 6] = [
 /// `g.weight_len()` and `u` [`winograd_f43_weights_len`] elements (a
 /// programmer error: the loader validates shapes).
 pub fn winograd_f43_weights(g: &ConvGeom, weight: &[f32], u: &mut [f32]) {
+    let weight = &weight[..g.weight_len()];
+    winograd_f43_weights_with(
+        g,
+        |co, ci| {
+            let mut k = [0f32; 9];
+            k.copy_from_slice(&weight[(co * g.cin + ci) * 9..][..9]);
+            k
+        },
+        u,
+    );
+}
+
+/// [`winograd_f43_weights`] with the 3×3 kernel of each `(co, ci)` pair
+/// from `taps(co, ci)` (row-major): for weights stored in another type,
+/// expanded nine at a time rather than into a whole f32 copy.
+///
+/// Panics unless `g` fits and `u` holds [`winograd_f43_weights_len`]
+/// elements.
+pub fn winograd_f43_weights_with(
+    g: &ConvGeom,
+    mut taps: impl FnMut(usize, usize) -> [f32; 9],
+    u: &mut [f32],
+) {
     assert!(winograd_f43_fits(g), "winograd: unsupported geometry {g:?}");
     let (cin, cout) = (g.cin, g.cout);
-    let weight = &weight[..g.weight_len()];
     let u = &mut u[..winograd_f43_weights_len(g)];
     for co in 0..cout {
         for ci in 0..cin {
-            let k = &weight[(co * cin + ci) * 9..][..9];
+            let k = taps(co, ci);
             // t = G·g (6×3), then t·Gᵀ (6×6).
             let mut t = [[0f64; 3]; 6];
             for (ti, gi) in t.iter_mut().zip(&G) {

@@ -11,16 +11,17 @@
 //! [`WINOGRAD_MIN_TILES`] output tiles run as Winograd F(4×4, 3×3)
 //! (`edgedetr_kernels::winograd`, 4× fewer multiplies) when the model file
 //! planned the larger scratch that needs ([`Conv2d::scratch_bytes_planned`]);
-//! the weights are then transformed once into the prepared data
-//! (`36·Cout·Cin` f32). Every other convolution, and those of files planned
+//! the weights (f32, or f16 and int8 expanded nine at a time) are then
+//! transformed once into the prepared data (`36·Cout·Cin` f32). Every other convolution, and those of files planned
 //! with the direct scratch only, run directly (im2col + GEMM).
 
 use core::ops::Range;
 
 use edgedetr_format::{DType, QuantKind};
 use edgedetr_kernels::{
-    Act, ConvF32, ConvGeom, WinogradF32, winograd_f43_fits, winograd_f43_scratch_len,
-    winograd_f43_weights, winograd_f43_weights_len,
+    Act, ConvF32, ConvGeom, WinogradF32, dequantize, f16_to_f32_slice, winograd_f43_fits,
+    winograd_f43_scratch_len, winograd_f43_weights, winograd_f43_weights_len,
+    winograd_f43_weights_with,
 };
 
 use super::codec::{Tensor, op_params};
@@ -235,15 +236,11 @@ impl Op for Conv2d {
 
     fn prepared_bytes(&self, cx: &Cx<'_, '_>) -> usize {
         let w = cx.tensor(self.weight);
-        let expanded = if w.dtype == DType::F32 as u8 {
-            0
-        } else {
-            // 64 bytes of alignment slack before the next part.
-            (w.numel() as usize * 4).next_multiple_of(64)
-        };
         match conv_geom(cx, self.k, self.stride, self.groups) {
-            Ok(g) if self.uses_winograd(cx, &g) => expanded + winograd_f43_weights_len(&g) * 4,
-            _ => expanded,
+            // U only: f16 and int8 weights are expanded nine at a time.
+            Ok(g) if self.uses_winograd(cx, &g) => winograd_f43_weights_len(&g) * 4,
+            _ if w.dtype == DType::F32 as u8 => 0,
+            _ => w.numel() as usize * 4,
         }
     }
 
@@ -252,46 +249,62 @@ impl Op for Conv2d {
         let w = cx.tensor(self.weight);
         let raw = cx.tensor_span(self.weight).of(cx.file.bytes());
         let n = w.numel() as usize;
-        let weight = match DType::from_u8(w.dtype) {
-            Some(DType::F16) => {
-                let k = s.k;
-                let (span, dst) = s.f32s(n);
-                k.f16_to_f32(u16s(raw), dst);
-                Weights::Prepared(span)
-            }
-            Some(DType::I8) => {
-                let k = s.k;
-                let scales = f32s(cx.file.tensor_bytes(w.channel_params));
-                let (span, dst) = s.f32s(n);
-                let per = n / scales.len().max(1);
-                for ((d, q), &scale) in dst
-                    .chunks_exact_mut(per)
-                    .zip(i8s(raw).chunks_exact(per))
-                    .zip(scales)
-                {
-                    k.dequantize(q, scale, 0, d);
-                }
-                Weights::Prepared(span)
-            }
-            _ => Weights::File(cx.tensor_span(self.weight)),
-        };
+        let dtype = DType::from_u8(w.dtype);
+        let scales = || f32s(cx.file.tensor_bytes(w.channel_params));
         let algo = if self.uses_winograd(cx, &g) {
-            let n = winograd_f43_weights_len(&g);
-            let span = match weight {
-                Weights::File(w) => {
-                    let (span, u) = s.f32s(n);
-                    winograd_f43_weights(&g, f32s(w.of(cx.file.bytes())), u);
-                    span
+            let (span, u) = s.f32s(winograd_f43_weights_len(&g));
+            let at = |co: usize, ci: usize| (co * g.cin + ci) * 9;
+            match dtype {
+                Some(DType::F16) => {
+                    let h = u16s(raw);
+                    winograd_f43_weights_with(
+                        &g,
+                        |co, ci| {
+                            let mut k = [0f32; 9];
+                            f16_to_f32_slice(&h[at(co, ci)..][..9], &mut k);
+                            k
+                        },
+                        u,
+                    );
                 }
-                Weights::Prepared(w) => {
-                    let (w, span, u) = s.f32s_after(w, n);
-                    winograd_f43_weights(&g, w, u);
-                    span
+                Some(DType::I8) => {
+                    let (q, scales) = (i8s(raw), scales());
+                    winograd_f43_weights_with(
+                        &g,
+                        |co, ci| {
+                            let scale = scales.get(co).copied().unwrap_or(0.0);
+                            core::array::from_fn(|i| dequantize(q[at(co, ci) + i], scale, 0))
+                        },
+                        u,
+                    );
                 }
-            };
+                _ => winograd_f43_weights(&g, f32s(raw), u),
+            }
             Algo::Winograd(span)
         } else {
-            Algo::Direct(weight)
+            Algo::Direct(match dtype {
+                Some(DType::F16) => {
+                    let k = s.k;
+                    let (span, dst) = s.f32s(n);
+                    k.f16_to_f32(u16s(raw), dst);
+                    Weights::Prepared(span)
+                }
+                Some(DType::I8) => {
+                    let k = s.k;
+                    let scales = scales();
+                    let (span, dst) = s.f32s(n);
+                    let per = n / scales.len().max(1);
+                    for ((d, q), &scale) in dst
+                        .chunks_exact_mut(per)
+                        .zip(i8s(raw).chunks_exact(per))
+                        .zip(scales)
+                    {
+                        k.dequantize(q, scale, 0, d);
+                    }
+                    Weights::Prepared(span)
+                }
+                _ => Weights::File(cx.tensor_span(self.weight)),
+            })
         };
         Ok(Plan {
             g,

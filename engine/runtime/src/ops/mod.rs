@@ -529,26 +529,6 @@ impl<'p> Setup<'p> {
             crate::view::f32s_mut(bytes),
         )
     }
-
-    /// `n` more f32s, as [`Setup::f32s`], together with the f32s of `earlier`
-    /// (a span an earlier call returned) to read: for data prepared from
-    /// other prepared data. Panics as [`Setup::f32s`], or when `earlier` is
-    /// not of this region.
-    pub fn f32s_after(&mut self, earlier: Span, n: usize) -> (&[f32], Span, &mut [f32]) {
-        let start = self.used.next_multiple_of(64);
-        let len = n * 4;
-        self.used = start + len;
-        let (head, tail) = self.region.split_at_mut(start);
-        let at = earlier.off - self.base;
-        (
-            crate::view::f32s(&head[at..at + earlier.len]),
-            Span {
-                off: self.base + start,
-                len,
-            },
-            crate::view::f32s_mut(&mut tail[..len]),
-        )
-    }
 }
 
 /// What an op reads and writes while it runs.
