@@ -475,8 +475,16 @@ impl<'p> GraphBuilder<'p> {
             self.map(name, f.cout, g.out_h(), g.out_w(), 0)
         };
         // f16- and int8-stored weights are expanded by the session's prepare
-        // step, into its prepared data: the scratch is the GEMM's only.
-        let scratch = self.scratch(name, ops::conv2d::Conv2d::scratch_bytes(&g));
+        // step, into its prepared data: the scratch is the GEMM's, or
+        // Winograd's where it suits the convolution (the session then
+        // chooses it). int8 files and the calibration graph of int8 files
+        // plan the GEMM's only, so that they stay as they were.
+        let scratch_bytes = if self.recipe.int8 || self.recipe.split_silu {
+            ops::conv2d::Conv2d::scratch_bytes(&g)
+        } else {
+            ops::conv2d::Conv2d::scratch_bytes_planned(&g)
+        };
+        let scratch = self.scratch(name, scratch_bytes);
         let p = ops::conv2d::Conv2d {
             weight: Tensor(wt),
             bias: Tensor(bt),

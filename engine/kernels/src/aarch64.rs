@@ -27,6 +27,7 @@ declare_path! {
         sgemm = neon_sgemm_f32,
         conv_f32 = neon_conv_f32,
         dwconv_f32 = neon_dwconv_f32,
+        act_f32 = neon_act_f32,
         idct_islow_u8 = crate::aarch64_jpeg::neon_idct_islow_u8,
         idct_4x4_u8 = crate::aarch64_jpeg::neon_idct_4x4_u8,
         upsample_h2v1_fancy_u8 = crate::aarch64_jpeg::neon_upsample_h2v1_fancy_u8,
@@ -65,6 +66,29 @@ impl Neon {
 /// The slot contract (`crate::table`); NEON is compiled in.
 unsafe fn neon_sgemm_f32(g: &Gemm<'_>, c: &mut [f32], scratch: &mut [f32]) {
     crate::blocked::sgemm_blocked(Neon::new(), g, &g.b, c, scratch);
+}
+
+/// The [`crate::Slot::ActF32`] of the NEON paths: [`act_q`] 4 lanes at a
+/// time (SiLU within 4 ulp of the scalar function, the others as
+/// [`Act::apply`]), the tail through the scalar function.
+///
+/// # Safety
+/// The slot contract (`crate::table`); NEON is compiled in.
+unsafe fn neon_act_f32(act: Act, x: &[f32], out: &mut [f32]) {
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: NEON is compiled in; elements i..i + 4 of both slices
+        // exist (i + 4 <= n).
+        unsafe {
+            let v = act_q(act, vld1q_f32(x.as_ptr().add(i)));
+            vst1q_f32(out.as_mut_ptr().add(i), v);
+        }
+        i += 4;
+    }
+    for (o, &v) in out[i..n].iter_mut().zip(&x[i..n]) {
+        *o = act.apply(v);
+    }
 }
 
 /// The [`crate::Slot::ConvF32`] of the NEON paths: im2col-packed GEMM.

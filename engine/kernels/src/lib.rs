@@ -43,6 +43,7 @@ pub mod ops;
 pub mod quant;
 pub mod table;
 pub mod testing;
+pub mod winograd;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
@@ -86,3 +87,7 @@ pub use quant::{
     quantize_multiplier, requant,
 };
 pub use table::{Dims, Kernels, PathDef, Slot};
+pub use winograd::{
+    WinogradF32, winograd_f43_fits, winograd_f43_scratch_len, winograd_f43_weights,
+    winograd_f43_weights_len, winograd_f43_weights_with,
+};

@@ -28,6 +28,7 @@ declare_path! {
         dwconv_f32 = avx2_fma_dwconv_f32,
         conv_i8 = avx2_conv_s8,
         dwconv_i8 = avx2_dwconv_s8,
+        act_f32 = avx2_fma_act_f32,
         idct_islow_u8 = crate::x86_jpeg::avx2_idct_islow_u8,
         idct_4x4_u8 = crate::x86_jpeg::avx2_idct_4x4_u8,
         upsample_h2v1_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v1_fancy_u8,
@@ -84,6 +85,29 @@ unsafe fn avx2_fma_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32
 pub(crate) unsafe fn avx2_fma_dwconv_f32(a: &ConvF32<'_>, out: &mut [f32]) {
     // SAFETY: the caller guarantees AVX2 and FMA.
     unsafe { dwconv(a, out) }
+}
+
+/// The [`crate::Slot::ActF32`] of this path: [`act_ps`] 8 lanes at a time
+/// (SiLU within 4 ulp of the scalar function, the others exact), the tail
+/// through the scalar function.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, lengths checked.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma_act_f32(act: Act, x: &[f32], out: &mut [f32]) {
+    let n = x.len().min(out.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: elements i..i + 8 of both slices exist (i + 8 <= n).
+        unsafe {
+            let v = act_ps(act, _mm256_loadu_ps(x.as_ptr().add(i)));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+        }
+        i += 8;
+    }
+    for (o, &v) in out[i..n].iter_mut().zip(&x[i..n]) {
+        *o = act.apply(v);
+    }
 }
 
 /// The [`crate::Slot::ConvI8`] of this path: the portable dense int8

@@ -6,6 +6,15 @@
 //! `prepare`, into the session's prepared data; f32 weights are used in place
 //! from the model bytes. A frame only runs the convolution.
 //!
+//! `prepare` chooses the algorithm: dense 3×3 stride-1 convolutions of at
+//! least [`WINOGRAD_MIN_CHANNELS`] channels in and out and
+//! [`WINOGRAD_MIN_TILES`] output tiles run as Winograd F(4×4, 3×3)
+//! (`edgedetr_kernels::winograd`, 4× fewer multiplies) when the model file
+//! planned the larger scratch that needs ([`Conv2d::scratch_bytes_planned`]);
+//! the weights (f32, or f16 and int8 expanded nine at a time) are then
+//! transformed once into the prepared data (`36·Cout·Cin` f32). Every other convolution, and those of files planned
+//! with the direct scratch only, run directly (im2col + GEMM).
+//!
 //! Linear layers (1×1, stride 1, dense) with per-channel int8 weights run as
 //! [`LinearBf16`] instead where the kernels compute it natively
 //! ([`Kernels::linear_bf16_native`](edgedetr_kernels::Kernels::linear_bf16_native):
@@ -20,7 +29,11 @@
 use core::ops::Range;
 
 use edgedetr_format::{DType, QuantKind};
-use edgedetr_kernels::{Act, ConvF32, ConvGeom, LinearBf16, bf16_bits, linear_bf16_scratch_len};
+use edgedetr_kernels::{
+    Act, ConvF32, ConvGeom, LinearBf16, WinogradF32, bf16_bits, dequantize, f16_to_f32_slice,
+    linear_bf16_scratch_len, winograd_f43_fits, winograd_f43_scratch_len, winograd_f43_weights,
+    winograd_f43_weights_len, winograd_f43_weights_with,
+};
 
 use super::codec::{Tensor, op_params};
 use super::{Cx, Io, Op, Setup, Span, ensure, items};
@@ -32,12 +45,15 @@ const DECODER_STAGE: u8 = 2;
 /// Whether a convolution of geometry `g` with per-channel int8 weights, in
 /// stage `stage`, runs as [`LinearBf16`] on kernels `k` with a scratch of
 /// `scratch` bytes: a decoder linear layer in whole blocks of 32 channels
-/// and 32 inputs (the tiles'), and a native kernel.
+/// and 32 inputs (the tiles'; also every thread's share of the channels, so
+/// that each runs the same kernel whatever the thread count), and a native
+/// kernel.
 fn as_linear_bf16(g: &ConvGeom, stage: u8, k: &edgedetr_kernels::Kernels, scratch: usize) -> bool {
     stage >= DECODER_STAGE
         && g.k == 1
         && g.stride == 1
         && g.groups == 1
+        && ChannelBlock::width(g).is_multiple_of(32)
         && g.cout.is_multiple_of(32)
         && g.cin.is_multiple_of(32)
         && scratch >= linear_bf16_scratch_len(g.cin)
@@ -63,11 +79,53 @@ op_params! {
     }
 }
 
+/// Fewest input and output channels for Winograd: below, the transforms
+/// cost more than the multiplies they save (measured on AVX-512: 2× faster
+/// at 256 channels, 1.3× at 64).
+pub const WINOGRAD_MIN_CHANNELS: usize = 32;
+
+/// Fewest 4×4 output tiles for Winograd: the 36 GEMMs have one column per
+/// tile, and below two dozen columns they run far from the GEMM's peak (a
+/// 10×10 map, 9 tiles, runs 1.5× slower than direct; 20×20, 25 tiles, 1.5×
+/// faster).
+pub const WINOGRAD_MIN_TILES: usize = 16;
+
 impl Conv2d {
-    /// Scratch bytes a convolution of geometry `g` needs (the same for every
-    /// kernel path).
+    /// Scratch bytes a convolution of geometry `g` needs run directly (the
+    /// same for every kernel path): what every file plans at least.
     pub fn scratch_bytes(g: &ConvGeom) -> usize {
         g.scratch_len() * 4
+    }
+
+    /// Whether a convolution of geometry `g` is one Winograd serves well
+    /// (dense 3×3 stride 1, [`WINOGRAD_MIN_CHANNELS`],
+    /// [`WINOGRAD_MIN_TILES`]); it runs so when its scratch allows.
+    pub fn winograd_suits(g: &ConvGeom) -> bool {
+        winograd_f43_fits(g)
+            && g.cin >= WINOGRAD_MIN_CHANNELS
+            && g.cout >= WINOGRAD_MIN_CHANNELS
+            && g.h >= 8
+            && g.w >= 8
+            && g.h.div_ceil(4) * g.w.div_ceil(4) >= WINOGRAD_MIN_TILES
+    }
+
+    /// Scratch bytes the quantizer plans for a convolution of geometry `g`:
+    /// Winograd's ([`winograd_f43_scratch_len`]) where it suits the
+    /// convolution, else [`Conv2d::scratch_bytes`].
+    pub fn scratch_bytes_planned(g: &ConvGeom) -> usize {
+        let direct = Conv2d::scratch_bytes(g);
+        if Conv2d::winograd_suits(g) {
+            direct.max(winograd_f43_scratch_len(g) * 4)
+        } else {
+            direct
+        }
+    }
+
+    /// Whether the convolution of `cx` runs as Winograd: it suits it and the
+    /// file planned the scratch for it (files planned before Winograd run
+    /// directly).
+    fn uses_winograd(&self, cx: &Cx<'_, '_>, g: &ConvGeom) -> bool {
+        Conv2d::winograd_suits(g) && cx.scratch_bytes() >= winograd_f43_scratch_len(g) * 4
     }
 }
 
@@ -176,11 +234,21 @@ pub enum Weights {
     },
 }
 
+/// How the convolution runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Algo {
+    /// im2col + GEMM (or the depthwise kernel), with these f32 weights.
+    Direct(Weights),
+    /// Winograd F(4×4, 3×3) with the transformed weights `U[36][Cout][Cin]`
+    /// in the prepared data.
+    Winograd(Span),
+}
+
 /// The prepared convolution.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     g: ConvGeom,
-    weight: Weights,
+    algo: Algo,
     bias: Span,
     act: Act,
 }
@@ -212,10 +280,11 @@ impl Op for Conv2d {
 
     fn prepared_bytes(&self, cx: &Cx<'_, '_>) -> usize {
         let w = cx.tensor(self.weight);
-        if w.dtype == DType::F32 as u8 {
-            0
-        } else {
-            w.numel() as usize * 4
+        match conv_geom(cx, self.k, self.stride, self.groups) {
+            // U only: f16 and int8 weights are expanded nine at a time.
+            Ok(g) if self.uses_winograd(cx, &g) => winograd_f43_weights_len(&g) * 4,
+            _ if w.dtype == DType::F32 as u8 => 0,
+            _ => w.numel() as usize * 4,
         }
     }
 
@@ -224,47 +293,81 @@ impl Op for Conv2d {
         let w = cx.tensor(self.weight);
         let raw = cx.tensor_span(self.weight).of(cx.file.bytes());
         let n = w.numel() as usize;
-        let weight = match DType::from_u8(w.dtype) {
-            Some(DType::F16) => {
-                let k = s.k;
-                let (span, dst) = s.f32s(n);
-                k.f16_to_f32(u16s(raw), dst);
-                Weights::Prepared(span)
-            }
-            Some(DType::I8) if as_linear_bf16(&g, cx.op.stage, &s.k, cx.scratch_bytes()) => {
-                let scale = Tensor(w.channel_params);
-                ensure(
-                    cx.tensor_of(scale, DType::F32)?.numel() == g.cout as u64,
-                    "int8 weight scales do not match the output channels",
-                )?;
-                let (span, dst) = s.u16s(n);
-                for (d, &q) in dst.iter_mut().zip(i8s(raw)) {
-                    *d = bf16_bits(q as f32);
+        let dtype = DType::from_u8(w.dtype);
+        let scales = || f32s(cx.file.tensor_bytes(w.channel_params));
+        let algo = if self.uses_winograd(cx, &g) {
+            let (span, u) = s.f32s(winograd_f43_weights_len(&g));
+            let at = |co: usize, ci: usize| (co * g.cin + ci) * 9;
+            match dtype {
+                Some(DType::F16) => {
+                    let h = u16s(raw);
+                    winograd_f43_weights_with(
+                        &g,
+                        |co, ci| {
+                            let mut k = [0f32; 9];
+                            f16_to_f32_slice(&h[at(co, ci)..][..9], &mut k);
+                            k
+                        },
+                        u,
+                    );
                 }
-                Weights::Bf16 {
-                    weight: span,
-                    scale: cx.tensor_span(scale),
+                Some(DType::I8) => {
+                    let (q, scales) = (i8s(raw), scales());
+                    winograd_f43_weights_with(
+                        &g,
+                        |co, ci| {
+                            let scale = scales.get(co).copied().unwrap_or(0.0);
+                            core::array::from_fn(|i| dequantize(q[at(co, ci) + i], scale, 0))
+                        },
+                        u,
+                    );
                 }
+                _ => winograd_f43_weights(&g, f32s(raw), u),
             }
-            Some(DType::I8) => {
-                let k = s.k;
-                let scales = f32s(cx.file.tensor_bytes(w.channel_params));
-                let (span, dst) = s.f32s(n);
-                let per = n / scales.len().max(1);
-                for ((d, q), &scale) in dst
-                    .chunks_exact_mut(per)
-                    .zip(i8s(raw).chunks_exact(per))
-                    .zip(scales)
-                {
-                    k.dequantize(q, scale, 0, d);
+            Algo::Winograd(span)
+        } else {
+            Algo::Direct(match dtype {
+                Some(DType::F16) => {
+                    let k = s.k;
+                    let (span, dst) = s.f32s(n);
+                    k.f16_to_f32(u16s(raw), dst);
+                    Weights::Prepared(span)
                 }
-                Weights::Prepared(span)
-            }
-            _ => Weights::File(cx.tensor_span(self.weight)),
+                Some(DType::I8) if as_linear_bf16(&g, cx.op.stage, &s.k, cx.scratch_bytes()) => {
+                    let scale = Tensor(w.channel_params);
+                    ensure(
+                        cx.tensor_of(scale, DType::F32)?.numel() == g.cout as u64,
+                        "int8 weight scales do not match the output channels",
+                    )?;
+                    let (span, dst) = s.u16s(n);
+                    for (d, &q) in dst.iter_mut().zip(i8s(raw)) {
+                        *d = bf16_bits(q as f32);
+                    }
+                    Weights::Bf16 {
+                        weight: span,
+                        scale: cx.tensor_span(scale),
+                    }
+                }
+                Some(DType::I8) => {
+                    let k = s.k;
+                    let scales = scales();
+                    let (span, dst) = s.f32s(n);
+                    let per = n / scales.len().max(1);
+                    for ((d, q), &scale) in dst
+                        .chunks_exact_mut(per)
+                        .zip(i8s(raw).chunks_exact(per))
+                        .zip(scales)
+                    {
+                        k.dequantize(q, scale, 0, d);
+                    }
+                    Weights::Prepared(span)
+                }
+                _ => Weights::File(cx.tensor_span(self.weight)),
+            })
         };
         Ok(Plan {
             g,
-            weight,
+            algo,
             bias: cx.tensor_span(self.bias),
             act: self.act,
         })
@@ -274,22 +377,36 @@ impl Op for Conv2d {
         let Some(b) = ChannelBlock::of(&p.g, &work) else {
             return;
         };
-        let weight = match p.weight {
-            Weights::File(s) => f32s(s.of(io.file)),
-            Weights::Prepared(s) => f32s(s.of(io.prepared)),
-            Weights::Bf16 { weight, scale } => {
+        let bias = f32s(p.bias.of(io.file));
+        let weight = match p.algo {
+            Algo::Direct(Weights::File(s)) => f32s(s.of(io.file)),
+            Algo::Direct(Weights::Prepared(s)) => f32s(s.of(io.prepared)),
+            Algo::Direct(Weights::Bf16 { weight, scale }) => {
                 let (m, k) = (b.co.len(), p.g.cin);
                 let a = LinearBf16 {
                     m,
                     n: p.g.h * p.g.w,
                     k,
-                    weight: &crate::view::u16s(weight.of(io.prepared))[b.co.start * k..][..m * k],
+                    weight: &u16s(weight.of(io.prepared))[b.co.start * k..][..m * k],
                     scale: &f32s(scale.of(io.file))[b.co.clone()],
-                    bias: &f32s(p.bias.of(io.file))[b.co.clone()],
+                    bias: &bias[b.co.clone()],
                     input: &f32s(io.ins[0])[b.input],
                     act: p.act,
                 };
                 io.k.linear_bf16(&a, io.out.f32s(b.out), io.scratch);
+                return;
+            }
+            Algo::Winograd(u) => {
+                let a = WinogradF32 {
+                    g: p.g,
+                    input: f32s(io.ins[0]),
+                    u: f32s(u.of(io.prepared)),
+                    bias,
+                    act: p.act,
+                    co_start: b.co.start,
+                    co_end: b.co.end,
+                };
+                io.k.winograd_f43_f32(&a, io.out.f32s(b.out), f32s_mut(io.scratch));
                 return;
             }
         };
@@ -298,7 +415,7 @@ impl Op for Conv2d {
             g: b.g,
             input: &f32s(io.ins[0])[b.input],
             weight: &weight[b.co.start * per_out..b.co.end * per_out],
-            bias: &f32s(p.bias.of(io.file))[b.co],
+            bias: &bias[b.co],
             act: p.act,
         };
         let out = io.out.f32s(b.out);
