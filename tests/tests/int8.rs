@@ -418,3 +418,34 @@ fn fp16_is_half_the_size_and_close_to_fp32() {
         assert!(rel <= 1e-2, "{n}: fp16 relative error {rel:.3e} > 1e-2");
     }
 }
+
+/// The int8 decoder on this CPU's best kernels (bfloat16 linear layers where
+/// AMX runs them) against the scalar kernels' f32 decoder: the same queries
+/// selected, logits and boxes far closer than the int8 model's own error.
+#[test]
+fn int8_decoder_on_the_best_kernels_matches_f32_arithmetic() {
+    if skip_requested("int8_decoder_on_the_best_kernels_matches_f32_arithmetic") {
+        return;
+    }
+    let model = Model::from_bytes(int8_320()).unwrap();
+    let run = |kernels: edgedetr::kernels::Kernels| {
+        let mut arena = vec![0u8; model.arena_size()];
+        let mut s = Session::with_kernels(&model, &mut arena, kernels).unwrap();
+        s.set_input_f32(&golden("bus_320", "input").data).unwrap();
+        s.run();
+        let topk = model.buffer_id("dec_topk_index").expect("dec_topk_index");
+        let idx = s.buffer_i32(topk).unwrap().to_vec();
+        (idx, values(&s, "dec_logits"), values(&s, "dec_boxes"))
+    };
+    let best = edgedetr::kernels::Kernels::from_env();
+    let (idx, logits, boxes) = run(best);
+    let (idx_f32, logits_f32, boxes_f32) = run(edgedetr::kernels::Kernels::scalar());
+    assert_eq!(idx, idx_f32, "{} selects other queries", best.name());
+    let (l, b) = (sqnr(&logits, &logits_f32), sqnr(&boxes, &boxes_f32));
+    eprintln!(
+        "{} (bf16 linears: {}) vs scalar: logits {l:.1} dB, boxes {b:.1} dB",
+        best.name(),
+        best.linear_bf16_native()
+    );
+    assert!(l >= 60.0 && b >= 65.0, "logits {l:.1} dB, boxes {b:.1} dB");
+}
