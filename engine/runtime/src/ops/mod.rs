@@ -663,7 +663,7 @@ impl Chunks {
 pub(crate) const ROW_BLOCK: usize = 8;
 
 /// The channel rows of a `[C, T]` output split into blocks of
-/// [`ROW_BLOCK`] (the work units of the token copies, masks and gathers,
+/// `ROW_BLOCK` (the work units of the token copies, masks and gathers,
 /// which treat every channel alike and alone).
 #[derive(Clone, Copy, Debug)]
 pub struct Rows {
