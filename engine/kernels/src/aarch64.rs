@@ -13,6 +13,7 @@ use crate::caps::Caps;
 use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, Portable};
 use crate::gemm::Gemm;
+use crate::planes::OutPlanes;
 use crate::reference::input_row;
 use crate::table::{SCALAR, declare_path};
 
@@ -133,7 +134,7 @@ impl Dotprod {
 /// # Safety
 /// The slot contract (`crate::table`): the CPU runs `SDOT`.
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn dotprod_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn dotprod_conv_s8(a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
     crate::conv_i8::conv_s8_dense(Portable, a, out, scratch);
 }
 

@@ -57,6 +57,7 @@
 
 use crate::Kernels;
 use crate::conv::ConvGeom;
+use crate::planes::OutPlanes;
 use crate::quant::{QMul, requant};
 use crate::reference::{input_row, valid_cols};
 
@@ -200,6 +201,16 @@ impl ConvI8<'_> {
 
     /// Asserts every operand (programmer errors: the loader validates shapes).
     pub fn check(&self, what: &str, out: &[i8]) {
+        self.check_operands(what);
+        let g = &self.g;
+        assert!(
+            out.len() >= g.cout * g.out_h() * g.out_w(),
+            "{what}: out too short"
+        );
+    }
+
+    /// Asserts every operand but the output.
+    fn check_operands(&self, what: &str) {
         let g = &self.g;
         assert!(g.is_supported(), "{what}: unsupported geometry {g:?}");
         assert!(
@@ -223,10 +234,6 @@ impl ConvI8<'_> {
             "{what}: weight too short"
         );
         assert!(self.bias.len() >= g.cout, "{what}: bias too short");
-        assert!(
-            out.len() >= g.cout * g.out_h() * g.out_w(),
-            "{what}: out too short"
-        );
         self.rq.check(g.cout, what);
     }
 }
@@ -293,13 +300,35 @@ impl Kernels {
     /// `rq.lo > rq.hi` or a short slice.
     pub fn conv_i8(&self, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
         a.check("conv_i8", out);
+        let n = a.g.out_h() * a.g.out_w();
+        self.conv_i8_planes(a, &mut OutPlanes::new(out, n), scratch);
+    }
+
+    /// [`Kernels::conv_i8`] for the output pixels `out.cols()` only (of
+    /// every channel): what one thread of several sharing a convolution by
+    /// pixels runs. Any partition of the pixels writes the same bytes as the
+    /// whole convolution. Panics as [`Kernels::conv_i8`] does, and unless
+    /// `out` holds at least `cout` planes of `out_h·out_w` elements.
+    pub fn conv_i8_planes(&self, a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
+        a.check_operands("conv_i8");
         assert!(!a.g.is_depthwise(), "conv_i8: depthwise geometry");
+        assert!(
+            out.planes() >= a.g.cout && out.n() == a.g.out_h() * a.g.out_w(),
+            "conv_i8: out holds {} planes of {}, not {} of {}",
+            out.planes(),
+            out.n(),
+            a.g.cout,
+            a.g.out_h() * a.g.out_w()
+        );
         assert!(
             scratch.len() >= conv_i8_scratch_len(&a.g),
             "conv_i8: scratch has {} < {} bytes",
             scratch.len(),
             conv_i8_scratch_len(&a.g)
         );
+        if out.cols().is_empty() {
+            return;
+        }
         // SAFETY: the table's contract (crate::table); operands checked above.
         unsafe { (self.slots.conv_i8)(a, out, scratch) }
     }
@@ -318,7 +347,7 @@ impl Kernels {
 }
 
 /// The scalar [`crate::Slot::ConvI8`]: the portable dense kernel.
-pub(crate) fn portable_conv_i8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) fn portable_conv_i8(a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
     conv_s8_dense(Portable, a, out, scratch);
 }
 
@@ -351,11 +380,17 @@ impl DotS8 for Portable {
 /// one for an odd last row, `1×1` for a tile's last columns); operands
 /// checked by the caller. Inlined into each path's build of it.
 #[inline(always)]
-pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) fn conv_s8_dense(
+    dot: impl DotS8,
+    a: &ConvI8<'_>,
+    out: &mut OutPlanes<'_>,
+    scratch: &mut [u8],
+) {
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let (kb, n, tile) = dense_tile(g, scratch);
-    for j0 in (0..n).step_by(NB) {
-        let nb = NB.min(n - j0);
+    let (kb, _, tile) = dense_tile(g, scratch);
+    let span = out.cols();
+    for j0 in span.clone().step_by(NB) {
+        let nb = NB.min(span.end - j0);
         let panel = &mut tile[..nb * kb];
         pack_im2col_s8(g, input, zp_in, j0, kb, panel);
         let panel = &*panel;
@@ -365,9 +400,7 @@ pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scr
             let (w0, w1) = (&weight[co * kpad..][..kb], &weight[(co + 1) * kpad..][..kb]);
             let (b0, m0) = (bias[co], rq.channel_mul(co));
             let (b1, m1) = (bias[co + 1], rq.channel_mul(co + 1));
-            let (first, second) = out.split_at_mut((co + 1) * n);
-            let o0 = &mut first[co * n + j0..][..nb];
-            let o1 = &mut second[j0..][..nb];
+            let (o0, o1) = out.rows2(co, j0, nb);
             let mut cols = panel.chunks_exact(NR * kb);
             let mut outs = o0.chunks_exact_mut(NR).zip(o1.chunks_exact_mut(NR));
             for (cb, (ob0, ob1)) in (&mut cols).zip(&mut outs) {
@@ -389,7 +422,7 @@ pub(crate) fn conv_s8_dense(dot: impl DotS8, a: &ConvI8<'_>, out: &mut [i8], scr
         if co < g.cout {
             let wrow = &weight[co * kpad..][..kb];
             let (b, mul) = (bias[co], rq.channel_mul(co));
-            let orow = &mut out[co * n + j0..][..nb];
+            let orow = out.row(co, j0, nb);
             let mut cols = panel.chunks_exact(NR * kb);
             let mut outs = orow.chunks_exact_mut(NR);
             for (cb, ob) in (&mut cols).zip(&mut outs) {

@@ -40,6 +40,7 @@ pub mod image;
 pub mod jpeg;
 pub mod linear_bf16;
 pub mod ops;
+pub mod planes;
 pub mod quant;
 pub mod table;
 pub mod testing;
@@ -82,6 +83,7 @@ pub use f16::{f16_to_f32_slice, f32_to_f16_bits};
 pub use gemm::{Epilogue, Gemm, MatRef, sgemm_scratch_len};
 pub use image::Resize;
 pub use linear_bf16::{LinearBf16, bf16_bits, bf16_value, linear_bf16_scratch_len};
+pub use planes::OutPlanes;
 pub use quant::{
     QMul, dequantize, dequantize_slice, qmuls_from_pairs, quantize_f32, quantize_f32_slice,
     quantize_multiplier, requant,

@@ -34,6 +34,7 @@ use crate::image::Resize;
 use crate::linear_bf16::LinearBf16;
 use crate::ops::decoder::{DeformGeom, FinalTopK};
 use crate::ops::norm::LayerNorm;
+use crate::planes::OutPlanes;
 use crate::{Act, image};
 
 /// `(channels, height, width)` of a channel-major map.
@@ -93,7 +94,7 @@ slots! {
     /// Depthwise f32 convolution.
     dwconv_f32 (DwConvF32): unsafe fn(&ConvF32<'_>, &mut [f32]) = crate::reference::dwconv_f32_slot;
     /// Dense int8 convolution with the requantising epilogue.
-    conv_i8 (ConvI8): unsafe fn(&ConvI8<'_>, &mut [i8], &mut [u8]) = crate::conv_i8::portable_conv_i8;
+    conv_i8 (ConvI8): unsafe fn(&ConvI8<'_>, &mut OutPlanes<'_>, &mut [u8]) = crate::conv_i8::portable_conv_i8;
     /// Depthwise int8 convolution with the requantising epilogue.
     dwconv_i8 (DwConvI8): unsafe fn(&ConvI8<'_>, &mut [i8]) = crate::conv_i8::portable_dwconv_i8;
     /// Weighted sum of 1–4 int8 maps (some read ×2-upsampled), requantised.

@@ -12,6 +12,7 @@ use crate::caps::Caps;
 use crate::conv::ConvF32;
 use crate::conv_i8::{ConvI8, DotS8, NR};
 use crate::gemm::Gemm;
+use crate::planes::OutPlanes;
 use crate::reference::input_row;
 use crate::table::{SCALAR, declare_path};
 
@@ -116,7 +117,7 @@ unsafe fn avx2_fma_act_f32(act: Act, x: &[f32], out: &mut [f32]) {
 /// # Safety
 /// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn avx2_conv_s8(a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
     // SAFETY: the caller guarantees AVX2 and FMA.
     let t = unsafe { Avx2Fma::assume() };
     crate::conv_i8::conv_s8_dense(t, a, out, scratch);

@@ -33,6 +33,7 @@ use core::arch::x86_64::*;
 use crate::caps::Caps;
 use crate::conv_i8::ConvI8;
 use crate::linear_bf16::LinearBf16;
+use crate::planes::OutPlanes;
 use crate::table::declare_path;
 
 declare_path! {
@@ -124,7 +125,7 @@ fn request_tile_data() -> bool {
 /// # Safety
 /// The slot contract (`crate::table`): the path's features run (AMX usable:
 /// the path is only installed after [`Amx::new`]), operands checked.
-unsafe fn amx_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+unsafe fn amx_conv_s8(a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
     match Amx::new() {
         Some(amx) if handles(a) => {
             // SAFETY: the slot contract; `handles` includes the VNNI

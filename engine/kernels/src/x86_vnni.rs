@@ -24,6 +24,7 @@ use crate::gemm::Gemm;
 use crate::ops::decoder::DeformGeom;
 use crate::ops::norm::LayerNorm;
 use crate::ops::select::TopK;
+use crate::planes::OutPlanes;
 use crate::quant::QMul;
 use crate::reference::input_row;
 use crate::table::declare_path;
@@ -98,20 +99,21 @@ fn cpu_has_avx512_vnni() -> bool {
 /// The slot contract (`crate::table`): AVX-512 F, BW and VNNI run, operands
 /// checked (dense geometry).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-pub(crate) unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8]) {
+pub(crate) unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut OutPlanes<'_>, scratch: &mut [u8]) {
     if crate::x86_vnni_c4::handles(a) {
         // SAFETY: the path's features (AVX-512 VL included) run; `handles`
         // holds; the slot contract gives the scratch.
         return unsafe { crate::x86_vnni_c4::conv_s8_c4(a, out, scratch, None) };
     }
     let (g, input, zp_in, weight, kpad, bias, rq) = a.parts();
-    let (kb, n, tile) = dense_tile(g, scratch);
+    let (kb, _, tile) = dense_tile(g, scratch);
     let mut colsum = [0i32; NB];
     // The vector epilogue covers multipliers that shift right (all but
     // multipliers above 1) and output zero points that cannot overflow.
     let fast = requant16_covers(rq);
-    for j0 in (0..n).step_by(NB) {
-        let nb = NB.min(n - j0);
+    let span = out.cols();
+    for j0 in span.clone().step_by(NB) {
+        let nb = NB.min(span.end - j0);
         let panel = &mut tile[..nb * kb];
         pack_im2col_s8(g, input, zp_in, j0, kb, panel);
         let panel = &*panel;
@@ -138,7 +140,7 @@ pub(crate) unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut 
                         core::array::from_fn(|t| colsum[t0 + t].wrapping_mul(128));
                     let y = epilogue_4x4(&acc, &bias, &muls, &corr, rq);
                     for (r, y) in y.iter().enumerate() {
-                        let o = &mut out[(c0 + r) * n + j0 + t0..][..NC];
+                        let o = out.row(c0 + r, j0 + t0, NC);
                         match rq.lut {
                             Some(lut) => {
                                 for (o, &v) in o.iter_mut().zip(y) {
@@ -153,7 +155,7 @@ pub(crate) unsafe fn vnni_conv_s8(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut 
                 for (r, acc) in acc.iter().enumerate().take(rows) {
                     let co = c0 + r;
                     let (b, mul) = (bias[co], rq.channel_mul(co));
-                    let o = &mut out[co * n + j0 + t0..][..cols];
+                    let o = out.row(co, j0 + t0, cols);
                     for (t, o) in o.iter_mut().enumerate() {
                         let corr = colsum[t0 + t].wrapping_mul(128);
                         *o = rq.apply_mul(mul, b.wrapping_add(acc[t].wrapping_sub(corr)));

@@ -30,6 +30,7 @@
 use core::arch::x86_64::*;
 
 use crate::conv_i8::{ConvI8, NB, Requant, conv_i8_reduction_len, dense_tile};
+use crate::planes::OutPlanes;
 use crate::quant::QMul;
 use crate::x86_amx::{Acc32, Amx, Tiles};
 
@@ -83,7 +84,7 @@ fn has_vbmi() -> bool {
 /// [`handles`]; `scratch` holds [`crate::conv_i8_scratch_len`] bytes.
 pub(crate) unsafe fn conv_s8_c4(
     a: &ConvI8<'_>,
-    out: &mut [i8],
+    out: &mut OutPlanes<'_>,
     scratch: &mut [u8],
     amx: Option<Amx>,
 ) {
@@ -103,7 +104,12 @@ pub(crate) unsafe fn conv_s8_c4(
 /// # Safety
 /// As [`conv_s8_c4`], and AVX-512 VBMI runs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2")]
-unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], amx: Option<Amx>) {
+unsafe fn conv_s8_c4_vbmi(
+    a: &ConvI8<'_>,
+    out: &mut OutPlanes<'_>,
+    scratch: &mut [u8],
+    amx: Option<Amx>,
+) {
     // SAFETY: the caller's contract, VBMI included.
     unsafe { conv_c4::<true>(a, out, scratch, amx) }
 }
@@ -113,7 +119,12 @@ unsafe fn conv_s8_c4_vbmi(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], am
 /// # Safety
 /// As [`conv_s8_c4`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], amx: Option<Amx>) {
+unsafe fn conv_s8_c4_plain(
+    a: &ConvI8<'_>,
+    out: &mut OutPlanes<'_>,
+    scratch: &mut [u8],
+    amx: Option<Amx>,
+) {
     // SAFETY: the caller's contract.
     unsafe { conv_c4::<false>(a, out, scratch, amx) }
 }
@@ -132,7 +143,7 @@ unsafe fn conv_s8_c4_plain(a: &ConvI8<'_>, out: &mut [i8], scratch: &mut [u8], a
 #[inline(always)]
 unsafe fn conv_c4<const VBMI: bool>(
     a: &ConvI8<'_>,
-    out: &mut [i8],
+    out: &mut OutPlanes<'_>,
     scratch: &mut [u8],
     amx: Option<Amx>,
 ) {
@@ -164,8 +175,9 @@ unsafe fn conv_c4<const VBMI: bool>(
         lut: lut.as_ref(),
         fast,
     };
-    for j0 in (0..n).step_by(NB) {
-        let nb = NB.min(n - j0);
+    let cols = out.cols();
+    for j0 in cols.clone().step_by(NB) {
+        let nb = NB.min(cols.end - j0);
         // SAFETY: the features run; `panel` holds 32·kb ≥ 128·quads bytes;
         // `taps` describes `g`, whose input `input` is.
         unsafe { pack_tile(&taps, input, zp_in, j0, nb, quads, panel) };
@@ -192,7 +204,7 @@ unsafe fn conv_c4<const VBMI: bool>(
                         ]
                     };
                     // SAFETY: the features run (VBMI with a `Lut`).
-                    unsafe { epi.store_row(c0 + r, &acc, &mut out[(c0 + r) * n + j0..][..nb]) };
+                    unsafe { epi.store_row(c0 + r, &acc, out.row(c0 + r, j0, nb)) };
                 }
             }
         }
@@ -208,7 +220,7 @@ unsafe fn conv_c4<const VBMI: bool>(
             for (r, acc) in acc.iter().enumerate().take(rows) {
                 let c = c0 + r;
                 // SAFETY: the features run (VBMI with a `Lut`).
-                unsafe { epi.store_row(c, acc, &mut out[c * n + j0..][..nb]) };
+                unsafe { epi.store_row(c, acc, out.row(c, j0, nb)) };
             }
         }
     }

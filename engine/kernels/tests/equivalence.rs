@@ -716,6 +716,24 @@ fn conv_i8(kern: &Kernels, r: &mut Rng, depthwise: bool) -> Result<(), String> {
                 got.iter().zip(&want).position(|(a, b)| a != b)
             ));
         }
+        if !depthwise {
+            // Shared by pixels: cut at random points (tile-aligned or not,
+            // empty parts included) or at every tile of 32.
+            let n = g.out_h() * g.out_w();
+            let mut cuts: Vec<usize> = if case % 3 == 0 {
+                (32..n).step_by(32).collect()
+            } else {
+                (0..r.below(4)).map(|_| r.below(n + 1)).collect()
+            };
+            cuts.sort_unstable();
+            let got = p.run_in_columns(kern, &cuts);
+            if got != want {
+                return Err(format!(
+                    "case {case} {g:?} in columns cut at {cuts:?}: first difference at {:?}",
+                    got.iter().zip(&want).position(|(a, b)| a != b)
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -109,9 +109,15 @@ impl<'m, 'a> Session<'m, 'a> {
             let out = file.buffer(op.outputs[0]);
             let out_elem = DType::from_u8(out.dtype).map_or(4, |d| d.size());
             let elems = span_of(&out).len / out_elem.max(1);
+            // Columns of int8 planes, or consecutive parts of the output.
+            let parts_of = match plan.planes() {
+                Some(n) if out_elem == 1 && n > 0 && elems.is_multiple_of(n) => n,
+                Some(_) => 0,
+                None => elems,
+            };
             let split = op.outputs[1] == NONE
                 && elems.saturating_mul(plan.cost_per_output()) >= MIN_SPLIT_COST
-                && splits_cleanly(&plan, elems);
+                && splits_cleanly(&plan, parts_of);
             Ok(PreparedOp {
                 ins,
                 n_in: op.input_ids().count() as u8,
@@ -526,11 +532,18 @@ impl<'m, 'a> Session<'m, 'a> {
             // SAFETY: see above; inputs are only read, by every thread.
             *slot = unsafe { a.bytes(span) };
         }
-        let (out, out2) = match part {
+        let (out, out2) = match (part, p.plan.planes()) {
+            // SAFETY: see above; this thread's columns of the output planes
+            // overlap no other thread's, nor any input or scratch buffer. A
+            // split op has no second output.
+            (Some(cols), Some(n)) => (
+                Out::columns(unsafe { a.planes_mut(&p.outs[0], n, cols) }, p.outs[0].len),
+                &mut [][..],
+            ),
             // SAFETY: see above; this thread's part of the output overlaps no
             // other thread's, nor any input or scratch buffer. A split op
             // has no second output.
-            Some(r) => (
+            (Some(r), None) => (
                 Out::new(
                     unsafe { a.part_mut(&p.outs[0], r.clone()) },
                     r.start,
@@ -538,7 +551,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 ),
                 &mut [][..],
             ),
-            None => (
+            (None, _) => (
                 // SAFETY: see above; the output overlaps no input or scratch buffer.
                 Out::new(unsafe { a.bytes_mut(&p.outs[0]) }, 0, p.outs[0].len),
                 // SAFETY: see above; the second output is another live buffer (or empty).
@@ -565,11 +578,16 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// The output bytes that units `work` of op `p` (a split op) write: from
-    /// the first unit's start to the last one's end.
+    /// the first unit's start to the last one's end (of an op that splits
+    /// planes by columns, the columns of every plane).
     #[cfg(feature = "std")]
     fn part_of(p: &PreparedOp, work: &Range<usize>) -> Range<usize> {
         let unit = |j: usize| p.plan.writes(&(j..j + 1)).unwrap_or(0..0);
-        let e = usize::from(p.out_elem);
+        let e = if p.plan.planes().is_some() {
+            1
+        } else {
+            usize::from(p.out_elem)
+        };
         unit(work.start).start * e..unit(work.end - 1).end * e
     }
 }

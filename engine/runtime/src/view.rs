@@ -101,6 +101,39 @@ impl ArenaPtr {
 }
 
 impl ArenaPtr {
+    /// Columns `cols` of the int8 planes of `n` elements that span `s` holds
+    /// (a thread's share of a convolution shared by output pixels).
+    ///
+    /// # Safety
+    /// As [`ArenaPtr::bytes_mut`], for columns `cols` of every plane only:
+    /// nothing else may read or write them while the planes live.
+    pub(crate) unsafe fn planes_mut<'x>(
+        &self,
+        s: &Span,
+        n: usize,
+        cols: core::ops::Range<usize>,
+    ) -> edgedetr_kernels::OutPlanes<'x> {
+        assert!(
+            cols.start <= cols.end && cols.end <= n,
+            "columns outside the planes"
+        );
+        if s.len == 0 || n == 0 {
+            return edgedetr_kernels::OutPlanes::new(&mut [], n);
+        }
+        self.check(s);
+        // SAFETY: the planes lie in the span (checked above: ⌊len/n⌋ planes
+        // of n bytes), i8 has u8's layout, and the caller promises that
+        // nothing else touches columns `cols` of any plane.
+        unsafe {
+            edgedetr_kernels::OutPlanes::from_raw(
+                self.base.add(s.off).cast::<i8>(),
+                s.len / n,
+                n,
+                cols,
+            )
+        }
+    }
+
     /// Mutable view of bytes `part` of span `s` (a thread's share of an op's
     /// output).
     ///

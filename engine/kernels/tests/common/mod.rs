@@ -5,8 +5,8 @@
 use edgedetr_kernels::conv_i8::conv_i8_reduction_len;
 use edgedetr_kernels::quant::lut_from_fn;
 use edgedetr_kernels::{
-    ConvGeom, ConvI8, Kernels, QMul, Requant, SumInput, conv_i8_scratch_len, quantize_multiplier,
-    reference_conv2d_i8, weight_kpad,
+    ConvGeom, ConvI8, Kernels, OutPlanes, QMul, Requant, SumInput, conv_i8_scratch_len,
+    quantize_multiplier, reference_conv2d_i8, weight_kpad,
 };
 
 /// Natively the tests run many and large cases; under qemu fewer and smaller.
@@ -211,6 +211,23 @@ impl Problem {
         let mut out = vec![SENTINEL_I8; self.out_len() + 3];
         let mut scratch = vec![0xa5u8; conv_i8_scratch_len(&self.g) + scratch_off];
         k.conv2d_i8(&self.conv(), &mut out, &mut scratch[scratch_off..]);
+        out
+    }
+
+    /// A dense problem run in parts: the output pixels cut at `cuts`
+    /// (ascending, inside `0..out_h·out_w`), each part by
+    /// [`Kernels::conv_i8_planes`] with a fresh scratch, as threads sharing
+    /// the convolution by pixels run it.
+    pub fn run_in_columns(&self, k: &Kernels, cuts: &[usize]) -> Vec<i8> {
+        let n = self.g.out_h() * self.g.out_w();
+        let mut out = vec![SENTINEL_I8; self.out_len() + 3];
+        let mut planes = OutPlanes::new(&mut out[..self.out_len()], n);
+        let mut start = 0;
+        for &end in cuts.iter().chain([&n]) {
+            let mut scratch = vec![0x5au8; conv_i8_scratch_len(&self.g)];
+            k.conv_i8_planes(&self.conv(), &mut planes.narrow(start..end), &mut scratch);
+            start = end;
+        }
         out
     }
 }

@@ -16,7 +16,7 @@ use edgedetr_kernels::{
 
 use super::codec::{Fields, Tensor, op_params};
 use super::conv2d::{ChannelBlock, conv_geom};
-use super::{Cx, Io, Op, Setup, Span, ensure};
+use super::{Cx, Io, Op, Setup, Span, ensure, items};
 use crate::view::{i8s, i32s};
 
 op_params! {
@@ -79,6 +79,24 @@ pub struct Plan {
     lo: i8,
     hi: i8,
     kpad: usize,
+    /// Threads share the convolution by output pixels (work units of
+    /// [`PIXELS_PER_UNIT`]) rather than by channel blocks.
+    by_pixels: bool,
+}
+
+/// Output pixels per work unit of a convolution shared by pixels: the dense
+/// kernels' tile, so that every thread's share packs whole tiles, as the
+/// convolution run whole does (any other size gives the same bytes).
+const PIXELS_PER_UNIT: usize = 32;
+
+/// Whether threads share a convolution of geometry `g` by output pixels: a
+/// dense one with at least 16 tiles of pixels. Shared by channel blocks,
+/// every thread packs the whole input again (on the neck's 3×3 256-channel
+/// layers about a quarter of the work, so 2 threads ran them only 1.5×
+/// faster than one); shared by pixels, each packs its own pixels only and
+/// reads all the weights, which every tile reads anyway.
+fn by_pixels(g: &ConvGeom) -> bool {
+    g.groups == 1 && g.out_h() * g.out_w() >= 16 * PIXELS_PER_UNIT
 }
 
 impl Op for Conv2dI8 {
@@ -128,30 +146,23 @@ impl Op for Conv2dI8 {
             lo: self.lo,
             hi: self.hi,
             kpad: self.kpad as usize,
+            by_pixels: by_pixels(&g),
         })
     }
 
     fn run(p: &Plan, io: &mut Io<'_>, work: Range<usize>) {
+        if p.by_pixels {
+            let n = p.g.out_h() * p.g.out_w();
+            let a = p.operands(io.file, i8s(io.ins[0]), 0..p.g.cout, p.g);
+            let cols = items(&work, PIXELS_PER_UNIT, n);
+            let mut planes = io.out.planes_i8(n);
+            io.k.conv_i8_planes(&a, &mut planes.narrow(cols), io.scratch);
+            return;
+        }
         let Some(b) = ChannelBlock::of(&p.g, &work) else {
             return;
         };
-        let muls = qmuls_from_pairs(i32s(p.requant.of(io.file)));
-        let a = ConvI8 {
-            g: b.g,
-            input: &i8s(io.ins[0])[b.input],
-            zp_in: i32::from(p.zp_in),
-            weight: &i8s(p.weight.of(io.file))[b.co.start * p.kpad..b.co.end * p.kpad],
-            kpad: p.kpad,
-            bias: &i32s(p.bias.of(io.file))[b.co.clone()],
-            rq: Requant {
-                // One multiplier for every channel, or this block's.
-                mul: if muls.len() == 1 { muls } else { &muls[b.co] },
-                zp_out: i32::from(p.zp_out),
-                lo: p.lo,
-                hi: p.hi,
-                lut: p.lut.and_then(|s| i8s(s.of(io.file)).try_into().ok()),
-            },
-        };
+        let a = p.operands(io.file, &i8s(io.ins[0])[b.input], b.co, b.g);
         let out = io.out.i8s(b.out);
         if p.g.groups == 1 {
             io.k.conv_i8(&a, out, io.scratch);
@@ -161,13 +172,55 @@ impl Op for Conv2dI8 {
     }
 }
 
+impl Plan {
+    /// The kernel operands of output channels `co` (geometry `g`, reading
+    /// `input`).
+    fn operands<'f>(
+        &self,
+        file: &'f [u8],
+        input: &'f [i8],
+        co: Range<usize>,
+        g: ConvGeom,
+    ) -> ConvI8<'f> {
+        let muls = qmuls_from_pairs(i32s(self.requant.of(file)));
+        ConvI8 {
+            g,
+            input,
+            zp_in: i32::from(self.zp_in),
+            weight: &i8s(self.weight.of(file))[co.start * self.kpad..co.end * self.kpad],
+            kpad: self.kpad,
+            bias: &i32s(self.bias.of(file))[co.clone()],
+            rq: Requant {
+                // One multiplier for every channel, or these channels'.
+                mul: if muls.len() == 1 { muls } else { &muls[co] },
+                zp_out: i32::from(self.zp_out),
+                lo: self.lo,
+                hi: self.hi,
+                lut: self.lut.and_then(|s| i8s(s.of(file)).try_into().ok()),
+            },
+        }
+    }
+}
+
 impl super::Units for Plan {
     fn units(&self) -> usize {
-        ChannelBlock::units(&self.g)
+        if self.by_pixels {
+            (self.g.out_h() * self.g.out_w()).div_ceil(PIXELS_PER_UNIT)
+        } else {
+            ChannelBlock::units(&self.g)
+        }
     }
 
     fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        if self.by_pixels {
+            let n = self.g.out_h() * self.g.out_w();
+            return Some(items(work, PIXELS_PER_UNIT, n));
+        }
         Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out))
+    }
+
+    fn planes(&self) -> Option<usize> {
+        self.by_pixels.then(|| self.g.out_h() * self.g.out_w())
     }
 
     fn cost_per_output(&self) -> usize {

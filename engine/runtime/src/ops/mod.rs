@@ -20,7 +20,7 @@ use core::fmt;
 use core::ops::Range;
 
 use edgedetr_format::{BufferDesc, DType, ModelFile, NONE, OpDesc, TensorDesc};
-use edgedetr_kernels::Kernels;
+use edgedetr_kernels::{Kernels, OutPlanes};
 
 use crate::error::Error;
 use crate::graph::{Stage, chw};
@@ -97,6 +97,15 @@ pub trait Units {
     /// unit's start to its last unit's end (`Session::new` checks both, and
     /// runs an op that fails on one thread).
     fn writes(&self, _work: &Range<usize>) -> Option<Range<usize>> {
+        None
+    }
+
+    /// `Some(n)` when the units split every plane of `n` elements of an
+    /// int8 output by columns instead (a dense convolution shared by output
+    /// pixels): [`Units::writes`] then gives the columns units `work` write
+    /// in every plane, under the same rules, and the op writes through
+    /// [`Out::planes_i8`].
+    fn planes(&self) -> Option<usize> {
         None
     }
 
@@ -235,6 +244,14 @@ macro_rules! ops {
             pub(crate) fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
                 match self {
                     $( Plan::$variant(p) => p.writes(work), )*
+                }
+            }
+
+            /// Elements per plane when the units split planes by columns
+            /// (`Units::planes`).
+            pub(crate) fn planes(&self) -> Option<usize> {
+                match self {
+                    $( Plan::$variant(p) => p.planes(), )*
                 }
             }
 
@@ -583,12 +600,45 @@ pub struct Out<'a> {
     at: usize,
     /// Bytes of the whole output.
     total: usize,
+    /// Columns of every plane instead of `bytes` ([`Units::planes`]).
+    planes: Option<OutPlanes<'a>>,
 }
 
 impl<'a> Out<'a> {
     /// Bytes `at..at + bytes.len()` of an output of `total` bytes.
     pub(crate) fn new(bytes: &'a mut [u8], at: usize, total: usize) -> Self {
-        Out { bytes, at, total }
+        Out {
+            bytes,
+            at,
+            total,
+            planes: None,
+        }
+    }
+
+    /// Some columns of every plane of an int8 output of `total` bytes.
+    pub(crate) fn columns(planes: OutPlanes<'a>, total: usize) -> Self {
+        Out {
+            bytes: &mut [],
+            at: 0,
+            total,
+            planes: Some(planes),
+        }
+    }
+
+    /// The int8 output as planes of `n` elements: the columns held, or
+    /// every column of the whole output.
+    ///
+    /// # Panics
+    /// When only a contiguous part of the output is held, or the planes held
+    /// are not of `n` elements.
+    pub fn planes_i8(&mut self, n: usize) -> OutPlanes<'_> {
+        if self.planes.is_none() {
+            return OutPlanes::new(crate::view::i8s_mut(self.all()), n);
+        }
+        let p = self.planes.as_mut().expect("checked above");
+        assert_eq!(p.n(), n, "an op asked for planes of another length");
+        let cols = p.cols();
+        p.narrow(cols)
     }
 
     /// The whole output (what an op of one unit writes).
