@@ -2,22 +2,27 @@
 //! every thread at once, for [`crate::Session::run_with`].
 //!
 //! The pool spawns its workers once, in [`ThreadPool::new`]; a frame then
-//! only wakes them, and they wait for each other between ops at a barrier
-//! that polls for up to a millisecond (longer than a frame's serial
-//! stretches, shorter than the time between frames), then sleeps. Nothing here allocates after
-//! [`ThreadPool::new`] and [`ThreadPool::reserve_scratch`]. Each worker
-//! besides the calling thread owns a scratch buffer (what an op's kernels
-//! use for packed tiles), so that two threads running parts of the same op
-//! never share one.
+//! only wakes them. A frame is a sequence of steps ([`Worker::steps`], one
+//! per op): each thread runs its own share of a step's chunks first, then
+//! the shares other threads have not started, so that a thread the system
+//! does not schedule (a busy board, a stalled virtual CPU) leaves its work
+//! to the others instead of stopping every op. Waiting threads poll for up
+//! to a millisecond (longer than a frame's serial stretches, shorter than
+//! the time between frames), then sleep. Nothing here allocates after
+//! [`ThreadPool::new`], [`ThreadPool::reserve_scratch`] and
+//! [`ThreadPool::reserve_steps`]. Each worker besides the calling thread
+//! owns a scratch buffer (what an op's kernels use for packed tiles), so
+//! that two threads running parts of the same op never share one.
 //!
 //! The work split itself is the session's: every op's independent work units
-//! (output-channel blocks, heads, element chunks, channels) are cut into one
-//! contiguous run per thread, so no reduction is ever split and the results
-//! are the same bytes for every thread count.
+//! (output-channel blocks, pixel tiles, heads, element chunks, channels) are
+//! cut into one contiguous run per thread, so no reduction is ever split and
+//! the results are the same bytes for every thread count and whichever
+//! thread runs a run.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use crate::view::Block;
@@ -74,6 +79,8 @@ struct Shared {
     stop: AtomicBool,
     /// Workers still running the current job.
     running: AtomicUsize,
+    /// Workers that took the current job.
+    taken: AtomicUsize,
     /// A thread's job panicked during the current broadcast.
     panicked: AtomicBool,
     /// Guards sleeping on `started` and `finished`.
@@ -83,6 +90,15 @@ struct Shared {
     /// Per worker `1..threads`, its scratch (index `w − 1`).
     scratch: Vec<Mutex<Vec<Block>>>,
     barrier: Barrier,
+    /// [`Worker::steps`]: per step and thread, the chunks of the thread's
+    /// share claimed so far (grown by
+    /// [`ThreadPool::reserve_steps`] between broadcasts only; zeroed at the
+    /// start of every broadcast).
+    claims: RwLock<Vec<AtomicUsize>>,
+    /// [`Worker::steps`]: the steps every chunk of which has finished.
+    steps_done: AtomicUsize,
+    /// [`Worker::steps`]: the chunks of the current step that have finished.
+    chunks_done: AtomicUsize,
 }
 
 impl ThreadPool {
@@ -105,12 +121,16 @@ impl ThreadPool {
             epoch: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             running: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             lock: Mutex::new(()),
             started: Condvar::new(),
             finished: Condvar::new(),
             scratch: (1..threads).map(|_| Mutex::new(Vec::new())).collect(),
             barrier: Barrier::new(threads),
+            claims: RwLock::new(Vec::new()),
+            steps_done: AtomicUsize::new(0),
+            chunks_done: AtomicUsize::new(0),
         });
         let mut pool = ThreadPool {
             shared,
@@ -127,7 +147,8 @@ impl ThreadPool {
     }
 
     /// A pool of `threads` threads whose workers have the scratch `session`
-    /// needs ([`crate::Session::worker_scratch_bytes`]), so that even its
+    /// needs ([`crate::Session::worker_scratch_bytes`]) and room for a step
+    /// per op of its model, so that even its
     /// first [`crate::Session::run_with`] allocates nothing.
     ///
     /// # Errors
@@ -135,6 +156,7 @@ impl ThreadPool {
     pub fn for_session(session: &crate::Session<'_, '_>, threads: usize) -> std::io::Result<Self> {
         let mut pool = ThreadPool::new(threads)?;
         pool.reserve_scratch(session.worker_scratch_bytes());
+        pool.reserve_steps(session.model().op_count());
         Ok(pool)
     }
 
@@ -152,6 +174,20 @@ impl ThreadPool {
             if s.len() < blocks {
                 s.resize(blocks, Block([0; 64]));
             }
+        }
+    }
+
+    /// Lets a job run up to `steps` [`Worker::steps`] (allocates when it
+    /// grows; [`crate::Session::run_with`] calls it).
+    pub fn reserve_steps(&mut self, steps: usize) {
+        let steps = steps.saturating_mul(self.shared.threads);
+        let mut c = self
+            .shared
+            .claims
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if c.len() < steps {
+            c.resize_with(steps, || AtomicUsize::new(0));
         }
     }
 
@@ -173,6 +209,23 @@ impl ThreadPool {
     /// # Panics
     /// When `job` panics on any thread (after every thread has left it).
     pub fn broadcast<F: Fn(&mut Worker<'_>) + Sync>(&mut self, job: &F) {
+        self.run_job(job, true);
+    }
+
+    /// Runs `job` on the calling thread (as [`Worker::index`] 0) and on
+    /// every worker that starts it before the calling thread has finished
+    /// its own run, and returns when those have finished it: a worker the
+    /// system schedules late does not hold the caller up. For jobs built on
+    /// [`Worker::steps`], which need no particular thread but 0; a job that
+    /// waits at [`Worker::wait`] gets every thread anyway. Allocates nothing.
+    ///
+    /// # Panics
+    /// When `job` panics on any thread (after every thread has left it).
+    pub fn run_on_ready<F: Fn(&mut Worker<'_>) + Sync>(&mut self, job: &F) {
+        self.run_job(job, false);
+    }
+
+    fn run_job<F: Fn(&mut Worker<'_>) + Sync>(&mut self, job: &F, every_thread: bool) {
         let sh = &*self.shared;
         if sh.threads == 1 {
             job(&mut Worker {
@@ -183,8 +236,18 @@ impl ThreadPool {
             return;
         }
         *lock(&sh.job) = Some(JobRef::new(job));
-        sh.running.store(sh.threads - 1, Ordering::Relaxed);
+        sh.taken.store(0, Ordering::Relaxed);
         sh.barrier.reset();
+        for c in sh
+            .claims
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            c.store(0, Ordering::Relaxed);
+        }
+        sh.steps_done.store(0, Ordering::Relaxed);
+        sh.chunks_done.store(0, Ordering::Relaxed);
         {
             let _g = lock(&sh.lock);
             sh.epoch.fetch_add(1, Ordering::Release);
@@ -201,11 +264,18 @@ impl ThreadPool {
             sh.panicked.store(true, Ordering::Relaxed);
             sh.barrier.poison();
         }
-        // The job borrows the caller's data: wait until no worker runs it.
+        // The job borrows the caller's data: (with `every_thread`, once every
+        // worker has taken it) let no other worker take it, and wait until
+        // none runs it.
+        if every_thread {
+            wait_until(&sh.lock, &sh.finished, || {
+                sh.taken.load(Ordering::Acquire) == sh.threads - 1
+            });
+        }
+        *lock(&sh.job) = None;
         wait_until(&sh.lock, &sh.finished, || {
             sh.running.load(Ordering::Acquire) == 0
         });
-        *lock(&sh.job) = None;
         let a_worker_panicked = sh.panicked.swap(false, Ordering::Relaxed);
         if let Err(payload) = mine {
             resume_unwind(payload);
@@ -274,6 +344,111 @@ impl Worker<'_> {
     pub fn wait(&self) -> bool {
         self.shared.threads == 1 || self.shared.barrier.wait()
     }
+
+    /// Runs steps `0..steps` in order on the threads of the broadcast: step
+    /// `s` has `chunks(s)` independent chunks, each run once, as
+    /// `run(s, chunk, scratch)`; a step starts once every chunk of the
+    /// previous one has finished. Thread `t` of `n` owns chunks
+    /// `chunks·t/n .. chunks·(t+1)/n` and runs them first (so that
+    /// consecutive steps find their data in its cache), then takes chunks
+    /// its owners have not started: a thread the operating system has not
+    /// scheduled (a busy machine, a stalled virtual CPU) leaves its share to
+    /// the others instead of holding every step up. A step of one chunk is
+    /// thread 0's alone. Returns `false` once a thread of the broadcast has
+    /// panicked (the steps are then unfinished).
+    ///
+    /// Every thread that runs the broadcast's job must call it with the same
+    /// `steps` and `chunks`, and call nothing else that waits for the
+    /// others; the pool needs [`ThreadPool::reserve_steps`]`(steps)`.
+    /// Allocates nothing.
+    ///
+    /// # Panics
+    /// When the pool has fewer steps reserved (with more than one thread).
+    pub fn steps(
+        &mut self,
+        steps: usize,
+        chunks: impl Fn(usize) -> usize,
+        mut run: impl FnMut(usize, usize, &mut [u8]),
+    ) -> bool {
+        let sh = self.shared;
+        let (me, n) = (self.index, sh.threads);
+        if n == 1 {
+            for s in 0..steps {
+                for c in 0..chunks(s) {
+                    run(s, c, self.scratch);
+                }
+            }
+            return true;
+        }
+        let claims = sh.claims.read().unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            claims.len() >= steps * n,
+            "ThreadPool::reserve_steps was not called"
+        );
+        for (s, claimed) in claims.chunks_exact(n).enumerate().take(steps) {
+            if !sh.step_open(s) {
+                return false;
+            }
+            let total = chunks(s);
+            if total <= 1 {
+                if me == 0 {
+                    run(s, 0, self.scratch);
+                    sh.open_step(s + 1);
+                }
+                continue;
+            }
+            // This thread's chunks, then the others' (the next thread's first).
+            for owner in (0..n).map(|k| (me + k) % n) {
+                let mine = total * owner / n..total * (owner + 1) / n;
+                loop {
+                    // The previous step's writes are visible (`step_open`
+                    // acquired them); claiming only needs atomicity.
+                    let c = mine.start + claimed[owner].fetch_add(1, Ordering::Relaxed);
+                    if c >= mine.end {
+                        break;
+                    }
+                    run(s, c, self.scratch);
+                    // The last chunk to finish opens the next step: its
+                    // acquire-release add saw every other chunk's writes.
+                    if sh.chunks_done.fetch_add(1, Ordering::AcqRel) + 1 == total {
+                        sh.chunks_done.store(0, Ordering::Relaxed);
+                        sh.open_step(s + 1);
+                    }
+                }
+            }
+        }
+        // The caller's results are complete only when the last step is.
+        sh.step_open(steps)
+    }
+}
+
+impl Shared {
+    /// Waits until step `s` of [`Worker::steps`] may start (polling, then
+    /// sleeping); `false` once a thread has panicked.
+    fn step_open(&self, s: usize) -> bool {
+        let b = &self.barrier;
+        let open =
+            || self.steps_done.load(Ordering::Acquire) >= s || b.poisoned.load(Ordering::Acquire);
+        if !poll(&open) {
+            let mut g = lock(&b.lock);
+            b.sleepers.fetch_add(1, Ordering::Relaxed);
+            while !open() {
+                g = b.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+            b.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+        !b.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Lets step `s` of [`Worker::steps`] start, waking the sleepers.
+    fn open_step(&self, s: usize) {
+        let b = &self.barrier;
+        let _g = lock(&b.lock);
+        self.steps_done.store(s, Ordering::Release);
+        if b.sleepers.load(Ordering::Relaxed) > 0 {
+            b.cv.notify_all();
+        }
+    }
 }
 
 /// A worker thread: waits for each broadcast and runs its job.
@@ -287,7 +462,16 @@ fn worker(sh: &Shared, index: usize) {
         if sh.stop.load(Ordering::Relaxed) {
             return;
         }
-        let job = *lock(&sh.job);
+        // Take the job, if the caller has not finished it already; `running`
+        // counts the workers that took it.
+        let job = {
+            let g = lock(&sh.job);
+            if g.is_some() {
+                sh.running.fetch_add(1, Ordering::AcqRel);
+                sh.taken.fetch_add(1, Ordering::AcqRel);
+            }
+            *g
+        };
         if let Some(job) = job {
             let mut scratch = lock(&sh.scratch[index - 1]);
             let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -308,10 +492,10 @@ fn worker(sh: &Shared, index: usize) {
                 sh.panicked.store(true, Ordering::Relaxed);
                 sh.barrier.poison();
             }
-        }
-        if sh.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _g = lock(&sh.lock);
-            sh.finished.notify_all();
+            if sh.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _g = lock(&sh.lock);
+                sh.finished.notify_all();
+            }
         }
     }
 }
@@ -497,6 +681,106 @@ mod tests {
                 assert_eq!(steps.load(Ordering::Relaxed), 50 * threads);
             }
         }
+    }
+
+    /// `steps` runs every chunk exactly once, a step only after every chunk
+    /// of the previous one, steps of one chunk on thread 0, on any number of
+    /// threads and over several broadcasts of one pool.
+    #[test]
+    fn steps_run_every_chunk_once_in_order() {
+        const STEPS: usize = 40;
+        let chunks = |s: usize| s % 7 + 1;
+        for threads in [1, 2, 3, 5] {
+            let mut pool = ThreadPool::new(threads).unwrap();
+            pool.reserve_steps(STEPS);
+            for _ in 0..3 {
+                let runs: Vec<AtomicUsize> = (0..STEPS * 8).map(|_| AtomicUsize::new(0)).collect();
+                let done: Vec<AtomicUsize> = (0..STEPS).map(|_| AtomicUsize::new(0)).collect();
+                let misplaced = AtomicUsize::new(0);
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    let me = w.index();
+                    assert!(w.steps(STEPS, chunks, |s, c, _| {
+                        if s > 0 && done[s - 1].load(Ordering::Acquire) != chunks(s - 1) {
+                            misplaced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if chunks(s) == 1 && me != 0 {
+                            misplaced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        runs[s * 8 + c].fetch_add(1, Ordering::Relaxed);
+                        done[s].fetch_add(1, Ordering::AcqRel);
+                    }));
+                });
+                assert_eq!(misplaced.load(Ordering::Relaxed), 0, "{threads} threads");
+                for s in 0..STEPS {
+                    for c in 0..8 {
+                        let want = usize::from(c < chunks(s));
+                        assert_eq!(runs[s * 8 + c].load(Ordering::Relaxed), want, "{s} {c}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A worker that starts late finds its chunks done by the others: the
+    /// steps do not wait for it.
+    #[test]
+    fn a_late_worker_leaves_its_chunks_to_the_others() {
+        let mut pool = ThreadPool::new(2).unwrap();
+        pool.reserve_steps(10);
+        let by_worker = AtomicUsize::new(0);
+        let finished_early = AtomicBool::new(false);
+        pool.broadcast(&|w: &mut Worker<'_>| {
+            if w.index() == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            let me = w.index();
+            assert!(w.steps(
+                10,
+                |_| 4,
+                |_, _, _| {
+                    if me == 1 {
+                        by_worker.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            ));
+            if me == 0 {
+                finished_early.store(true, Ordering::Relaxed);
+            }
+        });
+        assert!(finished_early.load(Ordering::Relaxed));
+        assert_eq!(by_worker.load(Ordering::Relaxed), 0);
+    }
+
+    /// A panic in a chunk reaches the caller; the other threads stop at the
+    /// next step instead of waiting for the chunk forever.
+    #[test]
+    fn a_panic_in_a_step_reaches_the_caller() {
+        let mut pool = ThreadPool::new(3).unwrap();
+        pool.reserve_steps(5);
+        for culprit in [0, 1] {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                pool.broadcast(&|w: &mut Worker<'_>| {
+                    let me = w.index();
+                    w.steps(
+                        5,
+                        |_| 3,
+                        |s, _, _| assert!(s != 2 || me != culprit, "planned panic"),
+                    );
+                });
+            }));
+            assert!(r.is_err());
+        }
+        let ran = AtomicUsize::new(0);
+        pool.broadcast(&|w: &mut Worker<'_>| {
+            assert!(w.steps(
+                5,
+                |_| 3,
+                |_, _, _| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                }
+            ));
+        });
+        assert_eq!(ran.load(Ordering::Relaxed), 15);
     }
 
     /// A panic on a worker or on the calling thread reaches the caller once

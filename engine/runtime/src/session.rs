@@ -393,10 +393,12 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// Runs the whole graph on the threads of `pool`: the calling thread and
     /// the pool's workers each run a contiguous share of every op's work
-    /// units (output-channel blocks, heads, channels, element chunks), and
-    /// wait for each other between ops. An op with one unit (or too little
-    /// work to share) runs on the calling thread alone, and a run of such
-    /// ops only (with [`Session::run_ops_with`]) does not wake the pool.
+    /// units (output-channel blocks, pixel tiles, heads, channels, element
+    /// chunks), then any share a thread has not started yet (one the system
+    /// has not scheduled), and start an op once the previous one has
+    /// finished. An op with one unit (or too little work to share) runs on
+    /// the calling thread alone, and a run of such ops only (with
+    /// [`Session::run_ops_with`]) does not wake the pool.
     ///
     /// The results are the same bytes as [`Session::run`]'s for every
     /// thread count: no unit's reduction is split, so nothing is summed in a
@@ -435,47 +437,62 @@ impl<'m, 'a> Session<'m, 'a> {
             return;
         }
         pool.reserve_scratch(self.worker_scratch);
+        pool.reserve_steps(ops.len());
         // Every thread runs `share` over the same ops while this thread holds
         // the session exclusively (`&mut self`); the shares it hands out are
         // disjoint (see `share`).
         let this: &Session<'m, 'a> = self;
-        pool.broadcast(&|w: &mut crate::pool::Worker<'_>| this.share(w, range.clone()));
+        pool.run_on_ready(&|w: &mut crate::pool::Worker<'_>| this.share(w, range.clone()));
     }
 
-    /// Thread `w`'s share of ops `range`: of a split op, the contiguous run
-    /// `units·i/n .. units·(i+1)/n` of its units (thread `i` of `n`); every
-    /// other op on thread 0 alone. The threads meet at a barrier after every
-    /// split op and before every split op, so that no thread reads what
-    /// another has not finished writing, nor writes what another still reads;
-    /// once one has panicked, the others stop at their next barrier.
+    /// Thread `w`'s share of ops `range`, one [`crate::pool::Worker::steps`]
+    /// step per op: a split op's units cut into [`CHUNKS_PER_THREAD`]
+    /// contiguous runs per thread, each run by whichever thread claims it
+    /// first; every other op whole, by the first thread to reach it. An op
+    /// starts once every chunk of the previous one has finished, so that no
+    /// thread reads what another has not finished writing, nor writes what
+    /// another still reads; a thread the system did not schedule holds no
+    /// one up (the others run its chunks). Once one has panicked, the others
+    /// stop at their next op.
     #[cfg(feature = "std")]
     fn share(&self, w: &mut crate::pool::Worker<'_>, range: Range<usize>) {
         let (me, n) = (w.index(), w.threads());
-        for i in range.clone() {
-            let p = &self.ops[i];
-            let units = p.plan.work_units();
+        let ops = self.ops.get(range.clone()).unwrap_or(&[]);
+        let chunks = |p: &PreparedOp| {
             if p.split {
-                let work = units * me / n..units * (me + 1) / n;
-                if !work.is_empty() {
+                p.plan.work_units().min(CHUNKS_PER_THREAD * n)
+            } else {
+                1
+            }
+        };
+        w.steps(
+            ops.len(),
+            |s| chunks(&ops[s]),
+            |s, c, scratch| {
+                let (i, p) = (range.start + s, &ops[s]);
+                let units = p.plan.work_units();
+                if p.split {
+                    let k = chunks(p);
+                    let work = units * c / k..units * (c + 1) / k;
+                    if work.is_empty() {
+                        return;
+                    }
                     let part = Session::part_of(p, &work);
-                    let scratch = (me > 0).then(|| &mut w.scratch()[..p.scratch.len]);
+                    let scratch = (me > 0).then(|| &mut scratch[..p.scratch.len]);
                     // SAFETY: the caller holds the session exclusively; each
-                    // thread runs a disjoint run of units, whose output parts
-                    // are disjoint (`splits_cleanly`: units write consecutive
-                    // parts), with its own scratch (thread 0 the arena's);
-                    // the barriers below keep other ops out of the way.
+                    // chunk is a disjoint run of units, run once, whose output
+                    // parts are disjoint (`splits_cleanly`: units write
+                    // consecutive parts, or consecutive columns of planes),
+                    // with its thread's own scratch (thread 0 the arena's);
+                    // the steps keep other ops out of the way.
                     unsafe { self.exec_part(i, work, Some(part), scratch) };
+                } else {
+                    // SAFETY: as above; one thread runs the op, with its own
+                    // scratch in the arena.
+                    unsafe { self.exec_part(i, 0..units, None, None) };
                 }
-            } else if me == 0 {
-                // SAFETY: as above; only this thread runs the op.
-                unsafe { self.exec_part(i, 0..units, None, None) };
-            }
-            let next_split = i + 1 < range.end && self.ops[i + 1].split;
-            // A thread panicked (`wait` is false): stop, out of step.
-            if (p.split || next_split) && !w.wait() {
-                return;
-            }
-        }
+            },
+        );
     }
 
     /// The independent work units of op `index` (output-channel blocks,
@@ -591,6 +608,13 @@ impl<'m, 'a> Session<'m, 'a> {
         unit(work.start).start * e..unit(work.end - 1).end * e
     }
 }
+
+/// Chunks per thread that a split op's units are cut into: any thread runs
+/// any chunk, so a thread that is slow to start leaves its share to the
+/// others; more chunks balance better, but a convolution shared by channels
+/// packs its input once per chunk.
+#[cfg(feature = "std")]
+const CHUNKS_PER_THREAD: usize = 1;
 
 /// The least work (output elements × [`Plan::cost_per_output`]) that is worth
 /// sharing between threads: below it, waking the others and meeting them at
