@@ -426,18 +426,8 @@ impl Shared {
     /// Waits until step `s` of [`Worker::steps`] may start (polling, then
     /// sleeping); `false` once a thread has panicked.
     fn step_open(&self, s: usize) -> bool {
-        let b = &self.barrier;
-        let open =
-            || self.steps_done.load(Ordering::Acquire) >= s || b.poisoned.load(Ordering::Acquire);
-        if !poll(&open) {
-            let mut g = lock(&b.lock);
-            b.sleepers.fetch_add(1, Ordering::Relaxed);
-            while !open() {
-                g = b.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-            }
-            b.sleepers.fetch_sub(1, Ordering::Relaxed);
-        }
-        !b.poisoned.load(Ordering::Acquire)
+        self.barrier
+            .sleep_until(|| self.steps_done.load(Ordering::Acquire) >= s)
     }
 
     /// Lets step `s` of [`Worker::steps`] start, waking the sleepers.
@@ -593,9 +583,14 @@ impl Barrier {
             }
             return !self.poisoned.load(Ordering::Acquire);
         }
-        let passed = || {
-            self.generation.load(Ordering::Acquire) != seen || self.poisoned.load(Ordering::Acquire)
-        };
+        self.sleep_until(|| self.generation.load(Ordering::Acquire) != seen)
+    }
+
+    /// Polls, then sleeps on `cv`, until `done` holds or the barrier is
+    /// poisoned (whoever makes `done` true wakes the sleepers under `lock`);
+    /// `false` when poisoned.
+    fn sleep_until(&self, done: impl Fn() -> bool) -> bool {
+        let passed = || done() || self.poisoned.load(Ordering::Acquire);
         if !poll(&passed) {
             let mut g = lock(&self.lock);
             self.sleepers.fetch_add(1, Ordering::Relaxed);
