@@ -411,7 +411,13 @@ fn requant16(x: __m512i, m: __m512i, e: __m512i) -> __m512i {
     let sat = _mm512_cmpeq_epi32_mask(x, _mm512_set1_epi32(i32::MIN))
         & _mm512_cmpeq_epi32_mask(m, _mm512_set1_epi32(i32::MIN));
     h = _mm512_mask_mov_epi32(h, sat, _mm512_set1_epi32(i32::MAX));
-    // RoundingDivideByPOT(h, e).
+    rounding_divide16(h, e)
+}
+
+/// `RoundingDivideByPOT(h, e)` per lane (`e` in `[0, 31]`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn rounding_divide16(h: __m512i, e: __m512i) -> __m512i {
     let one = _mm512_set1_epi32(1);
     let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
     let remainder = _mm512_and_si512(h, mask);
@@ -423,6 +429,27 @@ fn requant16(x: __m512i, m: __m512i, e: __m512i) -> __m512i {
     );
     let up = _mm512_cmpgt_epi32_mask(remainder, threshold);
     _mm512_mask_add_epi32(_mm512_srav_epi32(h, e), up, _mm512_srav_epi32(h, e), one)
+}
+
+/// One input's term of the weighted sum, `requant(d·2^20, m)` per lane for
+/// `d = q − zp` in `[−255, 255]` and a multiplier `m ≥ 0` that shifts right
+/// by `e`, without 64-bit products: with `m = mh·2^11 + ml`,
+/// `SRDHM(d·2^20, m)` is `d·mh + ((d·ml + 1024) >> 11)` for `d ≥ 0`, and
+/// `d·mh + ((d·ml − 1024) >> 11) + 1` for `d < 0` (C's truncating division
+/// of `d·m·2^20 + 1 − 2^30` by `2^31`); every product stays below 2^28.
+/// Then `RoundingDivideByPOT` by `e`. Equal to the scalar rule for every
+/// such `d` and `m` (tested exhaustively over `d`).
+// The split at bit 11 is 31 − SUM_LEFT_SHIFT, the nudge 2^(30 − 20).
+const _: () = assert!(SUM_LEFT_SHIFT == 20);
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn sum_term16(d: __m512i, mh: __m512i, ml: __m512i, e: __m512i) -> __m512i {
+    let neg = _mm512_cmplt_epi32_mask(d, _mm512_setzero_si512());
+    let nudge = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(1024), _mm512_set1_epi32(-1024));
+    let low = _mm512_srai_epi32::<11>(_mm512_add_epi32(_mm512_mullo_epi32(d, ml), nudge));
+    let h = _mm512_add_epi32(_mm512_mullo_epi32(d, mh), low);
+    let h = _mm512_mask_add_epi32(h, neg, h, _mm512_set1_epi32(1));
+    rounding_divide16(h, e)
 }
 
 /// The [`crate::Slot::WeightedSumI8`] of this path: 16 outputs of a row at a
@@ -438,10 +465,11 @@ fn requant16(x: __m512i, m: __m512i, e: __m512i) -> __m512i {
 unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
     let (_, _, w) = a.dims;
     // The inner multipliers are at most 1/2 (the module's normalisation), so
-    // they shift right; an output multiplier above 1 takes the scalar rule.
+    // they shift right, and not negative (`sum_term16`); an output multiplier
+    // above 1 takes the scalar rule.
     // Output zero points beyond ±2^24 (never produced by the quantizer) too.
     let vector = a.out_mul.shift <= 0
-        && a.params.iter().all(|p| p.mul.shift <= 0)
+        && a.params.iter().all(|p| p.mul.shift <= 0 && p.mul.m >= 0)
         && ZP_OUT_RANGE.contains(&a.zp_out);
     let up = |i: usize| a.upsampled >> i & 1 == 1;
     let (lo, hi) = (a.lo as i32, a.hi as i32);
@@ -463,9 +491,9 @@ unsafe fn avx512_weighted_sum_s8(a: &SumI8<'_>, out: &mut [i8]) {
                     _mm_maskz_loadu_epi8(keep, row.as_ptr().add(j))
                 }
             };
-            let q = _mm512_sub_epi32(_mm512_cvtepi8_epi32(bytes), splat(p.zp));
-            let shifted = _mm512_slli_epi32::<{ SUM_LEFT_SHIFT }>(q);
-            acc = _mm512_add_epi32(acc, requant16(shifted, splat(p.mul.m), e(p.mul)));
+            let d = _mm512_sub_epi32(_mm512_cvtepi8_epi32(bytes), splat(p.zp));
+            let (mh, ml) = (splat(p.mul.m >> 11), splat(p.mul.m & 2047));
+            acc = _mm512_add_epi32(acc, sum_term16(d, mh, ml, e(p.mul)));
         }
         let v = requant16_out(acc, splat(a.out_mul.m), e(a.out_mul), a.zp_out, (lo, hi));
         // SAFETY: the mask enables the `lanes` bytes at j, within the row.

@@ -37,8 +37,8 @@ use edgedetr_kernels::ops::decoder::{DeformGeom, FinalTopK};
 use edgedetr_kernels::ops::norm::LayerNorm;
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
 use edgedetr_kernels::{
-    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, Resize, Slot, SumI8,
-    SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len, sgemm_scratch_len,
+    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, QMul, Resize, Slot,
+    SumI8, SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len, sgemm_scratch_len,
     weighted_sum_params,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -814,6 +814,96 @@ fn weighted_sum_i8(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
                 return Err(format!(
                     "case {case} n {n} mask {upsampled:#b} {c}x{h}x{w}: [{j}] = {o}, want {want}"
                 ));
+            }
+        }
+    }
+    weighted_sum_i8_every_value(kern, r)
+}
+
+/// Every input value against edge multipliers (the Q0.31 range's ends, the
+/// low 11 bits all set or clear, 0) and every right shift: each input's
+/// term `requant((q − zp)·2^20, m)` over all 256 `q` and extreme `zp`. With
+/// a multiplier below 1025, no shift, the second input's multiplier 0 and
+/// an output multiplier of 1 − 2^−31, the output is the first input's term
+/// itself, so that an error of one in its rounding shows.
+fn weighted_sum_i8_every_value(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
+    let all: Vec<i8> = (-128..=127).collect();
+    let mut ms = vec![
+        0,
+        1,
+        2047,
+        2048,
+        1 << 30,
+        (1 << 30) + 1,
+        (1 << 30) + 2047,
+        i32::MAX,
+    ];
+    let observable = ms.len();
+    ms.extend([2, 3, 1023, 1024]);
+    ms.extend((0..24).map(|_| r.range(1, 1024)));
+    for (case, &m) in ms.iter().enumerate() {
+        let exact = case >= observable;
+        let shifts: &[i32] = if exact {
+            &[0]
+        } else {
+            &[0, -1, -5, -11, -20, -31]
+        };
+        for &shift in shifts {
+            let zp = [-128, 127, 0, r.range(-128, 127)][r.below(4)];
+            let other = r.i8s(256);
+            let params = [
+                SumInput {
+                    zp,
+                    mul: QMul { m, shift },
+                },
+                SumInput {
+                    zp: r.range(-128, 127),
+                    mul: QMul {
+                        m: if exact { 0 } else { r.range(1 << 30, i32::MAX) },
+                        shift: -r.range(0, 31),
+                    },
+                },
+            ];
+            let out_mul = if exact {
+                QMul {
+                    m: i32::MAX,
+                    shift: 0,
+                }
+            } else {
+                QMul {
+                    m: r.range(1 << 30, i32::MAX),
+                    shift: -r.range(0, 12),
+                }
+            };
+            let zp_out = if exact { 0 } else { r.range(-128, 127) };
+            let inputs: [&[i8]; 2] = [&all, &other];
+            let a = SumI8 {
+                inputs: &inputs,
+                upsampled: 0,
+                dims: (1, 16, 16),
+                params: &params,
+                out_mul,
+                zp_out,
+                lo: -128,
+                hi: 127,
+            };
+            let mut out = vec![0i8; 256];
+            kern.weighted_sum_i8(&a, &mut out);
+            for (j, &o) in out.iter().enumerate() {
+                let want = weighted_sum_written_out(
+                    &[all[j], other[j]],
+                    &params,
+                    out_mul,
+                    zp_out,
+                    -128,
+                    127,
+                );
+                if o != want {
+                    return Err(format!(
+                        "every value, case {case} m {m} shift {shift} zp {zp}: q {} gives {o}, want {want}",
+                        all[j]
+                    ));
+                }
             }
         }
     }
