@@ -20,7 +20,7 @@
 //! the bound of `tests/equivalence.rs` (as the f32 GEMM). Rounding is
 //! round-to-nearest-even on the bits ([`bf16_bits`]), the same on every path.
 
-use crate::{Act, Kernels};
+use crate::{Act, Kernels, OutPlanes};
 
 /// The operands of one bfloat16 linear layer (the
 /// [`crate::Slot::LinearBf16`] slot's argument).
@@ -69,14 +69,15 @@ pub const fn linear_bf16_scratch_len(k: usize) -> usize {
 impl LinearBf16<'_> {
     /// Panics unless the operands and `out` (`[m][n]`) hold what the shape
     /// needs.
-    fn check(&self, out: &[f32]) {
+    fn check(&self, out: &OutPlanes<'_, f32>) {
         let (m, n, k) = (self.m, self.n, self.k);
         assert!(
             self.weight.len() >= m * k
                 && self.scale.len() >= m
                 && self.bias.len() >= m
                 && self.input.len() >= k * n
-                && out.len() >= m * n,
+                && (out.planes() >= m || n == 0)
+                && out.n() == n,
             "linear_bf16: operands shorter than {m}x{k} . {k}x{n}"
         );
     }
@@ -86,12 +87,26 @@ impl Kernels {
     /// [`LinearBf16`] into `out` (`[m][n]`, row-major). Panics on short
     /// operands or scratch (at least [`linear_bf16_scratch_len`] bytes).
     pub fn linear_bf16(&self, a: &LinearBf16<'_>, out: &mut [f32], scratch: &mut [u8]) {
+        self.linear_bf16_planes(a, &mut OutPlanes::new(out, a.n), scratch);
+    }
+
+    /// [`Kernels::linear_bf16`] for the columns `out.cols()` only (of every
+    /// row): what one thread of several sharing the layer by columns runs.
+    /// Any partition of the columns writes the same bits as the whole.
+    /// Panics as [`Kernels::linear_bf16`] does, and unless `out` holds `m`
+    /// rows of `n`.
+    pub fn linear_bf16_planes(
+        &self,
+        a: &LinearBf16<'_>,
+        out: &mut OutPlanes<'_, f32>,
+        scratch: &mut [u8],
+    ) {
         a.check(out);
         assert!(
             scratch.len() >= linear_bf16_scratch_len(a.k),
             "linear_bf16: scratch too short"
         );
-        if a.m == 0 || a.n == 0 {
+        if a.m == 0 || out.cols().is_empty() {
             return;
         }
         // SAFETY: the table's contract (crate::table): the slot's path runs
@@ -112,16 +127,21 @@ impl Kernels {
 ///
 /// # Safety
 /// None beyond the slot's checks (a safe function in an `unsafe fn` slot).
-pub(crate) unsafe fn linear_bf16_portable(a: &LinearBf16<'_>, out: &mut [f32], _: &mut [u8]) {
+pub(crate) unsafe fn linear_bf16_portable(
+    a: &LinearBf16<'_>,
+    out: &mut OutPlanes<'_, f32>,
+    _: &mut [u8],
+) {
     let (m, n, k) = (a.m, a.n, a.k);
+    let cols = out.cols();
     for r in 0..m {
         let w = &a.weight[r * k..][..k];
-        for j in 0..n {
+        for (j, o) in cols.clone().zip(out.row(r, cols.start, cols.len())) {
             let mut s = 0.0f32;
             for (p, &wp) in w.iter().enumerate() {
                 s += bf16_value(wp) * bf16_value(bf16_bits(a.input[p * n + j]));
             }
-            out[r * n + j] = a.act.apply(a.scale[r] * s + a.bias[r]);
+            *o = a.act.apply(a.scale[r] * s + a.bias[r]);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! [`OutPlanes`]: where a dense int8 convolution writes, the whole output or
+//! [`OutPlanes`]: where a dense convolution writes, the whole output or
 //! only some columns (output pixels) of every channel's plane, so that
 //! threads can share one convolution by pixels instead of by channels.
 //!
@@ -13,21 +13,21 @@
 use core::marker::PhantomData;
 use core::ops::Range;
 
-/// `planes` planes of `n` int8 elements (channel `c`'s plane at `c·n`), of
-/// which the holder writes columns `cols` only.
+/// `planes` planes of `n` elements (channel `c`'s plane at `c·n`; int8 or
+/// f32), of which the holder writes columns `cols` only.
 #[derive(Debug)]
-pub struct OutPlanes<'a> {
-    ptr: *mut i8,
+pub struct OutPlanes<'a, T = i8> {
+    ptr: *mut T,
     planes: usize,
     n: usize,
     cols: Range<usize>,
-    _out: PhantomData<&'a mut [i8]>,
+    _out: PhantomData<&'a mut [T]>,
 }
 
-impl<'a> OutPlanes<'a> {
+impl<'a, T> OutPlanes<'a, T> {
     /// All of `out`, as planes of `n` elements (`⌊len/n⌋` of them; none when
     /// `n` is 0).
-    pub fn new(out: &'a mut [i8], n: usize) -> Self {
+    pub fn new(out: &'a mut [T], n: usize) -> Self {
         OutPlanes {
             planes: out.len().checked_div(n).unwrap_or(0),
             ptr: out.as_mut_ptr(),
@@ -40,11 +40,12 @@ impl<'a> OutPlanes<'a> {
     /// Columns `cols` of the `planes` planes of `n` elements at `ptr`.
     ///
     /// # Safety
-    /// `ptr` is valid for reads and writes of `planes·n` elements for `'a`,
+    /// `ptr` is aligned and valid for reads and writes of `planes·n`
+    /// elements for `'a`,
     /// and while `'a` lasts nothing else reads or writes columns `cols` of
     /// any plane (other holders hold disjoint columns); `cols` lies in
     /// `0..n`.
-    pub unsafe fn from_raw(ptr: *mut i8, planes: usize, n: usize, cols: Range<usize>) -> Self {
+    pub unsafe fn from_raw(ptr: *mut T, planes: usize, n: usize, cols: Range<usize>) -> Self {
         debug_assert!(cols.start <= cols.end && cols.end <= n);
         OutPlanes {
             ptr,
@@ -56,7 +57,7 @@ impl<'a> OutPlanes<'a> {
     }
 
     /// The same planes, columns `cols ∩ self.cols()` only.
-    pub fn narrow(&mut self, cols: Range<usize>) -> OutPlanes<'_> {
+    pub fn narrow(&mut self, cols: Range<usize>) -> OutPlanes<'_, T> {
         let start = cols.start.clamp(self.cols.start, self.cols.end);
         let end = cols.end.clamp(start, self.cols.end);
         OutPlanes {
@@ -87,7 +88,7 @@ impl<'a> OutPlanes<'a> {
     ///
     /// # Panics
     /// Unless `c` is a plane and `j0..j0 + len` lies in the columns held.
-    pub fn row(&mut self, c: usize, j0: usize, len: usize) -> &mut [i8] {
+    pub fn row(&mut self, c: usize, j0: usize, len: usize) -> &mut [T] {
         self.check(c, j0, len);
         // SAFETY: in bounds (checked: c < planes, the columns inside 0..n),
         // and columns `cols` of every plane are this holder's alone
@@ -100,7 +101,7 @@ impl<'a> OutPlanes<'a> {
     ///
     /// # Panics
     /// As [`OutPlanes::row`], for both planes.
-    pub fn rows2(&mut self, c: usize, j0: usize, len: usize) -> (&mut [i8], &mut [i8]) {
+    pub fn rows2(&mut self, c: usize, j0: usize, len: usize) -> (&mut [T], &mut [T]) {
         self.check(c + 1, j0, len);
         let (a, b) = (c * self.n + j0, (c + 1) * self.n + j0);
         // SAFETY: as in `row`, for two planes; the segments do not overlap

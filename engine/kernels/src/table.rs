@@ -88,7 +88,7 @@ slots! {
     /// f32 GEMM with a fused epilogue (`C = act(A·B + bias + C?)`).
     sgemm (Sgemm): unsafe fn(&Gemm<'_>, &mut [f32], &mut [f32]) = crate::reference::sgemm;
     /// Linear layer with integer weights and bfloat16-rounded inputs.
-    linear_bf16 (LinearBf16): unsafe fn(&LinearBf16<'_>, &mut [f32], &mut [u8]) = crate::linear_bf16::linear_bf16_portable;
+    linear_bf16 (LinearBf16): unsafe fn(&LinearBf16<'_>, &mut OutPlanes<'_, f32>, &mut [u8]) = crate::linear_bf16::linear_bf16_portable;
     /// Dense (`groups == 1`) f32 convolution.
     conv_f32 (ConvF32): unsafe fn(&ConvF32<'_>, &mut [f32], &mut [f32]) = crate::reference::conv2d_f32_slot;
     /// Depthwise f32 convolution.
@@ -118,7 +118,7 @@ slots! {
     /// binary16 bits → f32.
     f16_to_f32 (F16ToF32): unsafe fn(&[u16], &mut [f32]) = crate::f16::f16_to_f32_slice;
     /// Layer normalisation over the channels of each token.
-    layer_norm (LayerNorm): unsafe fn(&LayerNorm<'_>, &mut [f32]) = crate::ops::norm::layer_norm;
+    layer_norm (LayerNorm): unsafe fn(&LayerNorm<'_>, &mut OutPlanes<'_, f32>) = crate::ops::norm::layer_norm;
     /// Softmax down each column of a row-major `[rows, cols]` matrix, in place.
     softmax_cols (SoftmaxCols): unsafe fn(&mut [f32], usize) = crate::ops::norm::softmax_columns;
     /// Concatenation of `[C, T_i]` token matrices along the tokens.

@@ -314,7 +314,7 @@ impl Drop for Tiles {
 /// The slot contract (`crate::table`): the path's features run, operands
 /// and scratch checked.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn amx_linear_bf16(a: &LinearBf16<'_>, out: &mut [f32], scratch: &mut [u8]) {
+unsafe fn amx_linear_bf16(a: &LinearBf16<'_>, out: &mut OutPlanes<'_, f32>, scratch: &mut [u8]) {
     let (m, n, k) = (a.m, a.n, a.k);
     let amx = match Amx::new() {
         Some(amx) if m.is_multiple_of(32) && k.is_multiple_of(32) => amx,
@@ -325,8 +325,9 @@ unsafe fn amx_linear_bf16(a: &LinearBf16<'_>, out: &mut [f32], scratch: &mut [u8
     let packed = &mut scratch[skip..][..64 * k];
     let tiles = Tiles::load(amx);
     let mut acc = Acc32([[0; 32]; 32]);
-    for j0 in (0..n).step_by(32) {
-        let nb = 32.min(n - j0);
+    let cols = out.cols();
+    for j0 in cols.clone().step_by(32) {
+        let nb = 32.min(cols.end - j0);
         pack_bf16_pairs(a.input, n, k, j0, nb, packed);
         for r0 in (0..m).step_by(32) {
             // SAFETY: rows r0..r0 + 32 ≤ m of the weights hold k bf16 = 2k
@@ -350,7 +351,7 @@ unsafe fn amx_linear_bf16(a: &LinearBf16<'_>, out: &mut [f32], scratch: &mut [u8
                     _mm512_set1_ps(a.scale[r0 + r]),
                     _mm512_set1_ps(a.bias[r0 + r]),
                 );
-                let o = out[(r0 + r) * n + j0..][..nb].as_mut_ptr();
+                let o = out.row(r0 + r, j0, nb).as_mut_ptr();
                 for (h, &mask) in lanes.iter().enumerate() {
                     // SAFETY: `row` holds 32 f32 (the C tiles store f32 bits).
                     let s = unsafe { _mm512_loadu_ps(row[16 * h..].as_ptr().cast()) };

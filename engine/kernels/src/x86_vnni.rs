@@ -752,11 +752,12 @@ unsafe fn avx512_deform_sample(
 /// The slot contract (`crate::table`): AVX-512 F runs; `x`, `residual` and
 /// `out` hold `c·t` values, `gamma` and `beta` `c`.
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
+unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut OutPlanes<'_, f32>) {
     let (c, t) = (a.c, a.t);
     let cf = _mm512_set1_pd(c as f64);
-    for t0 in (0..t).step_by(16) {
-        let w = (t - t0).min(16);
+    let cols = out.cols();
+    for t0 in cols.clone().step_by(16) {
+        let w = (cols.end - t0).min(16);
         let lanes = first_lanes(w);
         let load = |x: &[f32], ch: usize| {
             let x = &x[ch * t + t0..][..w];
@@ -809,7 +810,7 @@ unsafe fn avx512_layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
                 _mm512_mul_ps(n, _mm512_set1_ps(a.gamma[ch])),
                 _mm512_set1_ps(a.beta[ch]),
             );
-            let o = &mut out[ch * t + t0..][..w];
+            let o = out.row(ch, t0, w);
             // SAFETY: the unmasked lanes are the elements of `o`.
             unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), lanes, y) };
         }

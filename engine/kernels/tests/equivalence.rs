@@ -37,9 +37,9 @@ use edgedetr_kernels::ops::decoder::{DeformGeom, FinalTopK};
 use edgedetr_kernels::ops::norm::LayerNorm;
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
 use edgedetr_kernels::{
-    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, QMul, Resize, Slot,
-    SumI8, SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len, sgemm_scratch_len,
-    weighted_sum_params,
+    Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, OutPlanes, QMul,
+    Resize, Slot, SumI8, SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len,
+    sgemm_scratch_len, weighted_sum_params,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -422,6 +422,30 @@ fn linear_bf16(kern: &Kernels, rng: &mut Rng) -> Result<(), String> {
         }
         if out[m * n..].iter().any(|&v| v != SENTINEL) {
             return Err(format!("m {m} n {n} k {k}: wrote past the output"));
+        }
+        // Shared by columns (random cuts, or every 32): the same bits.
+        let mut cuts: Vec<usize> = if case % 2 == 0 {
+            (32..n).step_by(32).collect()
+        } else {
+            (0..rng.below(4)).map(|_| rng.below(n + 1)).collect()
+        };
+        cuts.sort_unstable();
+        let mut parts = vec![SENTINEL; m * n];
+        let mut planes = OutPlanes::new(&mut parts, n);
+        let mut start = 0;
+        for &end in cuts.iter().chain([&n]) {
+            scratch.fill(0xff);
+            kern.linear_bf16_planes(&a, &mut planes.narrow(start..end), &mut scratch);
+            start = end;
+        }
+        if parts
+            .iter()
+            .zip(&out)
+            .any(|(p, o)| p.to_bits() != o.to_bits())
+        {
+            return Err(format!(
+                "m {m} n {n} k {k}: in columns cut at {cuts:?} differs from whole"
+            ));
         }
     }
     Ok(())
@@ -1100,6 +1124,22 @@ fn layer_norm(kern: &Kernels, r: &mut Rng) -> Result<(), String> {
             k.layer_norm(&a, &mut o);
             o
         })?;
+        // Shared by tokens, cut at random points: the same bits.
+        let cuts: Vec<usize> = {
+            let mut v: Vec<usize> = (0..r.below(4)).map(|_| r.below(t + 1)).collect();
+            v.sort_unstable();
+            v
+        };
+        let mut whole = vec![0f32; c * t];
+        Kernels::scalar().layer_norm(&a, &mut whole);
+        let mut o = vec![f32::NAN; c * t];
+        let mut planes = OutPlanes::new(&mut o, t);
+        let mut start = 0;
+        for &end in cuts.iter().chain([&t]) {
+            kern.layer_norm_planes(&a, &mut planes.narrow(start..end));
+            start = end;
+        }
+        same_f32(&format!("layer_norm cut at {cuts:?}"), &o, &whole)?;
     }
     Ok(())
 }

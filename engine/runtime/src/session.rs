@@ -8,7 +8,7 @@ use edgedetr_kernels::Kernels;
 
 use crate::error::Error;
 use crate::model::{InputDType, Model, U8_INPUT_ZERO_POINT};
-use crate::ops::{self, Io, Out, Plan, Setup, Span};
+use crate::ops::{self, Io, Out, Plan, Planes, Setup, Span};
 use crate::view::{ArenaPtr, f32s, f32s_mut, i8s, i8s_mut, i32s, place, span_of};
 
 /// One op as `Session::new` prepared it: where its buffers are in the arena,
@@ -111,7 +111,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let elems = span_of(&out).len / out_elem.max(1);
             // Columns of int8 planes, or consecutive parts of the output.
             let parts_of = match plan.planes() {
-                Some(n) if out_elem == 1 && n > 0 && elems.is_multiple_of(n) => n,
+                Some(n) if matches!(out_elem, 1 | 4) && n > 0 && elems.is_multiple_of(n) => n,
                 Some(_) => 0,
                 None => elems,
             };
@@ -553,10 +553,17 @@ impl<'m, 'a> Session<'m, 'a> {
             // SAFETY: see above; this thread's columns of the output planes
             // overlap no other thread's, nor any input or scratch buffer. A
             // split op has no second output.
-            (Some(cols), Some(n)) => (
-                Out::columns(unsafe { a.planes_mut(&p.outs[0], n, cols) }, p.outs[0].len),
-                &mut [][..],
-            ),
+            (Some(cols), Some(n)) => {
+                let (o, len) = (&p.outs[0], p.outs[0].len);
+                let planes = if p.out_elem == 4 {
+                    // SAFETY: as above, for an f32 output.
+                    Planes::F32(unsafe { a.planes_mut(o, n, cols) })
+                } else {
+                    // SAFETY: as above, for an int8 output.
+                    Planes::I8(unsafe { a.planes_mut(o, n, cols) })
+                };
+                (Out::columns(planes, len), &mut [][..])
+            }
             // SAFETY: see above; this thread's part of the output overlaps no
             // other thread's, nor any input or scratch buffer. A split op
             // has no second output.

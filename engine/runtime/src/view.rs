@@ -101,33 +101,37 @@ impl ArenaPtr {
 }
 
 impl ArenaPtr {
-    /// Columns `cols` of the int8 planes of `n` elements that span `s` holds
-    /// (a thread's share of a convolution shared by output pixels).
+    /// Columns `cols` of the planes of `n` elements (int8 or f32) that span
+    /// `s` holds (a thread's share of an op shared by output pixels).
     ///
     /// # Safety
     /// As [`ArenaPtr::bytes_mut`], for columns `cols` of every plane only:
     /// nothing else may read or write them while the planes live.
-    pub(crate) unsafe fn planes_mut<'x>(
+    pub(crate) unsafe fn planes_mut<'x, T: bytemuck::Pod>(
         &self,
         s: &Span,
         n: usize,
         cols: core::ops::Range<usize>,
-    ) -> edgedetr_kernels::OutPlanes<'x> {
+    ) -> edgedetr_kernels::OutPlanes<'x, T> {
         assert!(
             cols.start <= cols.end && cols.end <= n,
             "columns outside the planes"
         );
-        if s.len == 0 || n == 0 {
+        let plane_bytes = n * core::mem::size_of::<T>();
+        if s.len == 0 || plane_bytes == 0 {
             return edgedetr_kernels::OutPlanes::new(&mut [], n);
         }
         self.check(s);
-        // SAFETY: the planes lie in the span (checked above: ⌊len/n⌋ planes
-        // of n bytes), i8 has u8's layout, and the caller promises that
+        let at = self.base.wrapping_add(s.off).cast::<T>();
+        assert!(at.is_aligned(), "planes misaligned");
+        // SAFETY: the planes lie in the span (checked above: ⌊len/plane⌋
+        // planes of n elements), aligned (checked), of a plain-data type
+        // every byte pattern of which is valid; the caller promises that
         // nothing else touches columns `cols` of any plane.
         unsafe {
             edgedetr_kernels::OutPlanes::from_raw(
-                self.base.add(s.off).cast::<i8>(),
-                s.len / n,
+                self.base.add(s.off).cast::<T>(),
+                s.len / plane_bytes,
                 n,
                 cols,
             )

@@ -1,6 +1,6 @@
 //! Normalisations: layer norm over the channels of each token, softmax.
 
-use crate::Kernels;
+use crate::{Kernels, OutPlanes};
 
 /// The operands of a layer normalisation over the channels of each token of a
 /// channel-major `[C, T]` matrix (the argument of the
@@ -28,15 +28,29 @@ impl Kernels {
     /// Layer normalisation ([`layer_norm_channels`]). Panics unless `x`,
     /// `residual` and `out` hold `c·t` values and `gamma`, `beta` `c`.
     pub fn layer_norm(&self, a: &LayerNorm<'_>, out: &mut [f32]) {
+        assert!(out.len() == a.c * a.t, "layer_norm: length mismatch");
+        self.layer_norm_planes(a, &mut OutPlanes::new(out, a.t));
+    }
+
+    /// [`Kernels::layer_norm`] of the tokens `out.cols()` only (columns of
+    /// the `[C, T]` output): what one thread of several sharing the layer by
+    /// tokens runs; any partition of the tokens writes the same bits as the
+    /// whole. Panics unless `out` holds `c` rows of `t` and the operands as
+    /// [`Kernels::layer_norm`] wants.
+    pub fn layer_norm_planes(&self, a: &LayerNorm<'_>, out: &mut OutPlanes<'_, f32>) {
         let n = a.c * a.t;
         assert!(
             a.x.len() == n
-                && out.len() == n
+                && (out.planes() == a.c || a.t == 0)
+                && out.n() == a.t
                 && a.gamma.len() == a.c
                 && a.beta.len() == a.c
                 && a.residual.is_none_or(|r| r.len() == n),
             "layer_norm: length mismatch"
         );
+        if out.cols().is_empty() {
+            return;
+        }
         // SAFETY: the table's contract (crate::table); lengths checked above.
         unsafe { (self.slots.layer_norm)(a, out) }
     }
@@ -54,9 +68,40 @@ impl Kernels {
     }
 }
 
-/// The scalar [`crate::Slot::LayerNorm`].
-pub(crate) fn layer_norm(a: &LayerNorm<'_>, out: &mut [f32]) {
-    layer_norm_channels(a.x, a.residual, a.c, a.t, a.gamma, a.beta, a.eps, out);
+/// The scalar [`crate::Slot::LayerNorm`]: [`layer_norm_channels`] of the
+/// tokens `out.cols()`.
+pub(crate) fn layer_norm(a: &LayerNorm<'_>, out: &mut OutPlanes<'_, f32>) {
+    let (c, t) = (a.c, a.t);
+    let x = |ch: usize, tok: usize| -> f32 {
+        let i = ch * t + tok;
+        match a.residual {
+            Some(r) => a.x[i] + r[i],
+            None => a.x[i],
+        }
+    };
+    for tok in out.cols() {
+        let (mean, rstd) = moments(c, |ch| x(ch, tok), a.eps);
+        for ch in 0..c {
+            let n = ((x(ch, tok) as f64 - mean) * rstd) as f32;
+            out.row(ch, tok, 1)[0] = n * a.gamma[ch] + a.beta[ch];
+        }
+    }
+}
+
+/// A token's mean and `1/sqrt(σ² + eps)` over its `c` values `x(ch)`, in f64.
+fn moments(c: usize, x: impl Fn(usize) -> f32, eps: f32) -> (f64, f64) {
+    let mut sum = 0f64;
+    for ch in 0..c {
+        sum += x(ch) as f64;
+    }
+    let mean = sum / c as f64;
+    let mut var = 0f64;
+    for ch in 0..c {
+        let d = x(ch) as f64 - mean;
+        var += d * d;
+    }
+    var /= c as f64;
+    (mean, 1.0 / libm::sqrt(var + eps as f64))
 }
 
 /// Columns one pass of [`softmax_columns`] keeps on the stack.
@@ -121,18 +166,7 @@ pub fn layer_norm_channels(
         }
     };
     for tok in 0..t {
-        let mut sum = 0f64;
-        for ch in 0..c {
-            sum += x(ch, tok) as f64;
-        }
-        let mean = sum / c as f64;
-        let mut var = 0f64;
-        for ch in 0..c {
-            let d = x(ch, tok) as f64 - mean;
-            var += d * d;
-        }
-        var /= c as f64;
-        let rstd = 1.0 / libm::sqrt(var + eps as f64);
+        let (mean, rstd) = moments(c, |ch| x(ch, tok), eps);
         for ch in 0..c {
             let n = ((x(ch, tok) as f64 - mean) * rstd) as f32;
             out[ch * t + tok] = n * gamma[ch] + beta[ch];

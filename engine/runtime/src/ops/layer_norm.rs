@@ -7,8 +7,8 @@ use edgedetr_format::DType;
 use edgedetr_kernels::ops::norm;
 
 use super::codec::{Tensor, op_params};
-use super::{Cx, Io, Op, Setup, Span, ensure};
-use crate::view::{f32s, f32s_mut};
+use super::{Cx, Io, Op, Setup, Span, ensure, items};
+use crate::view::f32s;
 
 op_params! {
     /// A layer normalisation.
@@ -63,7 +63,7 @@ impl Op for LayerNorm {
         })
     }
 
-    fn run(p: &Plan, io: &mut Io<'_>, _work: Range<usize>) {
+    fn run(p: &Plan, io: &mut Io<'_>, work: Range<usize>) {
         let a = norm::LayerNorm {
             x: f32s(io.ins[0]),
             residual: (io.n_in > 1).then(|| f32s(io.ins[1])),
@@ -73,8 +73,48 @@ impl Op for LayerNorm {
             beta: f32s(p.beta.of(io.file)),
             eps: p.eps,
         };
-        io.k.layer_norm(&a, f32s_mut(io.out.all()));
+        let cols = p.tokens(&work);
+        io.k.layer_norm_planes(&a, &mut io.out.planes_f32(p.t).narrow(cols));
     }
 }
 
-impl super::Units for Plan {}
+/// Tokens per work unit.
+const TOKENS_PER_UNIT: usize = 64;
+
+/// Threads share a layer norm by tokens only from this many (the encoder's
+/// memory, not the decoder's 300 queries, whose norms take microseconds).
+const MIN_SPLIT_TOKENS: usize = 1024;
+
+impl Plan {
+    /// Whether threads share the layer norm by tokens.
+    fn splits(&self) -> bool {
+        self.t >= MIN_SPLIT_TOKENS
+    }
+
+    /// The tokens of units `work` (every token when the op does not split).
+    fn tokens(&self, work: &Range<usize>) -> Range<usize> {
+        if self.splits() {
+            items(work, TOKENS_PER_UNIT, self.t)
+        } else {
+            0..self.t
+        }
+    }
+}
+
+impl super::Units for Plan {
+    fn units(&self) -> usize {
+        if self.splits() {
+            self.t.div_ceil(TOKENS_PER_UNIT)
+        } else {
+            1
+        }
+    }
+
+    fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        self.splits().then(|| self.tokens(work))
+    }
+
+    fn planes(&self) -> Option<usize> {
+        self.splits().then_some(self.t)
+    }
+}

@@ -601,7 +601,15 @@ pub struct Out<'a> {
     /// Bytes of the whole output.
     total: usize,
     /// Columns of every plane instead of `bytes` ([`Units::planes`]).
-    planes: Option<OutPlanes<'a>>,
+    planes: Option<Planes<'a>>,
+}
+
+/// The columns of int8 or f32 output planes an [`Out`] holds.
+pub(crate) enum Planes<'a> {
+    /// Of an int8 output.
+    I8(OutPlanes<'a, i8>),
+    /// Of an f32 output.
+    F32(OutPlanes<'a, f32>),
 }
 
 impl<'a> Out<'a> {
@@ -615,8 +623,8 @@ impl<'a> Out<'a> {
         }
     }
 
-    /// Some columns of every plane of an int8 output of `total` bytes.
-    pub(crate) fn columns(planes: OutPlanes<'a>, total: usize) -> Self {
+    /// Some columns of every plane of an output of `total` bytes.
+    pub(crate) fn columns(planes: Planes<'a>, total: usize) -> Self {
         Out {
             bytes: &mut [],
             at: 0,
@@ -631,14 +639,24 @@ impl<'a> Out<'a> {
     /// # Panics
     /// When only a contiguous part of the output is held, or the planes held
     /// are not of `n` elements.
-    pub fn planes_i8(&mut self, n: usize) -> OutPlanes<'_> {
-        if self.planes.is_none() {
-            return OutPlanes::new(crate::view::i8s_mut(self.all()), n);
+    pub fn planes_i8(&mut self, n: usize) -> OutPlanes<'_, i8> {
+        match self.planes {
+            None => OutPlanes::new(crate::view::i8s_mut(self.all()), n),
+            Some(Planes::I8(ref mut p)) => reborrow(p, n),
+            Some(Planes::F32(_)) => panic!("an op asked for int8 planes of an f32 output"),
         }
-        let p = self.planes.as_mut().expect("checked above");
-        assert_eq!(p.n(), n, "an op asked for planes of another length");
-        let cols = p.cols();
-        p.narrow(cols)
+    }
+
+    /// [`Out::planes_i8`] of an f32 output.
+    ///
+    /// # Panics
+    /// As [`Out::planes_i8`].
+    pub fn planes_f32(&mut self, n: usize) -> OutPlanes<'_, f32> {
+        match self.planes {
+            None => OutPlanes::new(crate::view::f32s_mut(self.all()), n),
+            Some(Planes::F32(ref mut p)) => reborrow(p, n),
+            Some(Planes::I8(_)) => panic!("an op asked for f32 planes of an int8 output"),
+        }
     }
 
     /// The whole output (what an op of one unit writes).
@@ -677,6 +695,13 @@ impl<'a> Out<'a> {
     pub fn i8s(&mut self, e: Range<usize>) -> &mut [i8] {
         crate::view::i8s_mut(self.bytes(e.start..e.end))
     }
+}
+
+/// All the columns of `p`, which must be planes of `n` elements.
+fn reborrow<'p, T>(p: &'p mut OutPlanes<'_, T>, n: usize) -> OutPlanes<'p, T> {
+    assert_eq!(p.n(), n, "an op asked for planes of another length");
+    let cols = p.cols();
+    p.narrow(cols)
 }
 
 /// The items (channels, elements, …) of work units `work` when each unit
