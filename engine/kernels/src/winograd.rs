@@ -39,6 +39,7 @@
 
 use crate::Act;
 use crate::Kernels;
+use crate::OutPlanes;
 use crate::conv::ConvGeom;
 use crate::gemm::{Epilogue, Gemm, MatRef, sgemm_scratch_len};
 
@@ -322,6 +323,27 @@ impl Kernels {
     /// range, or a short slice (programmer errors: the loader validates
     /// shapes).
     pub fn winograd_f43_f32(&self, a: &WinogradF32<'_>, out: &mut [f32], scratch: &mut [f32]) {
+        let hw = a.g.h * a.g.w;
+        assert!(
+            out.len() >= a.co_end.saturating_sub(a.co_start) * hw,
+            "winograd: out too short"
+        );
+        self.winograd_f43_f32_planes(a, &mut OutPlanes::new(out, hw), scratch);
+    }
+
+    /// [`Kernels::winograd_f43_f32`] of the output rows `out.cols()` only
+    /// (of every channel's plane; whole rows of 4×4 tiles: `out.cols()`
+    /// starts at a multiple of `4·w` and ends at one or at `h·w`): what one
+    /// thread of several sharing the convolution by rows runs. Any
+    /// partition into tile rows writes the same bits as the whole. Panics as
+    /// [`Kernels::winograd_f43_f32`] does, and on columns that are not
+    /// whole tile rows.
+    pub fn winograd_f43_f32_planes(
+        &self,
+        a: &WinogradF32<'_>,
+        out: &mut OutPlanes<'_, f32>,
+        scratch: &mut [f32],
+    ) {
         let g = &a.g;
         assert!(winograd_f43_fits(g), "winograd: unsupported geometry {g:?}");
         assert!(
@@ -337,23 +359,35 @@ impl Kernels {
         );
         assert!(a.bias.len() >= cout, "winograd: bias too short");
         assert!(
-            out.len() >= (a.co_end - a.co_start) * hw,
+            out.planes() >= a.co_end - a.co_start && out.n() == hw,
             "winograd: out too short"
         );
         assert!(
             scratch.len() >= winograd_f43_scratch_len(g),
             "winograd: scratch too short"
         );
+        let cols = out.cols();
+        let row_px = 4 * w;
+        assert!(
+            [cols.start, cols.end]
+                .iter()
+                .all(|&c| c.is_multiple_of(row_px) || c == hw),
+            "winograd: columns {cols:?} are not whole rows of tiles"
+        );
+        if cols.is_empty() {
+            return;
+        }
         let [v, m, gs] = split_scratch(g, scratch);
-        let (tw, tiles) = tile_grid(g);
+        let (tw, _) = tile_grid(g);
+        let (first, end) = (cols.start / row_px * tw, cols.end.div_ceil(row_px) * tw);
         // Rows of each M_ξ.
         let mb = cout.min(WINO_CO_BLOCK);
         let mut ms = [[0f32; L]; 36];
         let mut tmp = [[0f32; L]; 24];
         let mut y = [[0f32; L]; 16];
         let mut ya = [0f32; 16 * L];
-        for t0 in (0..tiles).step_by(WINO_TILES) {
-            let nt = WINO_TILES.min(tiles - t0);
+        for t0 in (first..end).step_by(WINO_TILES) {
+            let nt = WINO_TILES.min(end - t0);
             transform_input(g, a.input, t0, nt, v);
             for cb in (a.co_start..a.co_end).step_by(WINO_CO_BLOCK) {
                 let nco = WINO_CO_BLOCK.min(a.co_end - cb);
@@ -384,7 +418,7 @@ impl Kernels {
                 }
                 for co in 0..nco {
                     let bias = a.bias[cb + co];
-                    let plane = &mut out[(cb + co - a.co_start) * hw..][..hw];
+                    let plane = cb + co - a.co_start;
                     for b in (0..nt).step_by(L) {
                         let lanes = L.min(nt - b);
                         for (xi, mx) in ms.iter_mut().enumerate() {
@@ -407,7 +441,7 @@ impl Kernels {
                             let (y0, x0) = ((t / tw) * 4, (t % tw) * 4);
                             let (rows, cols) = (4.min(h - y0), 4.min(w - x0));
                             for i in 0..rows {
-                                let dst = &mut plane[(y0 + i) * w + x0..][..cols];
+                                let dst = out.row(plane, (y0 + i) * w + x0, cols);
                                 for (j, d) in dst.iter_mut().enumerate() {
                                     *d = ya[(i * 4 + j) * L + lane];
                                 }

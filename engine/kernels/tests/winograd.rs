@@ -25,8 +25,8 @@ mod common;
 use common::{NATIVE, Rng, RngExt};
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
 use edgedetr_kernels::{
-    Act, Caps, ConvGeom, Kernels, WinogradF32, winograd_f43_scratch_len, winograd_f43_weights,
-    winograd_f43_weights_len,
+    Act, Caps, ConvGeom, Kernels, OutPlanes, WinogradF32, winograd_f43_scratch_len,
+    winograd_f43_weights, winograd_f43_weights_len,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -162,6 +162,30 @@ fn check(k: &Kernels) -> Result<(), String> {
         );
         if out[n_out..].iter().any(|&x| x != SENTINEL) {
             return Err(format!("{g:?}: wrote past the output"));
+        }
+        // Shared by rows of tiles, cut at random tile rows: the same bits.
+        let rows = h.div_ceil(4);
+        let mut cuts: Vec<usize> = (0..r.below(4))
+            .map(|_| (r.below(rows + 1) * 4 * w).min(h * w))
+            .collect();
+        cuts.sort_unstable();
+        let mut parts = vec![f32::NAN; n_out];
+        let mut planes = OutPlanes::new(&mut parts, h * w);
+        let mut start = 0;
+        for &end in cuts.iter().chain([&(h * w)]) {
+            k.winograd_f43_f32_planes(
+                &a,
+                &mut planes.narrow(start..end),
+                &mut vec![f32::NAN; winograd_f43_scratch_len(&g)],
+            );
+            start = end;
+        }
+        if parts
+            .iter()
+            .zip(&out)
+            .any(|(p, o)| p.to_bits() != o.to_bits())
+        {
+            return Err(format!("{g:?}: in rows cut at {cuts:?} differs from whole"));
         }
         let eps = f32::EPSILON as f64;
         let bound = running_bound(&g, &input, &weight);

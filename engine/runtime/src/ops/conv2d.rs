@@ -398,7 +398,8 @@ impl Op for Conv2d {
     }
 
     fn run(p: &Plan, io: &mut Io<'_>, work: Range<usize>) {
-        let b = if p.by_pixels() {
+        let pixels = p.pixels(&work);
+        let b = if pixels.is_some() {
             // Every channel, the tokens of `work` (below).
             ChannelBlock::of(&p.g, &(0..ChannelBlock::units(&p.g)))
         } else {
@@ -423,10 +424,8 @@ impl Op for Conv2d {
                     input: &f32s(io.ins[0])[b.input],
                     act: p.act,
                 };
-                if p.by_pixels() {
-                    let n = p.g.h * p.g.w;
-                    let cols = items(&work, TOKENS_PER_UNIT, n);
-                    let mut planes = io.out.planes_f32(n);
+                if let Some(cols) = pixels {
+                    let mut planes = io.out.planes_f32(p.g.h * p.g.w);
                     io.k.linear_bf16_planes(&a, &mut planes.narrow(cols), io.scratch);
                 } else {
                     io.k.linear_bf16(&a, io.out.f32s(b.out), io.scratch);
@@ -443,7 +442,16 @@ impl Op for Conv2d {
                     co_start: b.co.start,
                     co_end: b.co.end,
                 };
-                io.k.winograd_f43_f32(&a, io.out.f32s(b.out), f32s_mut(io.scratch));
+                if let Some(cols) = pixels {
+                    let mut planes = io.out.planes_f32(p.g.h * p.g.w);
+                    io.k.winograd_f43_f32_planes(
+                        &a,
+                        &mut planes.narrow(cols),
+                        f32s_mut(io.scratch),
+                    );
+                } else {
+                    io.k.winograd_f43_f32(&a, io.out.f32s(b.out), f32s_mut(io.scratch));
+                }
                 return;
             }
         };
@@ -469,34 +477,46 @@ impl Op for Conv2d {
 const TOKENS_PER_UNIT: usize = 32;
 
 impl Plan {
-    /// Whether threads share the layer by tokens (columns of the output
-    /// planes) rather than by channel blocks: a bfloat16 linear over at
-    /// least 16 tiles of tokens. By channels, every thread rounds and packs
-    /// all the inputs again (the encoder memory's value projections ran
-    /// only 1.3x faster on 2 threads); by tokens, each packs its own.
-    fn by_pixels(&self) -> bool {
-        matches!(self.algo, Algo::Direct(Weights::Bf16 { .. }))
-            && self.g.h * self.g.w >= 16 * TOKENS_PER_UNIT
+    /// Output pixels per work unit when threads share the layer by pixels
+    /// (columns of the output planes) rather than by channel blocks: a
+    /// bfloat16 linear over at least 16 tiles of 32 tokens, a Winograd
+    /// convolution over at least 8 rows of 4×4 tiles (a unit: one row of
+    /// tiles). By channels, every thread transforms or packs all the inputs
+    /// again (the encoder memory's value projections ran only 1.3x faster
+    /// on 2 threads); by pixels, each its own.
+    fn pixels_per_unit(&self) -> Option<usize> {
+        let g = &self.g;
+        match self.algo {
+            Algo::Direct(Weights::Bf16 { .. }) if g.h * g.w >= 16 * TOKENS_PER_UNIT => {
+                Some(TOKENS_PER_UNIT)
+            }
+            Algo::Winograd(_) if g.h.div_ceil(4) >= 8 => Some(4 * g.w),
+            _ => None,
+        }
+    }
+
+    /// The output pixels of units `work` when the layer splits by pixels.
+    fn pixels(&self, work: &Range<usize>) -> Option<Range<usize>> {
+        let n = self.g.h * self.g.w;
+        self.pixels_per_unit().map(|per| items(work, per, n))
     }
 }
 
 impl super::Units for Plan {
     fn units(&self) -> usize {
-        if self.by_pixels() {
-            return (self.g.h * self.g.w).div_ceil(TOKENS_PER_UNIT);
+        match self.pixels_per_unit() {
+            Some(per) => (self.g.h * self.g.w).div_ceil(per),
+            None => ChannelBlock::units(&self.g),
         }
-        ChannelBlock::units(&self.g)
     }
 
     fn writes(&self, work: &Range<usize>) -> Option<Range<usize>> {
-        if self.by_pixels() {
-            return Some(items(work, TOKENS_PER_UNIT, self.g.h * self.g.w));
-        }
-        Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out))
+        self.pixels(work)
+            .or_else(|| Some(ChannelBlock::of(&self.g, work).map_or(0..0, |b| b.out)))
     }
 
     fn planes(&self) -> Option<usize> {
-        self.by_pixels().then_some(self.g.h * self.g.w)
+        self.pixels_per_unit().map(|_| self.g.h * self.g.w)
     }
 
     fn cost_per_output(&self) -> usize {
