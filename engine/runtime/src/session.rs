@@ -109,7 +109,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let out = file.buffer(op.outputs[0]);
             let out_elem = DType::from_u8(out.dtype).map_or(4, |d| d.size());
             let elems = span_of(&out).len / out_elem.max(1);
-            // Columns of int8 planes, or consecutive parts of the output.
+            // Columns of int8 or f32 planes, or consecutive parts of the output.
             let parts_of = match plan.planes() {
                 Some(n) if matches!(out_elem, 1 | 4) && n > 0 && elems.is_multiple_of(n) => n,
                 Some(_) => 0,
@@ -447,8 +447,9 @@ impl<'m, 'a> Session<'m, 'a> {
 
     /// Thread `w`'s share of ops `range`, one [`crate::pool::Worker::steps`]
     /// step per op: a split op's units cut into [`CHUNKS_PER_THREAD`]
-    /// contiguous runs per thread, each run by whichever thread claims it
-    /// first; every other op whole, by the first thread to reach it. An op
+    /// contiguous runs per thread, each thread running its own first and
+    /// then any another has not started; every other op whole, on the
+    /// calling thread (a step of one chunk is thread 0's). An op
     /// starts once every chunk of the previous one has finished, so that no
     /// thread reads what another has not finished writing, nor writes what
     /// another still reads; a thread the system did not schedule holds no

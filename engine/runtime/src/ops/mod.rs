@@ -101,10 +101,11 @@ pub trait Units {
     }
 
     /// `Some(n)` when the units split every plane of `n` elements of an
-    /// int8 output by columns instead (a dense convolution shared by output
-    /// pixels): [`Units::writes`] then gives the columns units `work` write
-    /// in every plane, under the same rules, and the op writes through
-    /// [`Out::planes_i8`].
+    /// int8 or f32 output by columns instead (a convolution or linear shared
+    /// by output pixels or tokens, a layer norm by tokens): [`Units::writes`]
+    /// then gives the columns units `work` write in every plane, under the
+    /// same rules, and the op writes through [`Out::planes_i8`] or
+    /// [`Out::planes_f32`].
     fn planes(&self) -> Option<usize> {
         None
     }
