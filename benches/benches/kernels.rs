@@ -24,6 +24,9 @@ use edgedetr_kernels::conv_i8::conv_i8_reduction_len;
 use edgedetr_kernels::ops::decoder::{DeformGeom, FinalTopK};
 use edgedetr_kernels::ops::norm::LayerNorm;
 use edgedetr_kernels::table::PATHS;
+use edgedetr_kernels::winograd::{
+    WinogradF32, winograd_f43_scratch_len, winograd_f43_weights, winograd_f43_weights_len,
+};
 use edgedetr_kernels::{
     Act, Caps, ConvF32, ConvGeom, ConvI8, Epilogue, Gemm, Kernels, MatRef, QMul, Requant, Resize,
     Slot, SumI8, SumInput, conv_i8_scratch_len, quantize_multiplier, sgemm_scratch_len,
@@ -82,6 +85,33 @@ fn conv_f32(name: &'static str, g: ConvGeom, act: Act) -> Case {
         } else {
             k.dwconv_f32(&a, &mut out);
         }
+    })
+}
+
+/// A Winograd F(4×4, 3×3) convolution; the count is the direct
+/// convolution's flops (what the layer would cost without Winograd).
+fn winograd_f32(name: &'static str, g: ConvGeom, act: Act) -> Case {
+    let (input, weight, bias) = (
+        values(g.cin * g.h * g.w, 1),
+        values(g.weight_len(), 2),
+        values(g.cout, 3),
+    );
+    let mut u = vec![0f32; winograd_f43_weights_len(&g)];
+    winograd_f43_weights(&g, &weight, &mut u);
+    let mut out = vec![0f32; g.cout * g.h * g.w];
+    let mut scratch = vec![0f32; winograd_f43_scratch_len(&g)];
+    let flops = 2 * g.weight_len() * g.h * g.w;
+    case(name, flops, move |k| {
+        let a = WinogradF32 {
+            g,
+            input: black_box(&input),
+            u: &u,
+            bias: &bias,
+            act,
+            co_start: 0,
+            co_end: g.cout,
+        };
+        k.winograd_f43_f32(&a, &mut out, &mut scratch);
     })
 }
 
@@ -196,6 +226,10 @@ fn cases(slot: Slot) -> Vec<Case> {
             // its FFN over 300 queries.
             linear_bf16("decoder_value_m256_k256_n2100", 256, 2100, 256),
             linear_bf16("decoder_ffn_m1024_k256_n300", 1024, 300, 256),
+        ],
+        Slot::WinogradF32 => vec![
+            winograd_f32("neck_repconv_3x3_256to256_40x40", neck(3, 40), Act::Silu),
+            winograd_f32("neck_repconv_3x3_256to256_80x80", neck(3, 80), Act::Silu),
         ],
         Slot::ConvF32 => vec![
             conv_f32("neck_repconv_3x3_256to256_40x40", neck(3, 40), Act::Silu),

@@ -35,6 +35,7 @@ use crate::linear_bf16::LinearBf16;
 use crate::ops::decoder::{DeformGeom, FinalTopK};
 use crate::ops::norm::LayerNorm;
 use crate::planes::OutPlanes;
+use crate::winograd::WinogradF32;
 use crate::{Act, image};
 
 /// `(channels, height, width)` of a channel-major map.
@@ -89,6 +90,9 @@ slots! {
     sgemm (Sgemm): unsafe fn(&Gemm<'_>, &mut [f32], &mut [f32]) = crate::reference::sgemm;
     /// Linear layer with integer weights and bfloat16-rounded inputs.
     linear_bf16 (LinearBf16): unsafe fn(&LinearBf16<'_>, &mut OutPlanes<'_, f32>, &mut [u8]) = crate::linear_bf16::linear_bf16_portable;
+    /// Winograd F(4×4, 3×3) f32 convolution of whole rows of tiles (its GEMMs
+    /// and activation through the table it is given).
+    winograd_f32 (WinogradF32): unsafe fn(&Kernels, &WinogradF32<'_>, &mut OutPlanes<'_, f32>, &mut [f32]) = crate::winograd::winograd_portable;
     /// Dense (`groups == 1`) f32 convolution.
     conv_f32 (ConvF32): unsafe fn(&ConvF32<'_>, &mut [f32], &mut [f32]) = crate::reference::conv2d_f32_slot;
     /// Depthwise f32 convolution.

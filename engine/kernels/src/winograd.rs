@@ -257,6 +257,7 @@ fn split_scratch<'s>(g: &ConvGeom, scratch: &'s mut [f32]) -> [&'s mut [f32]; 3]
 
 /// The input transform of tiles `t0..t0 + nt` of every input channel into
 /// `v[ξ][ci][WINO_TILES]`.
+#[inline(always)]
 fn transform_input(g: &ConvGeom, input: &[f32], t0: usize, nt: usize, v: &mut [f32]) {
     let (tw, _) = tile_grid(g);
     let (h, w, cin) = (g.h, g.w, g.cin);
@@ -377,74 +378,111 @@ impl Kernels {
         if cols.is_empty() {
             return;
         }
-        let [v, m, gs] = split_scratch(g, scratch);
-        let (tw, _) = tile_grid(g);
-        let (first, end) = (cols.start / row_px * tw, cols.end.div_ceil(row_px) * tw);
-        // Rows of each M_ξ.
-        let mb = cout.min(WINO_CO_BLOCK);
-        let mut ms = [[0f32; L]; 36];
-        let mut tmp = [[0f32; L]; 24];
-        let mut y = [[0f32; L]; 16];
-        let mut ya = [0f32; 16 * L];
-        for t0 in (first..end).step_by(WINO_TILES) {
-            let nt = WINO_TILES.min(end - t0);
-            transform_input(g, a.input, t0, nt, v);
-            for cb in (a.co_start..a.co_end).step_by(WINO_CO_BLOCK) {
-                let nco = WINO_CO_BLOCK.min(a.co_end - cb);
-                for xi in 0..36 {
-                    let gm = Gemm {
-                        m: nco,
-                        n: nt,
-                        k: cin,
-                        a: MatRef {
-                            data: &a.u[(xi * cout + cb) * cin..][..nco * cin],
-                            rs: cin,
-                            cs: 1,
-                        },
-                        b: MatRef {
-                            data: &v[xi * cin * WINO_TILES..][..cin * WINO_TILES],
-                            rs: WINO_TILES,
-                            cs: 1,
-                        },
-                        rsc: WINO_TILES,
-                        epi: Epilogue {
-                            bias: None,
-                            accumulate: false,
-                            act: Act::None,
-                        },
-                    };
-                    let c = &mut m[xi * mb * WINO_TILES..][..nco * WINO_TILES];
-                    self.sgemm(&gm, c, gs);
-                }
-                for co in 0..nco {
-                    let bias = a.bias[cb + co];
-                    let plane = cb + co - a.co_start;
-                    for b in (0..nt).step_by(L) {
-                        let lanes = L.min(nt - b);
-                        for (xi, mx) in ms.iter_mut().enumerate() {
-                            let src = &m[(xi * mb + co) * WINO_TILES + b..];
-                            if lanes == L {
-                                mx.copy_from_slice(&src[..L]);
-                            } else {
-                                mx[..lanes].copy_from_slice(&src[..lanes]);
-                            }
-                        }
-                        output_transform(&ms, bias, &mut tmp, &mut y);
-                        let ya_in = y.as_flattened();
-                        if a.act == Act::None {
-                            ya.copy_from_slice(ya_in);
+        // SAFETY: the table's contract (crate::table): the slot's path runs
+        // on this CPU, and the operands were checked above.
+        unsafe { (self.slots.winograd_f32)(self, a, out, scratch) }
+    }
+}
+
+/// The portable [`crate::Slot::WinogradF32`]: [`winograd_rows`] compiled for
+/// the target's baseline vector width.
+///
+/// # Safety
+/// None beyond the slot contract (`crate::table`): operands checked by
+/// [`Kernels::winograd_f43_f32_planes`].
+pub(crate) unsafe fn winograd_portable(
+    k: &Kernels,
+    a: &WinogradF32<'_>,
+    out: &mut OutPlanes<'_, f32>,
+    scratch: &mut [f32],
+) {
+    winograd_rows(k, a, out, scratch);
+}
+
+/// The body of [`Kernels::winograd_f43_f32_planes`] after its checks (a
+/// non-empty range of whole tile rows): the input transform, the 36 GEMMs
+/// (`k`'s [`Kernels::sgemm`]) and the output transform with `k`'s
+/// activation. Inlined into each path's slot so that the transforms are
+/// vectorised for that path's registers (on x86_64 the portable build only
+/// has SSE2).
+#[inline(always)]
+pub(crate) fn winograd_rows(
+    k: &Kernels,
+    a: &WinogradF32<'_>,
+    out: &mut OutPlanes<'_, f32>,
+    scratch: &mut [f32],
+) {
+    let g = &a.g;
+    let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w);
+    let cols = out.cols();
+    let row_px = 4 * w;
+    let [v, m, gs] = split_scratch(g, scratch);
+    let (tw, _) = tile_grid(g);
+    let (first, end) = (cols.start / row_px * tw, cols.end.div_ceil(row_px) * tw);
+    // Rows of each M_ξ.
+    let mb = cout.min(WINO_CO_BLOCK);
+    let mut ms = [[0f32; L]; 36];
+    let mut tmp = [[0f32; L]; 24];
+    let mut y = [[0f32; L]; 16];
+    let mut ya = [0f32; 16 * L];
+    for t0 in (first..end).step_by(WINO_TILES) {
+        let nt = WINO_TILES.min(end - t0);
+        transform_input(g, a.input, t0, nt, v);
+        for cb in (a.co_start..a.co_end).step_by(WINO_CO_BLOCK) {
+            let nco = WINO_CO_BLOCK.min(a.co_end - cb);
+            for xi in 0..36 {
+                let gm = Gemm {
+                    m: nco,
+                    n: nt,
+                    k: cin,
+                    a: MatRef {
+                        data: &a.u[(xi * cout + cb) * cin..][..nco * cin],
+                        rs: cin,
+                        cs: 1,
+                    },
+                    b: MatRef {
+                        data: &v[xi * cin * WINO_TILES..][..cin * WINO_TILES],
+                        rs: WINO_TILES,
+                        cs: 1,
+                    },
+                    rsc: WINO_TILES,
+                    epi: Epilogue {
+                        bias: None,
+                        accumulate: false,
+                        act: Act::None,
+                    },
+                };
+                let c = &mut m[xi * mb * WINO_TILES..][..nco * WINO_TILES];
+                k.sgemm(&gm, c, gs);
+            }
+            for co in 0..nco {
+                let bias = a.bias[cb + co];
+                let plane = cb + co - a.co_start;
+                for b in (0..nt).step_by(L) {
+                    let lanes = L.min(nt - b);
+                    for (xi, mx) in ms.iter_mut().enumerate() {
+                        let src = &m[(xi * mb + co) * WINO_TILES + b..];
+                        if lanes == L {
+                            mx.copy_from_slice(&src[..L]);
                         } else {
-                            self.act_f32(a.act, ya_in, &mut ya);
+                            mx[..lanes].copy_from_slice(&src[..lanes]);
                         }
-                        for lane in 0..lanes {
-                            let t = t0 + b + lane;
-                            let (y0, x0) = ((t / tw) * 4, (t % tw) * 4);
-                            let (rows, cols) = (4.min(h - y0), 4.min(w - x0));
-                            for i in 0..rows {
-                                let dst = out.row(plane, (y0 + i) * w + x0, cols);
-                                for (j, d) in dst.iter_mut().enumerate() {
-                                    *d = ya[(i * 4 + j) * L + lane];
-                                }
+                    }
+                    output_transform(&ms, bias, &mut tmp, &mut y);
+                    let ya_in = y.as_flattened();
+                    if a.act == Act::None {
+                        ya.copy_from_slice(ya_in);
+                    } else {
+                        k.act_f32(a.act, ya_in, &mut ya);
+                    }
+                    for lane in 0..lanes {
+                        let t = t0 + b + lane;
+                        let (y0, x0) = ((t / tw) * 4, (t % tw) * 4);
+                        let (rows, cols) = (4.min(h - y0), 4.min(w - x0));
+                        for i in 0..rows {
+                            let dst = out.row(plane, (y0 + i) * w + x0, cols);
+                            for (j, d) in dst.iter_mut().enumerate() {
+                                *d = ya[(i * 4 + j) * L + lane];
                             }
                         }
                     }

@@ -7,6 +7,7 @@
 use core::arch::x86_64::*;
 
 use crate::Act;
+use crate::Kernels;
 use crate::blocked::{DwRow, MicroKernel, Tile, TileEpi};
 use crate::caps::Caps;
 use crate::conv::ConvF32;
@@ -15,6 +16,7 @@ use crate::gemm::Gemm;
 use crate::planes::OutPlanes;
 use crate::reference::input_row;
 use crate::table::{SCALAR, declare_path};
+use crate::winograd::WinogradF32;
 
 declare_path! {
     /// AVX2 + FMA3 (Haswell and later, Zen and later): a 6×16 f32 GEMM
@@ -30,6 +32,7 @@ declare_path! {
         conv_i8 = avx2_conv_s8,
         dwconv_i8 = avx2_dwconv_s8,
         act_f32 = avx2_fma_act_f32,
+        winograd_f32 = avx2_fma_winograd_f32,
         idct_islow_u8 = crate::x86_jpeg::avx2_idct_islow_u8,
         idct_4x4_u8 = crate::x86_jpeg::avx2_idct_4x4_u8,
         upsample_h2v1_fancy_u8 = crate::x86_jpeg::avx2_upsample_h2v1_fancy_u8,
@@ -77,6 +80,21 @@ unsafe fn avx2_fma_conv_f32(a: &ConvF32<'_>, out: &mut [f32], scratch: &mut [f32
     // SAFETY: the caller guarantees AVX2 and FMA.
     let t = unsafe { Avx2Fma::assume() };
     crate::blocked::conv_dense(t, a, out, scratch);
+}
+
+/// The [`crate::Slot::WinogradF32`] of this path: the portable driver with
+/// its transforms compiled for 8-lane registers.
+///
+/// # Safety
+/// The slot contract (`crate::table`): AVX2 and FMA run, operands checked.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_fma_winograd_f32(
+    k: &Kernels,
+    a: &WinogradF32<'_>,
+    out: &mut OutPlanes<'_, f32>,
+    scratch: &mut [f32],
+) {
+    crate::winograd::winograd_rows(k, a, out, scratch);
 }
 
 /// The [`crate::Slot::DwConvF32`] of this path.

@@ -23,6 +23,11 @@
 //!   factor 2 of margin, times 1.2 for the steepest activation slope; the
 //!   second term covers SIMD activations such as SiLU's polynomial `exp`,
 //!   within 4 ulp).
+//! - **Winograd convolutions**: within twice the bound of
+//!   `edgedetr_kernels::winograd`'s docs of the scalar path's result (each is
+//!   within the bound of the exact value; `tests/winograd.rs` checks that
+//!   against f64), times 1.2 for the activation; any cut into tile rows gives
+//!   the whole run's bits.
 //! - **Layer norm**: bit-identical to the scalar path (f64 moments, the same
 //!   operations in the same order).
 //! - **Softmax and sampling** (softmaxes with a polynomial `exp`, deformable
@@ -31,11 +36,15 @@
 
 mod common;
 
-use common::{NATIVE, Problem, Rng, RngExt, SENTINEL_I8, weighted_sum_written_out};
+use common::{
+    NATIVE, Problem, Rng, RngExt, SENTINEL_I8, tile_row_cuts, weighted_sum_written_out,
+    winograd_in_rows,
+};
 use edgedetr_kernels::conv_i8::conv_i8_reduction_len;
 use edgedetr_kernels::ops::decoder::{DeformGeom, FinalTopK};
 use edgedetr_kernels::ops::norm::LayerNorm;
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
+use edgedetr_kernels::winograd::{WinogradF32, winograd_f43_weights, winograd_f43_weights_len};
 use edgedetr_kernels::{
     Act, Caps, ConvF32, ConvGeom, Epilogue, Gemm, Kernels, LinearBf16, MatRef, OutPlanes, QMul,
     Resize, Slot, SumI8, SumInput, bf16_bits, bf16_value, linear_bf16_scratch_len,
@@ -104,6 +113,7 @@ fn check(slot: Slot, k: &Kernels) -> Result<(), String> {
     match slot {
         Slot::Sgemm => sgemm(k, r),
         Slot::LinearBf16 => linear_bf16(k, r),
+        Slot::WinogradF32 => winograd_f32(k, r),
         Slot::ConvF32 => conv_f32(k, r, false),
         Slot::DwConvF32 => conv_f32(k, r, true),
         Slot::ConvI8 => conv_i8(k, r, false),
@@ -557,6 +567,89 @@ fn random_geom_f32(rng: &mut Rng, k: usize, stride: usize, dw: bool, h: usize) -
             return g;
         }
     }
+}
+
+/// Winograd F(4×4, 3×3) of the path against the scalar path's, on edge
+/// sizes, several blocks of tiles and channels, every activation, and cut into
+/// random tile rows.
+fn winograd_f32(kern: &Kernels, rng: &mut Rng) -> Result<(), String> {
+    let scalar = Kernels::scalar();
+    let mut geoms = Vec::new();
+    for &h in &HW {
+        let (cin, cout, w) = (rng.pick(&CHANNELS), rng.pick(&CHANNELS), rng.pick(&HW));
+        geoms.push(ConvGeom::new(cin, h, w, cout, 3, 1, 1));
+    }
+    for (cin, h, w, cout) in [(33, 40, 24, 70), (17, 26, 9, 65), (64, 20, 20, 64)] {
+        geoms.push(ConvGeom::new(cin, h, w, cout, 3, 1, 1));
+    }
+    let eps = f32::EPSILON as f64;
+    for g in geoms {
+        let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w);
+        let act = rng.pick(&ACTS);
+        let input = rng.vec(cin * h * w);
+        let weight = rng.vec(g.weight_len());
+        let bias = rng.vec(cout);
+        let mut u = vec![f32::NAN; winograd_f43_weights_len(&g)];
+        winograd_f43_weights(&g, &weight, &mut u);
+        let a = WinogradF32 {
+            g,
+            input: &input,
+            u: &u,
+            bias: &bias,
+            act,
+            co_start: 0,
+            co_end: cout,
+        };
+        let n = cout * h * w;
+        let run = |k: &Kernels, cuts: &[usize]| {
+            let mut out = vec![f32::NAN; n + 3];
+            out[n..].fill(SENTINEL);
+            winograd_in_rows(k, &a, &mut out[..n], cuts);
+            out
+        };
+        let want = run(&scalar, &[]);
+        let got = run(kern, &[]);
+        if got[n..].iter().any(|&x| x != SENTINEL) {
+            return Err(format!("{g:?}: wrote past the output"));
+        }
+        let cuts = tile_row_cuts(rng, h, w);
+        if run(kern, &cuts)
+            .iter()
+            .zip(&got)
+            .any(|(p, o)| p.to_bits() != o.to_bits())
+        {
+            return Err(format!(
+                "{g:?}: cut into rows at {cuts:?} differs from whole"
+            ));
+        }
+        // The docs' bound: (cin + 16)·ε·100·¼·361·Σ_ci max|d_ci|·max|g_co,ci| + 8·ε·|bias|.
+        let dmax: Vec<f64> = input
+            .chunks(h * w)
+            .map(|p| p.iter().fold(0f64, |m, &x| m.max(x.abs() as f64)))
+            .collect();
+        for co in 0..cout {
+            let sum: f64 = (0..cin)
+                .map(|ci| {
+                    let k9 = &weight[(co * cin + ci) * 9..][..9];
+                    dmax[ci] * k9.iter().fold(0f64, |m, &x| m.max(x.abs() as f64))
+                })
+                .sum();
+            let bound = (cin as f64 + 16.0) * eps * 100.0 * 0.25 * 361.0 * sum
+                + 8.0 * eps * bias[co].abs() as f64;
+            for i in co * h * w..(co + 1) * h * w {
+                let (x, y) = (got[i] as f64, want[i] as f64);
+                let tol = 1.2 * 2.0 * bound + 8.0 * eps * y.abs() + f32::MIN_POSITIVE as f64;
+                // NaN fails too.
+                let ok = (x - y).abs() <= tol;
+                if !ok {
+                    return Err(format!(
+                        "{g:?} {act:?}: out[{i}] = {x}, scalar path {y} (tol {tol:.3e})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn conv_f32(kern: &Kernels, rng: &mut Rng, depthwise: bool) -> Result<(), String> {

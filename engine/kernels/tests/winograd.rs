@@ -22,11 +22,11 @@
 
 mod common;
 
-use common::{NATIVE, Rng, RngExt};
+use common::{NATIVE, Rng, RngExt, tile_row_cuts, winograd_in_rows};
 use edgedetr_kernels::table::{ALL_PATH_NAMES, PATHS};
 use edgedetr_kernels::{
-    Act, Caps, ConvGeom, Kernels, OutPlanes, WinogradF32, winograd_f43_scratch_len,
-    winograd_f43_weights, winograd_f43_weights_len,
+    Act, Caps, ConvGeom, Kernels, WinogradF32, winograd_f43_scratch_len, winograd_f43_weights,
+    winograd_f43_weights_len,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -164,22 +164,9 @@ fn check(k: &Kernels) -> Result<(), String> {
             return Err(format!("{g:?}: wrote past the output"));
         }
         // Shared by rows of tiles, cut at random tile rows: the same bits.
-        let rows = h.div_ceil(4);
-        let mut cuts: Vec<usize> = (0..r.below(4))
-            .map(|_| (r.below(rows + 1) * 4 * w).min(h * w))
-            .collect();
-        cuts.sort_unstable();
+        let cuts = tile_row_cuts(&mut r, h, w);
         let mut parts = vec![f32::NAN; n_out];
-        let mut planes = OutPlanes::new(&mut parts, h * w);
-        let mut start = 0;
-        for &end in cuts.iter().chain([&(h * w)]) {
-            k.winograd_f43_f32_planes(
-                &a,
-                &mut planes.narrow(start..end),
-                &mut vec![f32::NAN; winograd_f43_scratch_len(&g)],
-            );
-            start = end;
-        }
+        winograd_in_rows(k, &a, &mut parts, &cuts);
         if parts
             .iter()
             .zip(&out)

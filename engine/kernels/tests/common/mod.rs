@@ -4,6 +4,7 @@
 
 use edgedetr_kernels::conv_i8::conv_i8_reduction_len;
 use edgedetr_kernels::quant::lut_from_fn;
+use edgedetr_kernels::winograd::{WinogradF32, winograd_f43_scratch_len};
 use edgedetr_kernels::{
     ConvGeom, ConvI8, Kernels, OutPlanes, QMul, Requant, SumInput, conv_i8_scratch_len,
     quantize_multiplier, reference_conv2d_i8, weight_kpad,
@@ -256,4 +257,32 @@ pub fn weighted_sum_written_out(
         a.wrapping_add(requant_written_out((q as i32 - p.zp) << 20, p.mul))
     });
     (zp_out as i64 + requant_written_out(acc, out_mul) as i64).clamp(lo as i64, hi as i64) as i8
+}
+
+/// Up to three random cuts (sorted) of an `h × w` output into whole rows of
+/// 4×4 Winograd tiles (empty parts included).
+pub fn tile_row_cuts(r: &mut Rng, h: usize, w: usize) -> Vec<usize> {
+    let rows = h.div_ceil(4);
+    let mut cuts: Vec<usize> = (0..r.below(4))
+        .map(|_| (r.below(rows + 1) * 4 * w).min(h * w))
+        .collect();
+    cuts.sort_unstable();
+    cuts
+}
+
+/// [`Kernels::winograd_f43_f32_planes`] of `a` into `out` (its channels'
+/// planes), one part per tile-row range between `cuts`, each with its own
+/// scratch (what threads sharing the convolution do).
+pub fn winograd_in_rows(k: &Kernels, a: &WinogradF32<'_>, out: &mut [f32], cuts: &[usize]) {
+    let hw = a.g.h * a.g.w;
+    let mut planes = OutPlanes::new(out, hw);
+    let mut start = 0;
+    for &end in cuts.iter().chain([&hw]) {
+        k.winograd_f43_f32_planes(
+            a,
+            &mut planes.narrow(start..end),
+            &mut vec![f32::NAN; winograd_f43_scratch_len(&a.g)],
+        );
+        start = end;
+    }
 }
